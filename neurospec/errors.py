@@ -1,0 +1,23 @@
+"""Error types of neurospec. Every message names the bad input and the fix.
+
+    try:
+        site_map(model)
+    except NeurospecError as err:
+        print(err)
+"""
+
+
+class NeurospecError(Exception):
+    """Base class: a user-facing error whose message says what was wrong and how to fix it."""
+
+
+class UnsupportedModelError(NeurospecError):
+    """The model's layers or neuron sites cannot be located."""
+
+
+class ShapeMismatchError(NeurospecError):
+    """A neuron file or value tensor does not fit the model it is used with."""
+
+
+class FileFormatError(NeurospecError):
+    """A file is not in the format neurospec expected."""
