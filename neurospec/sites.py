@@ -464,9 +464,7 @@ class SiteMap:
         rows = []
         for site in self.sites:
             loc = self.locate(site, 0)
-            layout = "all" if isinstance(loc.columns, slice) and loc.columns == slice(0, loc.width) else (
-                f"{loc.columns.start}:{loc.columns.stop}" if isinstance(loc.columns, slice) else "interleaved"
-            )
+            layout = f"{loc.columns.start}:{loc.columns.stop}" if isinstance(loc.columns, slice) else "per head"
             rows.append({"site": site, "module": loc.module_name, "hook": loc.hook, "width": loc.width, "columns": layout})
         return rows
 
