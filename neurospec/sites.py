@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Mapping, Union
-from weakref import WeakKeyDictionary
 
 import torch
 from torch import nn
@@ -469,12 +468,9 @@ class SiteMap:
         return rows
 
 
-_CACHE: "WeakKeyDictionary[nn.Module, SiteMap]" = WeakKeyDictionary()
-
-
 def site_map(model: nn.Module) -> SiteMap:
-    """The (cached) :class:`SiteMap` of ``model``."""
-    cached = _CACHE.get(model)
+    """The :class:`SiteMap` of ``model``, cached on the model itself (it lives and dies with it)."""
+    cached = model.__dict__.get("_neurospec_sites")
     if cached is None:
-        cached = _CACHE[model] = SiteMap(model)
+        cached = model.__dict__["_neurospec_sites"] = SiteMap(model)
     return cached
