@@ -1,0 +1,253 @@
+"""The ``neurospec`` command line: one verb per user task; it parses, calls the API and prints.
+
+    neurospec neurons show lape.json                       # counts per group and site, per-layer histogram
+    neurospec neurons show LLaMA-2-7B.neuron.pth --groups en,zh,fr,es,vi,id,ja --json
+    neurospec neurons import LLaMA-2-7B.neuron.pth --groups en,zh,fr,es,vi,id,ja --model meta-llama/Llama-2-7b-hf --out lape.json
+    neurospec neurons export lape.json --format lape-pth --out lape.neuron.pth
+
+Errors a user can fix (:class:`neurospec.errors.NeurospecError`, and file system errors) print one
+red line on stderr and exit with code 2; outputs are written atomically, so a failed command leaves
+no partial file. Add a verb group from another module with ``app.add_typer(other_app, name="verb")``
+below, next to ``neurons``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from neurospec import __version__
+from neurospec.errors import NeurospecError
+from neurospec.io import json_text
+
+app = typer.Typer(
+    name="neurospec",
+    help="Neuron-level analysis of language models: find, inspect, switch off and amplify neurons.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+neurons_app = typer.Typer(help="Inspect, import and export neuron files.", no_args_is_help=True)
+app.add_typer(neurons_app, name="neurons")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+GROUP_COLOURS = (
+    "cyan", "magenta", "green", "yellow", "blue", "red",
+    "bright_cyan", "bright_magenta", "bright_green", "bright_yellow", "bright_blue", "bright_red",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"neurospec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Neuron-level analysis of language models."""
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """``with user_errors(): ...``: a NeurospecError or OSError becomes one red line and exit code 2."""
+    try:
+        yield
+    except NeurospecError as err:
+        err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(str(err)))}[/]")
+        raise typer.Exit(code=2) from None
+    except OSError as err:
+        where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
+        err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(f'{err.strerror or err}{where}'))}[/]")
+        raise typer.Exit(code=2) from None
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _split_names(text: str | None) -> list[str] | None:
+    """``"en, zh,fr"`` -> ``["en", "zh", "fr"]``; None stays None."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise NeurospecError(f"--groups {text!r} has an empty name; give names separated by commas, e.g. en,zh,fr")
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# neurospec neurons show
+
+
+def _counts_table(neurons) -> Table:
+    sites = [s for s in _sites_of(neurons)]
+    table = Table()
+    table.add_column("group")
+    for site in sites:
+        width = neurons.meta.widths.get(site)
+        table.add_column(f"{site}" + (f" (of {width * neurons.num_layers})" if width else ""), justify="right")
+    table.add_column("total", justify="right")
+    for i, group in enumerate(neurons.groups):
+        cells = [str(neurons.count(group, site)) if site in neurons.sites(group) else "-" for site in sites]
+        table.add_row(Text(group, style=_colour(i)), *cells, str(neurons.count(group)))
+    table.add_section()
+    table.add_row("distinct, all groups", *[str(neurons.count(None, site)) for site in sites], str(neurons.count()))
+    return table
+
+
+def _header(neurons) -> str:
+    name = str(neurons.path) if neurons.path else "neuron set"
+    parts = [f"{neurons.num_layers} layers", f"model {neurons.meta.model_id or 'unknown'}"]
+    if neurons.meta.method:
+        parts.append(f"method {neurons.meta.method}")
+    return f"{name}: " + ", ".join(parts)
+
+
+def _sites_of(neurons) -> list[str]:
+    from neurospec.sites import SITES
+
+    present = {site for group in neurons.groups for site in neurons.sites(group)}
+    return [site for site in SITES if site in present]
+
+
+def _colour(i: int) -> str:
+    return GROUP_COLOURS[i % len(GROUP_COLOURS)]
+
+
+def _stacked_bar(counts: list[int], scale_max: int, width: int) -> Text:
+    """One layer's bar: a segment per group (its colour), lengths by cumulative rounding so totals add up.
+
+    A layer with neurons but too few for one cell gets a thin mark in its largest group's colour.
+    """
+    bar = Text()
+    done, cumulative = 0, 0
+    for i, count in enumerate(counts):
+        cumulative += count
+        end = round(cumulative / scale_max * width) if scale_max else 0
+        if end > done:
+            bar.append("█" * (end - done), style=_colour(i))
+            done = end
+    if not done and cumulative:
+        bar.append("▏", style=_colour(max(range(len(counts)), key=counts.__getitem__)))
+    return bar
+
+
+def _histogram(neurons, site: str, width: int | None) -> Table:
+    groups = neurons.groups
+    per_group = [neurons.per_layer_counts(group, site).tolist() for group in groups]
+    totals = [sum(column) for column in zip(*per_group)] if per_group else [0] * neurons.num_layers
+    scale_max = max(totals, default=0)
+    bar_width = width or max(10, min(40, console.width - 8 - 6 * (len(groups) + 1)))
+    table = Table(
+        title=escape(f"per layer, site {site!r}: stacked bars, longest = {scale_max}"),
+        title_justify="left", box=None, pad_edge=False, padding=(0, 1),
+    )
+    table.add_column("layer", justify="right")
+    for i, group in enumerate(groups):
+        table.add_column(Text(group, style=_colour(i)), justify="right")
+    table.add_column("sum", justify="right")
+    table.add_column("", no_wrap=True, overflow="crop", min_width=bar_width)
+    for layer in range(neurons.num_layers):
+        counts = [column[layer] for column in per_group]
+        table.add_row(str(layer), *[str(c) if c else "." for c in counts], str(totals[layer]),
+                      _stacked_bar(counts, scale_max, bar_width))
+    return table
+
+
+@neurons_app.command("show")
+def show(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NeuronSet JSON file, or a LAPE .pth file (with --groups)."),
+    groups: Optional[str] = typer.Option(None, "--groups", help="Names of a LAPE .pth file's lists, in order: en,zh,fr,..."),
+    site: str = typer.Option("act", "--site", help="Site of a LAPE .pth file's neurons."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable counts (JSON) instead of tables."),
+    bar_width: Optional[int] = typer.Option(None, "--bar-width", min=5, help="Width of the histogram bars."),
+) -> None:
+    """Counts per group and site, and a per-layer histogram."""
+    from neurospec.neurons import load_neuron_file
+
+    with user_errors():
+        neurons = load_neuron_file(file, groups=_split_names(groups), site=site)
+        if as_json:
+            typer.echo(json_text(neurons.summary()), nl=False)
+            return
+        console.print(escape(_header(neurons)), soft_wrap=True)
+        console.print(_counts_table(neurons))
+        for site_name in _sites_of(neurons):
+            console.print()
+            console.print(_histogram(neurons, site_name, bar_width))
+
+
+# --------------------------------------------------------------------------------------------
+# neurospec neurons import / export
+
+
+@neurons_app.command("import")
+def import_lape(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A LAPE reference .pth file (list[lang][layer])."),
+    groups: str = typer.Option(..., "--groups", help="Names of the file's lists, in order: en,zh,fr,es,vi,id,ja."),
+    out: Path = typer.Option(..., "--out", help="The NeuronSet JSON file to write."),
+    model: Optional[str] = typer.Option(None, "--model", help="Hub id or local folder: check the neurons fit it (config only)."),
+    site: str = typer.Option("act", "--site", help="Site the indices refer to (LAPE: act)."),
+) -> None:
+    """Convert a LAPE .pth neuron file to a NeuronSet JSON file."""
+    from neurospec.neurons import NeuronSet
+
+    with user_errors():
+        shape = None
+        if model is not None:
+            from neurospec.models import model_shape
+
+            shape = model_shape(model)
+        neurons = NeuronSet.from_lape(file, _split_names(groups), site=site, shape=shape)
+        neurons.save(out)
+        checked = f", checked against {model}" if model else " (no --model: widths unknown, not checked)"
+        console.print(
+            f"wrote {escape(str(out))}: {len(neurons)} groups, {neurons.count()} distinct neurons in "
+            f"{neurons.num_layers} layers{escape(checked)}",
+            soft_wrap=True,
+        )
+
+
+class ExportFormat(str, Enum):
+    """Formats ``neurons export`` writes."""
+
+    lape_pth = "lape-pth"
+
+
+@neurons_app.command("export")
+def export(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A NeuronSet JSON file."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="lape-pth: the LAPE reference list[lang][layer] file."),
+    out: Path = typer.Option(..., "--out", help="The file to write."),
+    groups: Optional[str] = typer.Option(None, "--groups", help="Export only these groups, in this order."),
+    site: Optional[str] = typer.Option(None, "--site", help="Site to export (default: the set's only site)."),
+) -> None:
+    """Write a NeuronSet JSON file in another format."""
+    from neurospec.neurons import NeuronSet
+
+    with user_errors():
+        neurons = NeuronSet.load(file)
+        if fmt is ExportFormat.lape_pth:
+            names = _split_names(groups)
+            lists = neurons.to_lape(names, site)
+            neurons.save_lape(out, names, site)
+            console.print(
+                f"wrote {escape(str(out))}: {len(lists)} lists x {neurons.num_layers} layers ({fmt.value})", soft_wrap=True
+            )
+
+
+if __name__ == "__main__":  # python -m neurospec.cli
+    app()
