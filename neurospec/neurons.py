@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from numbers import Integral
 from pathlib import Path
@@ -819,7 +819,8 @@ class NeuronSet:
             name: {site: ({layer: t for layer, t in enumerate(lists[i])} if i < len(lists) else {})}
             for i, name in enumerate(names)
         }
-        neurons = cls._trusted(_parse_groups(raw, meta, where, FileFormatError), meta)
+        # parse without the model's width: an index beyond it is a shape mismatch, reported by validate_for
+        neurons = cls._trusted(_parse_groups(raw, replace(meta, widths={}), where, FileFormatError), meta)
         if isinstance(source, (str, os.PathLike)):
             neurons.path = Path(source)
         if model_shape is not None:
@@ -827,32 +828,30 @@ class NeuronSet:
         return neurons
 
     def _lape_site(self, names: list[str]) -> str:
+        """The one site a LAPE export holds: the only site with neurons, else the imported one, else ``act``."""
+        used = [s for s in SITES if any(self._groups[name].get(s) for name in names)]
+        if len(used) > 1:
+            raise NeurospecError(
+                f"the LAPE format holds one site, but these groups have neurons at sites {', '.join(used)}: "
+                "choose the site to export (site=..., --site); neurons at other sites are then left out."
+            )
         recorded = self.meta.source.get("site") if self.meta.source.get("format") == LAPE_FORMAT else None
-        if recorded in SITES:
-            return recorded
-        used = {s for name in names for s, layers in self._groups[name].items() if layers}
-        return used.pop() if len(used) == 1 else "act"
+        return used[0] if used else recorded if recorded in SITES else "act"
 
     def to_lape(self, groups: Sequence[str] | None = None, site: str | None = None) -> list[list[torch.Tensor]]:
         """``ns.to_lape()`` -> ``list[group][layer] -> LongTensor``, as the LAPE reference writes it.
 
         One tensor per layer (empty int64 tensors where a group has none); trailing groups with no
         neurons are dropped, as the reference does. A set imported with :meth:`from_lape` gets back
-        exactly as many lists as its file held. The format holds one site: a group with neurons at
-        another site is refused rather than silently cut.
+        exactly as many lists as its file held. The format holds one site: without ``site``, groups
+        with neurons at several sites are refused rather than silently cut; with ``site``, only that
+        site is written.
         """
         names = self._names(groups)
         site = site or self._lape_site(names)
         _check_site(site, "to_lape", NeurospecError)
-        for name in names:
-            others = [s for s, layers in self._groups[name].items() if layers and s != site]
-            if others:
-                raise NeurospecError(
-                    f"to_lape: group {name!r} has neurons at site(s) {', '.join(others)}, but the LAPE format holds "
-                    f"one site ({site!r}); pass site=... or select/convert the groups first."
-                )
         lists = [[self.indices(name, site, layer) for layer in range(self.num_layers)] for name in names]
-        keep = max((i + 1 for i, name in enumerate(names) if not self.is_empty(name)), default=0)
+        keep = max((i + 1 for i, lang in enumerate(lists) if any(t.numel() for t in lang)), default=0)
         if groups is None and self.meta.source.get("format") == LAPE_FORMAT:
             recorded = self.meta.source.get("lists")
             if _is_int(recorded):
