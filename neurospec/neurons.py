@@ -810,7 +810,7 @@ class NeuronSet:
         meta = NeuronSetMeta(
             num_layers=num_layers,
             widths=widths,
-            model_id=model_id or (model_shape.model_id if model_shape else None),
+            model_id=model_id,  # the model's id is recorded once the neurons are known to fit it
             method="lape",
             params={"imported": True},
             source=source_info,
@@ -825,6 +825,7 @@ class NeuronSet:
             neurons.path = Path(source)
         if model_shape is not None:
             neurons.validate_for(model_shape)
+            meta.model_id = model_id or model_shape.model_id
         return neurons
 
     def _lape_site(self, names: list[str]) -> str:

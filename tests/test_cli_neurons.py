@@ -135,7 +135,8 @@ def test_import_with_model_records_and_checks_the_shape(tmp_path, llama_like_con
 def test_import_for_another_model_fails_without_writing(tmp_path, llama_like_config):
     out = tmp_path / "wrong.json"
     result = run("neurons", "import", reference_file("Mistral-7B"), "--groups", LANGS, "--model", llama_like_config, "--out", out)
-    assert_user_error(result, "does not exist", "11008", "another model")
+    assert_user_error(result, "does not exist", "11008", "another model", "Mistral-7B.neuron.pth'")
+    assert "Mistral-7B.neuron.pth' (model" not in result.stderr  # the file is not said to be made for that model
     result = run("neurons", "import", reference_file("BLOOM-7B"), "--groups", LANGS, "--model", llama_like_config, "--out", out)
     assert_user_error(result, "30 layers", "32 layers", "another model")
     assert list(tmp_path.iterdir()) == []
