@@ -28,12 +28,15 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
+import numpy as np
 import torch
 
 from neurospec import __version__
@@ -153,7 +156,9 @@ def _check_widths(raw: Any, where: str, error: type[NeurospecError]) -> dict[str
 
 
 def _as_indices(values: Any, entry: str, error: type[NeurospecError]) -> torch.Tensor:
-    """Any 1-D integer tensor or list of non-negative integers -> sorted unique int64 tensor."""
+    """Any 1-D integer tensor or array, or list of non-negative integers -> sorted unique int64 tensor."""
+    if isinstance(values, np.ndarray):
+        values = torch.from_numpy(values) if values.dtype.kind in "iu" else values.tolist()
     if isinstance(values, torch.Tensor):
         if values.dtype.is_floating_point or values.dtype.is_complex or values.dtype == torch.bool:
             raise error(f"{entry}: indices must be integers, not a {values.dtype} tensor. Convert them with .long().")
@@ -176,12 +181,14 @@ def _as_indices(values: Any, entry: str, error: type[NeurospecError]) -> torch.T
     return torch.unique(tensor)  # sorted ascending
 
 
+_LAYER_KEY = re.compile(r"-?[0-9]+")
+
+
 def _as_layer(key: Any, entry: str, error: type[NeurospecError]) -> int:
-    text = key.strip() if isinstance(key, str) else None
     if _is_int(key):
         layer = int(key)
-    elif text and text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-"):
-        layer = int(text)
+    elif isinstance(key, str) and _LAYER_KEY.fullmatch(key.strip()):
+        layer = int(key)
     else:
         raise error(f"{entry}: layer {key!r} is not an integer; layers are numbered 0, 1, 2, ...")
     if layer < 0:
@@ -231,8 +238,7 @@ def _parse_groups(raw: Any, meta: NeuronSetMeta, where: str, error: type[Neurosp
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    duplicates = sorted(key for key, times in Counter(key for key, _ in pairs).items() if times > 1)
     if duplicates:
         raise ValueError(f"duplicate key(s) {', '.join(map(repr, duplicates))} in one object")
     return dict(pairs)
