@@ -116,28 +116,30 @@ class Edit:
             )
 
     @classmethod
-    def _make(cls, op, neurons, value=None, factor=1.0, positions="all", groups=None, sites=None, label=None):
+    def make(cls, op: str, neurons, value: Value = None, factor: float = 1.0, positions: Positions = "all",
+             groups=None, sites=None, label: str | None = None) -> "Edit":
+        """The general constructor behind :meth:`zero`, :meth:`scale`, :meth:`set`, :meth:`add`."""
         if label is None:
             label = f"group(s) {', '.join(groups)}" if groups else "the neuron selection"
         return cls(_as_indices(neurons, groups, sites), op, value, float(factor), positions, label)
 
     @classmethod
     def zero(cls, neurons, *, positions: Positions = "all", groups=None, sites=None, label=None) -> "Edit":
-        return cls._make("zero", neurons, None, 1.0, positions, groups, sites, label)
+        return cls.make("zero", neurons, None, 1.0, positions, groups, sites, label)
 
     @classmethod
     def scale(cls, neurons, factor: float, *, positions: Positions = "all", groups=None, sites=None, label=None) -> "Edit":
-        return cls._make("scale", neurons, None, factor, positions, groups, sites, label)
+        return cls.make("scale", neurons, None, factor, positions, groups, sites, label)
 
     @classmethod
     def set(cls, neurons, value: Value, *, factor: float = 1.0, positions: Positions = "all", groups=None, sites=None,
             label=None) -> "Edit":
-        return cls._make("set", neurons, value, factor, positions, groups, sites, label)
+        return cls.make("set", neurons, value, factor, positions, groups, sites, label)
 
     @classmethod
     def add(cls, neurons, value: Value, *, factor: float = 1.0, positions: Positions = "all", groups=None, sites=None,
             label=None) -> "Edit":
-        return cls._make("add", neurons, value, factor, positions, groups, sites, label)
+        return cls.make("add", neurons, value, factor, positions, groups, sites, label)
 
     @property
     def count(self) -> int:

@@ -50,20 +50,25 @@ class _CallState:
     def __init__(self) -> None:
         self.boundary: int | torch.Tensor | None = None  # continuation starts at this column
         self.in_root_call = False
-        self.reset(None, 0, 0)
+        self.reset(None, 0, 0, 0)
 
-    def reset(self, mask2d: torch.Tensor | None, num_tokens: int, past: int) -> None:
+    def reset(self, mask2d: torch.Tensor | None, batch: int, num_tokens: int, past: int) -> None:
         self.mask2d = mask2d
+        self.batch = batch
         self.num_tokens = num_tokens
         self.past = past
         self._cache: dict = {}
 
-    def shape_check(self, tensor: torch.Tensor, where: str) -> None:
-        if tensor.dim() < 3 or tensor.shape[1] != self.num_tokens:
+    def as_batch_tokens(self, tensor: torch.Tensor, where: str) -> torch.Tensor:
+        """``tensor`` as (batch, tokens, width); a (batch * tokens, width) tensor (OPT's MLP) as a view."""
+        if tensor.dim() == 2 and tensor.shape[0] == self.batch * self.num_tokens:
+            return tensor.view(self.batch, self.num_tokens, tensor.shape[1])
+        if tensor.dim() != 3 or tensor.shape[1] != self.num_tokens:
             raise NeurospecError(
                 f"{where}: expected a (batch, {self.num_tokens} tokens, width) tensor, got {tuple(tensor.shape)}; "
-                "packed or flattened token layouts are not supported"
+                "packed token layouts are not supported"
             )
+        return tensor
 
     def _columns(self) -> torch.Tensor:
         """Absolute column of each current token in the full (padded) sequence."""
@@ -120,11 +125,13 @@ def _read_call(module: nn.Module, args: tuple, kwargs: dict):
     tokens = arguments.get("input_ids")
     if tokens is None:
         tokens = arguments.get("inputs_embeds")
+    if tokens is None:
+        raise NeurospecError(f"{type(module).__name__} was called without input_ids or inputs_embeds")
     mask = arguments.get("attention_mask")
     mask2d = mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None
     past = arguments.get("past_key_values")
     past_len = int(past.get_seq_length()) if past is not None and hasattr(past, "get_seq_length") else 0
-    return (tokens.shape[1] if tokens is not None else None), mask2d, past_len
+    return tokens.shape[0], tokens.shape[1], mask2d, past_len
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,18 +177,18 @@ class _Hub:
             self.state.in_root_call = False
 
     def _on_root(self, module, args, kwargs):
-        num_tokens, mask2d, past = _read_call(module, args, kwargs)
-        self.state.reset(mask2d, num_tokens or 0, past)
+        batch, num_tokens, mask2d, past = _read_call(module, args, kwargs)
+        self.state.reset(mask2d, batch, num_tokens, past)
         self.state.in_root_call = True
 
     def _after_root(self, module, args, output):
         self.state.in_root_call = False
 
     def _on_decoder(self, module, args, kwargs):
-        num_tokens, mask2d, past = _read_call(module, args, kwargs)
+        batch, num_tokens, mask2d, past = _read_call(module, args, kwargs)
         if mask2d is None and self.state.in_root_call:
             mask2d = self.state.mask2d  # a wrapper passed its decoder a 4-D or per-layer-type mask
-        self.state.reset(mask2d, num_tokens or 0, past)
+        self.state.reset(mask2d, batch, num_tokens, past)
 
     def add(self, location: SiteLocation, handler: Handler, kind: str) -> Callable[[], None]:
         key = (id(location.module), location.hook)
@@ -206,13 +213,13 @@ class _Hub:
     def _run(self, entry: _ModuleHooks, tensor: torch.Tensor, name: str) -> torch.Tensor | None:
         if not isinstance(tensor, torch.Tensor):
             raise NeurospecError(f"{name}: expected a tensor, got {type(tensor).__name__}")
-        self.state.shape_check(tensor, name)
-        original = tensor
+        viewed = self.state.as_batch_tokens(tensor, name)
         for handler in (*entry.editors, *entry.observers):
-            result = handler(tensor, self.state)
+            result = handler(viewed, self.state)
             if result is not None:
-                tensor = result
-        return None if tensor is original else tensor
+                viewed = result
+        # a reshaped (batch * tokens) view is handed back too, so gradients flow through the hooked view
+        return None if viewed is tensor else viewed.reshape(tensor.shape)
 
     def _output_hook(self, entry: _ModuleHooks, name: str):
         def hook(module, args, output):
@@ -390,14 +397,19 @@ def _check_edit(edit: Edit, sites: SiteMap) -> None:
 
 
 @contextmanager
-def intervene(model: nn.Module, *edits: Edit | Sequence[Edit]) -> Iterator[None]:
+def intervene(model: nn.Module, *edits) -> Iterator[None]:
     """Apply ``edits`` (in order) to every forward pass of ``model`` inside the block.
 
-    ``with intervene(model, Edit.zero(lape, groups=["fr"])): model(**batch)``
+    ``with intervene(model, Edit.zero(lape, groups=["fr"])): model(**batch)``; each argument is an
+    :class:`~neurospec.edits.Edit`, a list of them, or an intervention file loaded with
+    ``InterventionSpec.load`` (validated against the model on entry).
     """
     flat: list[Edit] = []
     for item in edits:
-        flat.extend(item if isinstance(item, (list, tuple)) else [item])
+        if hasattr(item, "edits_for"):  # an InterventionSpec: load and validate its files for this model
+            flat.extend(item.edits_for(model))
+        else:
+            flat.extend(item if isinstance(item, (list, tuple)) else [item])
     if not flat:
         raise NeurospecError("intervene() needs at least one Edit")
     sites = site_map(model)
