@@ -283,9 +283,11 @@ def _check_not_moe(layer: nn.Module, where: str) -> None:
     for name, module in layer.named_modules():
         kind = type(module).__name__.lower()
         if hasattr(module, "experts") or "moe" in kind or "expert" in kind:
+            path = f"{where}.{name}" if name else where
             raise UnsupportedModelError(
-                f"{where}.{name} ({type(module).__name__}) is a mixture-of-experts MLP: neurospec's neuron "
-                f"sites assume one dense MLP per layer. {_REGISTER_HINT}"
+                f"{path} ({type(module).__name__}) is or holds a mixture-of-experts MLP: neurospec's neuron "
+                "sites assume one dense MLP per layer, so none is chosen for you. To study a dense part of "
+                f"it (a shared expert, say), name its modules. {_REGISTER_HINT}"
             )
 
 
@@ -373,11 +375,15 @@ class SiteMap:
         root_type = getattr(model.config, "model_type", None)
         self.layers_path, self.layers = find_decoder_layers(model)
         self.num_layers = len(self.layers)
-        _check_not_moe(self.layers[0], f"{self.layers_path}.0")
         if specs is None:
             specs = FAMILIES.get(root_type) or FAMILIES.get(self.model_type)
             self.source = "registry" if specs is not None else "structure"
             if specs is None:
+                # a registered (or given) site map is the user's choice, e.g. the shared expert of an MoE
+                # layer; structure alone must not pick neurons out of a mixture of experts. Every layer is
+                # checked: some MoE models keep dense MLPs in their first layers (DeepSeek-V3).
+                for index, block in enumerate(self.layers):
+                    _check_not_moe(block, f"{self.layers_path}.{index}")
                 specs = _structural_specs(self.layers[0])
         else:
             self.source = "given"
