@@ -249,5 +249,55 @@ def export(
             )
 
 
+# --------------------------------------------------------------------------------------------
+# neurospec sites / neurospec intervention check
+
+
+@app.command("sites")
+def sites(
+    model: str = typer.Argument(..., help="Hub id or local folder (only its config is read)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from the model's repository."),
+) -> None:
+    """Where each neuron site lives in a model, and its width."""
+    from neurospec.models import empty_model
+    from neurospec.sites import SiteMap
+
+    with user_errors():
+        site_map = SiteMap(empty_model(model, trust_remote_code=trust_remote_code))
+        console.print(escape(f"{model}: {site_map.model_type}, {site_map.num_layers} layers "
+                             f"({site_map.layers_path}), sites from the {site_map.source}"), soft_wrap=True)
+        table = Table("site", "module (layer 0)", "hook", "width", "columns")
+        for row in site_map.describe():
+            table.add_row(row["site"], row["module"], row["hook"], str(row["width"]), row["columns"])
+        console.print(table)
+
+
+intervention_app = typer.Typer(help="Check intervention files.", no_args_is_help=True)
+app.add_typer(intervention_app, name="intervention")
+
+
+@intervention_app.command("check")
+def check_intervention(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="An intervention JSON file."),
+    model: str = typer.Option(..., "--model", help="Hub id or local folder to check it against (config only)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from the model's repository."),
+) -> None:
+    """Load an intervention file and every file it names, and check them against a model."""
+    from neurospec.interventions import InterventionSpec
+    from neurospec.models import empty_model
+
+    with user_errors():
+        edits = InterventionSpec.load(file).edits_for(empty_model(model, trust_remote_code=trust_remote_code))
+        table = Table("#", "neurons", "op", "value", "factor", "positions", "count")
+        for i, edit in enumerate(edits):
+            value = edit.value if edit.value is None or isinstance(edit.value, (int, float)) else (
+                edit.value.to_json() if hasattr(edit.value, "to_json") else f"per neuron {tuple(edit.value.shape)}"
+            )
+            table.add_row(str(i), escape(edit.label), edit.op, escape(str(value)), f"{edit.factor:g}", edit.positions,
+                          str(edit.count))
+        console.print(f"{escape(str(file))}: {len(edits)} edit(s), valid for {escape(model)}", soft_wrap=True)
+        console.print(table)
+
+
 if __name__ == "__main__":  # python -m neurospec.cli
     app()

@@ -26,6 +26,7 @@ fail loudly if a referenced file has changed since.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,8 @@ class InterventionSpec:
 
 
 def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (``../x.json`` included), or absolute where none exists (Windows drives)."""
     try:
-        return str(path.relative_to(base))
+        return os.path.relpath(path, base)
     except ValueError:
         return str(path)
