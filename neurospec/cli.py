@@ -290,7 +290,7 @@ def check_intervention(
         edits = InterventionSpec.load(file).edits_for(empty_model(model, trust_remote_code=trust_remote_code))
         table = Table("#", "neurons", "op", "value", "factor", "positions", "count")
         for i, edit in enumerate(edits):
-            value = edit.value if edit.value is None or isinstance(edit.value, (int, float)) else (
+            value = "-" if edit.value is None else edit.value if isinstance(edit.value, (int, float)) else (
                 edit.value.to_json() if hasattr(edit.value, "to_json") else f"per neuron {tuple(edit.value.shape)}"
             )
             table.add_row(str(i), escape(edit.label), edit.op, escape(str(value)), f"{edit.factor:g}", edit.positions,
