@@ -114,6 +114,16 @@ class Edit:
                 f"intervening on an empty selection: {self.label} has no neurons. Check the group names and "
                 "sites you chose (`neurospec neurons show FILE` lists the counts)."
             )
+        self.value = _normalise_value(self.value, self.label)
+
+    @property
+    def value_kind(self) -> Literal["none", "constant", "per_neuron", "runtime"]:
+        """What ``value`` is: absent, one constant, a per-neuron table, or a run-time statistic."""
+        if self.value is None:
+            return "none"
+        if isinstance(self.value, float):
+            return "constant"
+        return "runtime" if isinstance(self.value, RuntimeStatistic) else "per_neuron"
 
     @classmethod
     def make(cls, op: str, neurons, value: Value = None, factor: float = 1.0, positions: Positions = "all",
@@ -145,11 +155,25 @@ class Edit:
     def count(self) -> int:
         return sum(int(idx.numel()) for layers in self.neurons.values() for idx in layers.values())
 
-    def per_neuron_values(self, site: str, layer: int, indices: torch.Tensor) -> torch.Tensor | None:
-        """The values of ``indices`` in ``layer`` when ``value`` is per-neuron, else None."""
-        value = self.value
-        if isinstance(value, torch.Tensor) and value.dim() == 2:
-            return value[layer, indices]
-        if isinstance(value, Mapping):
-            return torch.as_tensor(value[layer])[indices]
-        return None
+    def layer_values(self, layer: int) -> torch.Tensor:
+        """The per-neuron values of ``layer`` (a full-width row), for a per-neuron ``value``."""
+        return self.value[layer]
+
+
+def _normalise_value(value: Value, label: str) -> Value:
+    """A number becomes a float, per-neuron values a (layers, width) tensor or ``{layer: 1-D tensor}``."""
+    if value is None or isinstance(value, RuntimeStatistic):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0:
+            return float(value)
+        if value.dim() == 2:
+            return value
+        raise NeurospecError(f"{label}: per-neuron values must be (layers, width), got shape {tuple(value.shape)}")
+    if isinstance(value, Mapping):
+        return {int(layer): torch.as_tensor(row).flatten() for layer, row in value.items()}
+    raise NeurospecError(
+        f"{label}: value {value!r} is not a number, per-neuron values or a RuntimeStatistic"
+    )

@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from neurospec.edits import Edit, Positions, RuntimeStatistic
+from neurospec.edits import POSITIONS, Edit, Positions, RuntimeStatistic
 from neurospec.errors import NeurospecError, ShapeMismatchError
 from neurospec.sites import Columns, SiteLocation, SiteMap, site_map
 
@@ -324,11 +324,7 @@ class _EditHandler:
         self.edit = edit
         self.location = location
         self.columns = _module_columns(location, indices)
-        self.values = edit.per_neuron_values(location.site, location.layer, indices)
-        if isinstance(edit.value, (int, float)) or (isinstance(edit.value, torch.Tensor) and edit.value.dim() == 0):
-            self.constant: float | None = float(edit.value)
-        else:
-            self.constant = None
+        self.values = edit.layer_values(location.layer)[indices] if edit.value_kind == "per_neuron" else None
         self._device_cache: dict = {}
         self._site_cache: dict = {}
 
@@ -344,14 +340,14 @@ class _EditHandler:
         elif edit.op == "scale":
             new = current * edit.factor
         else:
-            if isinstance(edit.value, RuntimeStatistic):
+            if edit.value_kind == "runtime":
                 site_values = _take(tensor, _on_device(self.location.columns, device, self._site_cache))
                 stat = runtime_statistic(site_values, state.valid(tensor.shape[0], device), edit.value)
                 value = stat.to(tensor.dtype)[:, None, None]
-            elif values is not None:
+            elif edit.value_kind == "per_neuron":
                 value = values.to(tensor.dtype)
             else:
-                value = torch.tensor(self.constant, dtype=tensor.dtype, device=device)
+                value = torch.tensor(edit.value, dtype=tensor.dtype, device=device)
             value = edit.factor * value
             new = torch.broadcast_to(value, current.shape) if edit.op == "set" else current + value
         mask = state.mask(edit.positions, tensor.shape[0], device)[..., None]
@@ -362,38 +358,40 @@ class _EditHandler:
 
 
 def _check_edit(edit: Edit, sites: SiteMap) -> None:
+    """Refuse, before any forward pass, an edit that does not fit the model."""
     for site, layers in edit.neurons.items():
         sites.check_site(site)
         width = sites.width(site)
         for layer, indices in layers.items():
             sites.check_layer(layer)
-            if int(indices.max()) >= width or int(indices.min()) < 0:
+            outside = indices[(indices < 0) | (indices >= width)]
+            if outside.numel():
                 raise ShapeMismatchError(
-                    f"{edit.label}: neuron index {int(indices.max())} in layer {layer} is out of range for site "
+                    f"{edit.label}: neuron index {int(outside[0])} in layer {layer} is out of range for site "
                     f"{site!r}, which has {width} neurons in this model; was this neuron file made for another model?"
                 )
-    per_neuron = isinstance(edit.value, torch.Tensor) and edit.value.dim() > 0 or isinstance(edit.value, dict)
-    if per_neuron:
-        if len(edit.neurons) != 1:
-            raise NeurospecError(
-                f"{edit.label}: per-neuron values fit one site, but the selection spans {sorted(edit.neurons)}; "
-                "pass sites=[...] to choose one"
-            )
-        (site,) = edit.neurons
-        expected = (sites.num_layers, sites.width(site))
-        value = edit.value
-        shapes = [tuple(value.shape)] if isinstance(value, torch.Tensor) else [
-            (sites.num_layers, int(torch.as_tensor(v).numel())) for v in value.values()
-        ]
-        if isinstance(value, torch.Tensor) and value.dim() != 2 or any(s != expected for s in shapes):
-            raise ShapeMismatchError(
-                f"{edit.label}: per-neuron values must be (layers, width) = {expected} for site {site!r}, "
-                f"got {shapes[0]}; were these statistics computed on another model or site?"
-            )
-        if isinstance(value, dict):
-            missing = sorted(set(edit.neurons[site]) - set(value))
-            if missing:
-                raise ShapeMismatchError(f"{edit.label}: per-neuron values are missing layer(s) {missing}")
+    if edit.value_kind != "per_neuron":
+        return
+    if len(edit.neurons) != 1:
+        raise NeurospecError(
+            f"{edit.label}: per-neuron values fit one site, but the selection spans {sorted(edit.neurons)}; "
+            "pass sites=[...] to choose one"
+        )
+    ((site, layers),) = edit.neurons.items()
+    expected = (sites.num_layers, sites.width(site))
+    if isinstance(edit.value, torch.Tensor):
+        found = tuple(edit.value.shape)
+    else:
+        missing = sorted(set(layers) - set(edit.value))
+        if missing:
+            raise ShapeMismatchError(f"{edit.label}: per-neuron values are missing layer(s) {missing}")
+        wrong = [int(edit.value[layer].numel()) for layer in layers if edit.value[layer].numel() != expected[1]]
+        found = (sites.num_layers, wrong[0]) if wrong else expected
+    if found != expected:
+        raise ShapeMismatchError(
+            f"{edit.label}: per-neuron values must be (layers, width) = {expected} for site {site!r}, got {found}; "
+            "were these statistics computed on another model or site?"
+        )
 
 
 @contextmanager
@@ -468,6 +466,11 @@ def _locations(model: nn.Module, sites: Iterable[str], layers: Iterable[int] | N
     return [site_locations.locate(site, layer) for site in sites for layer in chosen_layers]
 
 
+def _check_positions(positions: str) -> None:
+    if positions not in POSITIONS:
+        raise NeurospecError(f"unknown positions {positions!r}: use one of {', '.join(POSITIONS)}")
+
+
 def _normalise_sites(sites: str | Iterable[str]) -> list[str]:
     return [sites] if isinstance(sites, str) else list(sites)
 
@@ -487,6 +490,7 @@ def record(
     Values are detached views of what the model uses (after any active intervention); a
     callback that needs them later must copy them.
     """
+    _check_positions(positions)
     recording = Recording()
     if callback is None and not keep:
         raise NeurospecError("record() needs a callback or keep=True; otherwise nothing would be seen")
@@ -529,6 +533,7 @@ def capture_gradients(
     called during the backward pass with ``values`` and ``grads`` (batch, tokens, neurons); by
     default (no callback) they are kept in the returned :class:`Recording`.
     """
+    _check_positions(positions)
     keep = callback is None if keep is None else keep
     recording = Recording()
 

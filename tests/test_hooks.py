@@ -493,8 +493,21 @@ def test_bad_edits_are_clear_errors():
     with pytest.raises(NeurospecError, match="up_pre.*does not exist in gpt2"):
         with intervene(model, Edit.zero({"up_pre": {0: torch.tensor([0])}})):
             pass
+    with pytest.raises(ShapeMismatchError, match="index -1 in layer 0 is out of range"):
+        with intervene(model, Edit.zero({"act": {0: torch.tensor([-1, 3])}})):
+            pass
     with pytest.raises(ShapeMismatchError, match=r"\(layers, width\)"):
         with intervene(model, Edit.set({"act": {0: torch.tensor([0])}}, torch.zeros(2, width + 1))):
+            pass
+    with pytest.raises(ShapeMismatchError, match=r"missing layer\(s\) \[1\]"):
+        with intervene(model, Edit.set({"act": {1: torch.tensor([0])}}, {0: torch.zeros(width)})):
+            pass
+    with pytest.raises(NeurospecError, match="fit one site"):
+        with intervene(model, Edit.set({"act": {0: torch.tensor([0])}, "q": {0: torch.tensor([0])}},
+                                       torch.zeros(2, width))):
+            pass
+    with pytest.raises(NeurospecError, match="unknown positions 'prompts'"):
+        with record(model, "act", keep=True, positions="prompts"):
             pass
     assert _hook_count(model) == 0
 
