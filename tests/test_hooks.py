@@ -415,11 +415,16 @@ def test_gradients_with_frozen_parameters_match_trainable():
 
 def test_gradient_capture_under_intervention_sees_edited_value():
     model = family("llama").build()
-    batch, _, _ = scoring_batch("left")
+    batch, _, hand = scoring_batch("left")
     idx = torch.tensor([2, 9])
     with intervene(model, Edit.zero({"act": {0: idx}})), capture_gradients(model, "act", layers=[0]) as captured:
         model(**batch).logits.sum().backward()
-    assert captured.values[("act", 0)][0][..., idx].abs().max() == 0
+    with capture_gradients(model, "act", layers=[0]) as clean:
+        model(**batch).logits.sum().backward()
+    edited, unedited = captured.values[("act", 0)][0][..., idx], clean.values[("act", 0)][0][..., idx]
+    assert edited[hand["all"]].abs().max() == 0
+    # padding is never edited: there the value is the model's own (zero only where padding attends nothing)
+    assert torch.equal(edited[~hand["all"]], unedited[~hand["all"]])
 
 
 # --------------------------------------------------------------------------------------------
