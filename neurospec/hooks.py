@@ -28,9 +28,11 @@ after an exception.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -50,6 +52,7 @@ class _CallState:
     def __init__(self) -> None:
         self.boundary: int | torch.Tensor | None = None  # continuation starts at this column
         self.in_root_call = False
+        self.generation_mask: torch.Tensor | None = None  # 2-D mask generate() held for its next call
         self.reset(None, 0, 0, 0)
 
     def reset(self, mask2d: torch.Tensor | None, batch: int, num_tokens: int, past: int) -> None:
@@ -129,9 +132,28 @@ def _read_call(module: nn.Module, args: tuple, kwargs: dict):
         raise NeurospecError(f"{type(module).__name__} was called without input_ids or inputs_embeds")
     mask = arguments.get("attention_mask")
     mask2d = mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None
+    return tokens.shape[0], tokens.shape[1], mask2d, _past_length(arguments)
+
+
+def _past_length(arguments: dict) -> int:
+    """Tokens already in the KV cache.
+
+    ``cache_position`` when given (exact; the static and hybrid caches of transformers 4.x only
+    estimate ``get_seq_length`` from non-zero keys of the first row), else the cache's own count; a
+    legacy tuple cache (transformers 4.x) by its value tensors, whose next-to-last dimension is the
+    sequence in every layout (BLOOM keeps keys transposed, not values).
+    """
+    position = arguments.get("cache_position")
+    if isinstance(position, torch.Tensor) and position.numel():
+        return int(position.reshape(-1)[0])
     past = arguments.get("past_key_values")
-    past_len = int(past.get_seq_length()) if past is not None and hasattr(past, "get_seq_length") else 0
-    return tokens.shape[0], tokens.shape[1], mask2d, past_len
+    if past is None:
+        return 0
+    if hasattr(past, "get_seq_length"):
+        return int(past.get_seq_length())
+    if isinstance(past, (tuple, list)) and past and isinstance(past[0], (tuple, list)) and len(past[0]) >= 2:
+        return int(past[0][1].shape[-2])
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,6 +188,7 @@ class _Hub:
             if decoder is not self.model:
                 self._state_handles.append(self.model.register_forward_pre_hook(self._on_root, with_kwargs=True))
                 self._state_handles.append(self.model.register_forward_hook(self._after_root))
+            self._watch_generation()
         self.users += 1
 
     def release(self) -> None:
@@ -175,9 +198,41 @@ class _Hub:
                 handle.remove()
             self._state_handles.clear()
             self.state.in_root_call = False
+            self.state.generation_mask = None
+
+    def _watch_generation(self) -> None:
+        """Keep the 2-D mask ``generate`` hands ``prepare_inputs_for_generation`` for the call that follows.
+
+        With a static or hybrid cache (Gemma-2's default), transformers 4.x turns it into a 4-D mask there,
+        so the forward call itself no longer tells padding apart. The wrapper is an instance attribute,
+        removed when the last context exits.
+        """
+        original = getattr(self.model, "prepare_inputs_for_generation", None)
+        if not callable(original):
+            return
+        state, model = self.state, self.model
+        had_own = "prepare_inputs_for_generation" in model.__dict__
+
+        @functools.wraps(original)  # generate reads its signature to validate keyword arguments
+        def prepare(*args, **kwargs):
+            mask = kwargs.get("attention_mask")
+            state.generation_mask = mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None
+            return original(*args, **kwargs)
+
+        def restore() -> None:
+            if had_own:
+                model.__dict__["prepare_inputs_for_generation"] = original
+            else:
+                model.__dict__.pop("prepare_inputs_for_generation", None)
+
+        model.__dict__["prepare_inputs_for_generation"] = prepare
+        self._state_handles.append(SimpleNamespace(remove=restore))
 
     def _on_root(self, module, args, kwargs):
         batch, num_tokens, mask2d, past = _read_call(module, args, kwargs)
+        pending, self.state.generation_mask = self.state.generation_mask, None
+        if mask2d is None and pending is not None and pending.shape[0] == batch and pending.shape[1] >= num_tokens:
+            mask2d = pending  # generate's own 2-D mask, made 4-D for a static or hybrid cache
         self.state.reset(mask2d, batch, num_tokens, past)
         self.state.in_root_call = True
 

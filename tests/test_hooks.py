@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+import transformers
 from torch import nn
 
 from families import FAMILIES, PAD, VOCAB, build, family
@@ -313,6 +314,39 @@ def test_generate_with_cache_equals_without(fam, positions, padding):
         assert changed[0] == 0.0 and max(changed[1:]) > 0  # the first new token comes from the prompt alone
     else:
         assert changed[0] > 0
+
+
+@pytest.mark.parametrize("padding", ["left", "right"])
+@pytest.mark.parametrize("positions", ["all", "prompt", "continuation"])
+def test_generate_with_static_cache_equals_without(positions, padding):
+    """transformers 4.x makes generate's 2-D mask 4-D before the forward call when the cache is static."""
+    model = family("llama").build()
+    batch = prompt_batch(padding)
+    idx = some_neurons(site_map(model).width("act"))
+    with intervene(model, Edit.set({"act": {0: idx, 1: idx}}, 4.0, positions=positions)):
+        static = _generate(model, batch, use_cache=True, cache_implementation="static")
+        uncached = _generate(model, batch, use_cache=False)
+    assert torch.equal(static.sequences, uncached.sequences)
+    for a, b in zip(static.scores, uncached.scores):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("fam", FAMILIES, ids=IDS)
+def test_positions_of_a_cached_forward_without_attention_mask(fam):
+    """Prompt, then two more tokens with the cache the model returned (a legacy tuple from most families
+    in transformers 4.x) and no attention mask: the new tokens' columns come from the cache length."""
+    model = fam.build()
+    ids = torch.randint(3, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
+    seen = []
+    with prompt_boundary(model, 6), record(model, "act", layers=[1], positions="continuation",
+                                           callback=lambda b: seen.append(b.position_mask.clone())):
+        with torch.no_grad():
+            past = model(input_ids=ids[:, :5], use_cache=True).past_key_values
+            if getattr(past, "max_cache_len", None) == 5:
+                pytest.skip(f"transformers {transformers.__version__}: {type(past).__name__} sized to the prompt, "
+                            "it cannot take more tokens")
+            model(input_ids=ids[:, 5:], past_key_values=past, use_cache=True)
+    assert [mask.tolist() for mask in seen] == [[[False] * 5] * 2, [[False, True]] * 2]
 
 
 @pytest.mark.parametrize("fam_name", ["llama", "gpt_neox", "phi3"])
