@@ -299,5 +299,21 @@ def check_intervention(
         console.print(table)
 
 
+@app.command("languages")
+def languages(
+    names: list[str] = typer.Argument(None, help="Language codes or names in any scheme (zh, zho-CN, jp, swh_Latn, French)."),
+) -> None:
+    """Resolve language names and codes (ISO 639-1/3, FLORES-200, NTREX, XCOPA, XWinograd, py3langid)."""
+    from neurospec.languages import resolve
+
+    with user_errors():
+        table = Table("query", "key", "name", "ISO 639-1", "ISO 639-3", "NTREX", "XCOPA", "XWinograd", "py3langid")
+        for name in names or []:
+            lang = resolve(name)
+            table.add_row(name, lang.key, lang.name, *(v or "-" for v in (
+                lang.iso639_1, lang.iso639_3, lang.ntrex, lang.xcopa, lang.xwinograd, lang.langid)))
+        console.print(table)
+
+
 if __name__ == "__main__":  # python -m neurospec.cli
     app()

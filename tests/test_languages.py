@@ -451,3 +451,16 @@ def test_docs_tables_are_generated_from_the_registry():
     text = DOCS.read_text(encoding="utf-8")
     assert L.languages_markdown() in text, "docs/languages.md is stale: regenerate the languages table"
     assert L.countries_markdown() in text, "docs/languages.md is stale: regenerate the countries table"
+
+
+def test_cli_languages_resolves_and_suggests():
+    from typer.testing import CliRunner
+
+    from neurospec.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["languages", "zho-CN", "jp"], env={"COLUMNS": "150"})
+    assert result.exit_code == 0, result.output
+    assert "zho_Hans" in result.output and "jpn_Jpan" in result.output
+    result = runner.invoke(app, ["languages", "frnch"])
+    assert result.exit_code == 2 and "fra_Latn" in result.output
