@@ -290,7 +290,7 @@ def build_moe_dense_first(seed: int = 0) -> nn.Module:
     config = tf.DeepseekV3Config(
         **_IDS, **_SMALL, intermediate_size=96, num_key_value_heads=4, moe_intermediate_size=32,
         n_routed_experts=4, num_experts_per_tok=2, n_group=1, topk_group=1, first_k_dense_replace=1,
-        kv_lora_rank=16, q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,
+        kv_lora_rank=16, q_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,  # 4.5x needs a q rank
     )
     return tf.DeepseekV3ForCausalLM(config).float().eval()
 

@@ -246,7 +246,9 @@ def test_q_and_k_are_taken_before_the_qk_norm(fam):
 def test_gemma3_multimodal_resolves_the_text_decoder():
     wrapper, text = tiny_model("gemma3"), tiny_model("gemma3_text")
     site_map, text_map = SiteMap(wrapper), SiteMap(text)
-    assert site_map.layers is wrapper.model.language_model.layers
+    # the text decoder is model.language_model in transformers 5, language_model.model in 4.50 to 4.5x
+    assert site_map.layers is wrapper.get_decoder().layers
+    assert site_map.layers_path in ("model.language_model.layers", "language_model.model.layers")
     vision_lists = [n for n, m in wrapper.named_modules()
                     if isinstance(m, nn.ModuleList) and "vision" in n and len(m) == site_map.num_layers]
     assert vision_lists, "the vision tower should have as many layers, so that only names tell them apart"
@@ -255,7 +257,7 @@ def test_gemma3_multimodal_resolves_the_text_decoder():
     assert site_map.num_layers == text_map.num_layers
     for row, text_row in zip(site_map.describe(), text_map.describe()):
         assert "vision" not in row["module"]
-        assert row["module"].replace("model.language_model.", "model.") == text_row["module"]
+        assert row["module"].removeprefix(site_map.layers_path) == text_row["module"].removeprefix(text_map.layers_path)
         assert {k: v for k, v in row.items() if k != "module"} == {k: v for k, v in text_row.items() if k != "module"}
 
 
