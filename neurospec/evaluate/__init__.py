@@ -1,0 +1,1 @@
+"""Evaluation: intervals now; perplexity, steering, multiple choice and translation build on them."""
