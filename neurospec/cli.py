@@ -315,5 +315,54 @@ def languages(
         console.print(table)
 
 
+toy_app = typer.Typer(help="Small multilingual models trained from real text (the project's fixtures).",
+                      no_args_is_help=True)
+app.add_typer(toy_app, name="toy")
+
+
+@toy_app.command("train")
+def toy_train(
+    recipe: str = typer.Argument(..., help="main (about 30 min on 2 cores), small (a few minutes) or culture."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write (default: the cache, reused if there)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a toy model (tokenizer + Llama) from NTREX-128 and FLORES-200, held out by sentence id."""
+    from neurospec.toy import RECIPES, ensure_toy, read_report, train_toy
+
+    with user_errors():
+        if recipe not in RECIPES:
+            raise NeurospecError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+        folder = train_toy(RECIPES[recipe], out, quiet=quiet) if out else ensure_toy(recipe, quiet=quiet)
+        report = read_report(folder)
+        console.print(f"{escape(str(folder))}: {report['parameters']:,} parameters, {report['weights_sha256']}")
+        table = Table("language", "held-out loss (nats/token)")
+        for language, loss in report["heldout_loss"].items():
+            table.add_row(language, f"{loss:.3f}")
+        console.print(table)
+
+
+@toy_app.command("blend-accuracy")
+def toy_blend_accuracy(
+    model: Path = typer.Argument(..., exists=True, file_okay=False, help="A model folder (the culture toy)."),
+    per_country: int = typer.Option(300, "--per-country", min=1, help="Items sampled per country."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the table as JSON."),
+) -> None:
+    """BLEnD multiple-choice accuracy per country (log-likelihood), with 95% Wilson intervals."""
+    from neurospec.io import atomic_write_json
+    from neurospec.models import load_model
+    from neurospec.toy import blend_accuracy
+
+    with user_errors():
+        lm = load_model(model)
+        table_data = blend_accuracy(lm.model, lm.tokenizer, per_country=per_country)
+        table = Table("country", "accuracy", "95% interval", "n", "chance", "above chance")
+        for group, row in table_data.items():
+            table.add_row(group, f"{row['accuracy']:.3f}", f"{row['ci95'][0]:.3f}-{row['ci95'][1]:.3f}", str(row["n"]),
+                          f"{row['chance']:.2f}", "yes" if row["above_chance"] else "no")
+        console.print(table)
+        if out:
+            atomic_write_json(out, {"model": str(model), "per_country": per_country, "accuracy": table_data})
+
+
 if __name__ == "__main__":  # python -m neurospec.cli
     app()

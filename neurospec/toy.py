@@ -327,3 +327,31 @@ def read_report(folder: str | Path) -> dict:
     if not path.exists():
         raise NeurospecError(f"{folder} has no training.json: it was not made by neurospec.toy")
     return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------------------------
+# The culture variant's check: BLEnD multiple choice by log-likelihood
+
+
+def blend_accuracy(model, tokenizer, *, per_country: int = 300, topics: str = "all", seed: int = 0,
+                   batch_size: int = 32) -> dict:
+    """Accuracy per country on BLEnD items (one item per question, ``per_country`` sampled), 95% intervals.
+
+    Options are scored as continuations of the English question, the form the culture variant
+    saw its facts in (``question answer.``); the multiple-choice format itself is never trained.
+    """
+    from neurospec.data.blend import build_blend_items
+    from neurospec.evaluate.mcq import accuracy_by_group
+    from neurospec.scoring import choose_by_loglikelihood
+
+    items = [item for item in build_blend_items(topics=topics, seed=seed) if item.id.endswith("#0")]
+    rng = random.Random(seed)
+    by_country: dict[str, list] = {}
+    for item in items:
+        by_country.setdefault(item.group, []).append(item)
+    chosen = []
+    for country in sorted(by_country):
+        pool = by_country[country]
+        chosen.extend(rng.sample(pool, min(per_country, len(pool))))
+    predictions = choose_by_loglikelihood(model, tokenizer, chosen, batch_size=batch_size)
+    return {group: acc.to_json() for group, acc in accuracy_by_group(predictions).items()}

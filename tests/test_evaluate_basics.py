@@ -1,0 +1,39 @@
+"""Intervals and per-group accuracy against independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from neurospec.data.items import MCItem
+from neurospec.errors import NeurospecError
+from neurospec.evaluate.intervals import wilson
+from neurospec.evaluate.mcq import accuracy_by_group
+from neurospec.scoring import MCPrediction
+
+
+@pytest.mark.parametrize("k, n", [(41, 60), (0, 12), (12, 12), (250, 1000)])
+def test_wilson_solves_the_score_equation(k, n):
+    """The interval ends are the roots p of (p_hat - p)^2 = z^2 p (1 - p) / n (Wilson's definition)."""
+    z = 1.959963984540054
+    p_hat = k / n
+    a, b, c = 1 + z * z / n, -(2 * p_hat + z * z / n), p_hat * p_hat
+    root = math.sqrt(b * b - 4 * a * c)
+    low, high = wilson(k, n)
+    assert low == pytest.approx((-b - root) / (2 * a), abs=1e-12)
+    assert high == pytest.approx((-b + root) / (2 * a), abs=1e-12)
+    with pytest.raises(NeurospecError):
+        wilson(n + 1, n)
+
+
+def test_accuracy_by_group_counts_and_chance():
+    def prediction(group, options, chosen, gold):
+        item = MCItem("q", tuple(f"o{i}" for i in range(options)), gold, group=group)
+        return MCPrediction(tuple(float(i == chosen) for i in range(options)), chosen, gold, item)
+
+    table = accuracy_by_group([prediction("a", 4, 0, 0), prediction("a", 4, 1, 0), prediction("b", 2, 1, 1)])
+    assert (table["a"].correct, table["a"].n, table["a"].chance) == (1, 2, 0.25)
+    assert (table["all"].correct, table["all"].n) == (2, 3)
+    assert table["all"].chance == pytest.approx((0.25 + 0.25 + 0.5) / 3)
+    assert table["a"].to_json()["ci95"] == list(wilson(1, 2))
