@@ -96,6 +96,20 @@ class Family:
                 return needed.reason
         return None
 
+    @property
+    def cache_bug(self) -> str | None:
+        """Why the installed transformers' own cached ``generate`` differs from uncached here (None: it does not).
+
+        transformers 4.49 to 4.51: Gemma-2/3's HybridCache rolls its sliding layers by one slot when the
+        last slot is written, although the sliding window (4096) is longer than the cache, so the last
+        generated token loses the oldest key (fixed by the cache rewrite in 4.52). Found by the tests below.
+        """
+        version = tuple(int(part) for part in transformers.__version__.split(".")[:2])
+        if self.model_type in ("gemma2", "gemma3_text", "gemma3") and (4, 49) <= version < (4, 52):
+            return (f"transformers {transformers.__version__}: HybridCache drops the oldest key of sliding layers "
+                    "on the last generation step (upstream bug, fixed in 4.52)")
+        return None
+
     def config(self, **overrides):
         return self.make_config(**overrides)
 

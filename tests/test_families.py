@@ -22,7 +22,9 @@ def test_builds_fp32_eval_and_deterministic(fam):
 
 
 @pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.name)
-def test_left_padded_forward_and_generate(fam):
+def test_left_padded_forward_and_generate(fam, request):
+    if fam.cache_bug:  # not strict: whether the dropped key changes a greedy token depends on the weights
+        request.applymarker(pytest.mark.xfail(reason=fam.cache_bug))
     model = tiny_model(fam.name)
     batch = left_padded_batch((5, 8))
     with torch.no_grad():

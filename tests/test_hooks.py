@@ -297,7 +297,9 @@ def prompt_batch(padding: str):
 @pytest.mark.parametrize("padding", ["left", "right"])
 @pytest.mark.parametrize("positions", ["all", "prompt", "continuation"])
 @pytest.mark.parametrize("fam", FAMILIES, ids=IDS)
-def test_generate_with_cache_equals_without(fam, positions, padding):
+def test_generate_with_cache_equals_without(fam, positions, padding, request):
+    if fam.cache_bug:  # transformers' own cached generate is wrong there, with or without neurospec
+        request.applymarker(pytest.mark.xfail(reason=fam.cache_bug))
     model = fam.build()
     batch = prompt_batch(padding)
     idx = some_neurons(site_map(model).width("act"))
