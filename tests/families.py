@@ -102,7 +102,8 @@ class Family:
 
         transformers 4.49 to 4.51: Gemma-2/3's HybridCache rolls its sliding layers by one slot when the
         last slot is written, although the sliding window (4096) is longer than the cache, so the last
-        generated token loses the oldest key (fixed by the cache rewrite in 4.52). Found by the tests below.
+        generated token loses the oldest key (fixed by the cache rewrite in 4.52). Tests comparing cached with
+        uncached generation leave that step out there (it differs without neurospec too).
         """
         version = tuple(int(part) for part in transformers.__version__.split(".")[:2])
         if self.model_type in ("gemma2", "gemma3_text", "gemma3") and (4, 49) <= version < (4, 52):

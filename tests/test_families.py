@@ -22,9 +22,7 @@ def test_builds_fp32_eval_and_deterministic(fam):
 
 
 @pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.name)
-def test_left_padded_forward_and_generate(fam, request):
-    if fam.cache_bug:  # not strict: whether the dropped key changes a greedy token depends on the weights
-        request.applymarker(pytest.mark.xfail(reason=fam.cache_bug))
+def test_left_padded_forward_and_generate(fam):
     model = tiny_model(fam.name)
     batch = left_padded_batch((5, 8))
     with torch.no_grad():
@@ -42,4 +40,5 @@ def test_left_padded_forward_and_generate(fam, request):
             fixed = model(**batch, position_ids=positions).logits
         assert torch.allclose(alone[0], fixed[0, 3:], atol=1e-5)
     assert cached.shape == (2, 11)
-    assert torch.equal(cached, uncached)
+    last = -1 if fam.cache_bug else None  # transformers' own last cached step is wrong there (see Family.cache_bug)
+    assert torch.equal(cached[:, :last], uncached[:, :last])

@@ -297,9 +297,7 @@ def prompt_batch(padding: str):
 @pytest.mark.parametrize("padding", ["left", "right"])
 @pytest.mark.parametrize("positions", ["all", "prompt", "continuation"])
 @pytest.mark.parametrize("fam", FAMILIES, ids=IDS)
-def test_generate_with_cache_equals_without(fam, positions, padding, request):
-    if fam.cache_bug:  # transformers' own cached generate is wrong there, with or without neurospec
-        request.applymarker(pytest.mark.xfail(reason=fam.cache_bug))
+def test_generate_with_cache_equals_without(fam, positions, padding):
     model = fam.build()
     batch = prompt_batch(padding)
     idx = some_neurons(site_map(model).width("act"))
@@ -308,8 +306,9 @@ def test_generate_with_cache_equals_without(fam, positions, padding, request):
         cached = _generate(model, batch, use_cache=True)
         uncached = _generate(model, batch, use_cache=False)
     plain = _generate(model, batch, use_cache=True)
-    assert torch.equal(cached.sequences, uncached.sequences)
-    for a, b in zip(cached.scores, uncached.scores):
+    last = -1 if fam.cache_bug else None  # transformers' own last cached step is wrong there (see Family.cache_bug)
+    assert torch.equal(cached.sequences[:, :last], uncached.sequences[:, :last])
+    for a, b in zip(cached.scores[:last], uncached.scores[:last]):
         assert torch.allclose(a, b, atol=1e-4)
     changed = [torch.nan_to_num(a - b).abs().max().item() for a, b in zip(cached.scores, plain.scores)]  # -inf: EOS
     if positions == "continuation":
