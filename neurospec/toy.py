@@ -34,6 +34,7 @@ from neurospec.data.parallel import ntrex_sentences, sib200_sentences
 from neurospec.errors import NeurospecError
 from neurospec.io import atomic_write_json
 from neurospec.languages import resolve
+from neurospec.progress import progress
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 CHAT_TEMPLATE = (
@@ -223,8 +224,6 @@ def heldout_loss(model, tokenizer, texts: list[str], batch_size: int = 32) -> fl
 
 def train_toy(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False) -> Path:
     """Train ``recipe`` and save it (Hugging Face format + training.json) to ``out_dir``, atomically."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     out_dir = Path(out_dir)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
@@ -241,18 +240,13 @@ def train_toy(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False) -> Pa
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                                       betas=(0.9, 0.95))
         generator = torch.Generator().manual_seed(recipe.seed)
-        order = torch.randperm(len(rows), generator=generator)
-        losses = []
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rate]} tok/s"),
-                      TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), disable=quiet) as bar:
-            task = bar.add_task(f"training {recipe.name}", total=recipe.steps, rate="-", loss="-")
-            tic = time.time()
+        order, cursor, losses = torch.randperm(len(rows), generator=generator), 0, []
+        with progress(f"training {recipe.name}", recipe.steps, quiet=quiet) as bar:
             for step in range(recipe.steps):
-                begin = (step * recipe.batch_size) % len(rows)
-                if begin + recipe.batch_size > len(rows):  # a new epoch: a new seeded order
-                    order = torch.randperm(len(rows), generator=generator)
-                    begin = 0
-                batch = rows[order[begin:begin + recipe.batch_size]]
+                if cursor + recipe.batch_size > len(rows):  # a new epoch: a new seeded order
+                    order, cursor = torch.randperm(len(rows), generator=generator), 0
+                batch = rows[order[cursor:cursor + recipe.batch_size]]
+                cursor += recipe.batch_size
                 for group in optimizer.param_groups:
                     group["lr"] = _learning_rate(recipe, step)
                 loss = model(input_ids=batch, labels=batch).loss
@@ -261,8 +255,7 @@ def train_toy(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False) -> Pa
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 losses.append(loss.item())
-                rate = (step + 1) * batch.numel() / (time.time() - tic)
-                bar.update(task, advance=1, rate=f"{rate:,.0f}", loss=f"{losses[-1]:.3f}")
+                bar.advance(1, tokens=batch.numel(), loss=f"{losses[-1]:.3f}")
         model.eval()
         heldout = {lang: heldout_loss(model, tokenizer, texts) for lang, texts in data.heldout.items()}
         tokens_seen = recipe.steps * recipe.batch_size * recipe.seq_len
