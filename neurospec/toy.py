@@ -82,7 +82,7 @@ RECIPES: dict[str, Recipe] = {
     "main": Recipe("main"),
     "small": Recipe("small", languages=EIGHT, vocab_size=4096, hidden_size=128, num_layers=4, intermediate_size=352,
                     batch_size=16, steps=700, lr=3e-3),
-    "culture": Recipe("culture", culture=True),
+    "culture": Recipe("culture", culture=True, steps=800),
 }
 
 
