@@ -64,7 +64,7 @@ class Recipe:
     intermediate_size: int = 688
     seq_len: int = 128
     batch_size: int = 32
-    steps: int = 1300
+    steps: int = 800
     lr: float = 2e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
@@ -82,7 +82,7 @@ RECIPES: dict[str, Recipe] = {
     "main": Recipe("main"),
     "small": Recipe("small", languages=EIGHT, vocab_size=4096, hidden_size=128, num_layers=4, intermediate_size=352,
                     batch_size=16, steps=700, lr=3e-3),
-    "culture": Recipe("culture", culture=True, steps=800),
+    "culture": Recipe("culture", culture=True),
 }
 
 
