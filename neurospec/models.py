@@ -45,12 +45,11 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
 
-def parse_dtype(dtype: str | torch.dtype | None, device: str | None) -> torch.dtype | str:
+def parse_dtype(dtype: str | torch.dtype | None, on_cpu: bool) -> torch.dtype | str:
     """``"auto"`` means float32 on CPU (bf16 is many times slower there) and the checkpoint's dtype elsewhere."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        on_cpu = device in (None, "cpu") or str(device).startswith("cpu")
         return torch.float32 if on_cpu else "auto"
     try:
         return _DTYPES[str(dtype).lower()]
@@ -111,7 +110,8 @@ def load_model(
 
     if device_map is None and device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, **_dtype_kwarg(parse_dtype(dtype, device))}
+    on_cpu = str(device).startswith("cpu") if device_map is None else not torch.cuda.is_available()
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, **_dtype_kwarg(parse_dtype(dtype, on_cpu))}
     if device_map is not None:
         kwargs["device_map"] = device_map
     if attn_implementation:
