@@ -163,8 +163,9 @@ def _config(config_class, **defaults):
 
 def _gemma3_multimodal(**overrides):
     text = tf.Gemma3TextConfig(**{**_GEMMA3_TEXT, **overrides})
-    # as many vision layers as text layers: the decoder layer list must be told apart by name, not by count
-    vision = tf.SiglipVisionConfig(
+    # as many vision layers as text layers: the decoder layer list must be told apart by name, not by count.
+    # A dict, not a SiglipVisionConfig: transformers 4.50 replaces a config object by the 12-layer default.
+    vision = dict(
         hidden_size=32, intermediate_size=48, num_hidden_layers=text.num_hidden_layers, num_attention_heads=2,
         image_size=28, patch_size=14, attention_dropout=0.0,
     )

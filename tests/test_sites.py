@@ -246,9 +246,9 @@ def test_q_and_k_are_taken_before_the_qk_norm(fam):
 def test_gemma3_multimodal_resolves_the_text_decoder():
     wrapper, text = tiny_model("gemma3"), tiny_model("gemma3_text")
     site_map, text_map = SiteMap(wrapper), SiteMap(text)
-    # the text decoder is model.language_model in transformers 5, language_model.model in 4.50 to 4.5x
-    assert site_map.layers is wrapper.get_decoder().layers
+    # the text decoder: model.language_model from transformers 4.52 on, language_model.model in 4.50 and 4.51
     assert site_map.layers_path in ("model.language_model.layers", "language_model.model.layers")
+    assert site_map.layers is wrapper.get_submodule(site_map.layers_path)
     vision_lists = [n for n, m in wrapper.named_modules()
                     if isinstance(m, nn.ModuleList) and "vision" in n and len(m) == site_map.num_layers]
     assert vision_lists, "the vision tower should have as many layers, so that only names tell them apart"
