@@ -76,12 +76,25 @@ def _model_classes():
     return classes
 
 
+def _not_found_errors() -> tuple[type[Exception], ...]:
+    """What a missing model raises: OSError, or (transformers 4.50 to 4.57, for a local path that does not
+    exist) huggingface_hub's HFValidationError, a ValueError saying the path is no valid repo id."""
+    try:
+        from huggingface_hub.errors import HFValidationError
+    except ImportError:  # huggingface_hub < 0.24
+        from huggingface_hub.utils import HFValidationError
+    return (OSError, HFValidationError)
+
+
 def _from(factory_name: str, source, **kwargs):
     last_error = None
+    not_found = _not_found_errors()
     for auto_class in _model_classes():
         try:
             return getattr(auto_class, factory_name)(source, **kwargs)
         except ValueError as err:  # "Unrecognized configuration class ... for this kind of AutoModel"
+            if isinstance(err, not_found):
+                raise
             last_error = err
     raise NeurospecError(
         f"{source if isinstance(source, str) else type(source).__name__} is not a causal language model "
@@ -119,7 +132,7 @@ def load_model(
     source = str(name_or_path)
     try:
         model = _from("from_pretrained", source, **kwargs)
-    except OSError as err:
+    except _not_found_errors() as err:
         raise NeurospecError(
             f"cannot load model {source!r}: {err}. Give a local folder saved with save_pretrained, or a hub id "
             "(online, or already in the Hugging Face cache when HF_HUB_OFFLINE=1)."
