@@ -7,7 +7,6 @@ with a mask computed here from the padding and prompt lengths (set / add / run-t
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import torch
 import transformers
 from torch import nn
 
-from families import FAMILIES, PAD, VOCAB, build, family
+from families import FAMILIES, PAD, VOCAB, family
 from neurospec.edits import Edit, RuntimeStatistic
 from neurospec.errors import NeurospecError, ShapeMismatchError
 from neurospec.hooks import capture_gradients, generate, intervene, prompt_boundary, record

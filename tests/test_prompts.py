@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from neurospec.errors import NeurospecError
 from neurospec.prompts import ROLES, PromptFormat, collate, encode, ensure_pad_token
