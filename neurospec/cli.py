@@ -26,7 +26,7 @@ from rich.text import Text
 
 from neurospec import __version__
 from neurospec.errors import NeurospecError
-from neurospec.io import json_text
+from neurospec.io import atomic_torch_save, json_text
 
 app = typer.Typer(
     name="neurospec",
@@ -243,7 +243,7 @@ def export(
         if fmt is ExportFormat.lape_pth:
             names = _split_names(groups)
             lists = neurons.to_lape(names, site)
-            neurons.save_lape(out, names, site)
+            atomic_torch_save(out, lists)
             console.print(
                 f"wrote {escape(str(out))}: {len(lists)} lists x {neurons.num_layers} layers ({fmt.value})", soft_wrap=True
             )

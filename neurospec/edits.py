@@ -38,6 +38,12 @@ OPERATIONS: tuple[str, ...] = ("zero", "scale", "set", "add")
 POSITIONS: tuple[str, ...] = ("all", "prompt", "continuation")
 STATISTICS: tuple[str, ...] = ("max", "min", "mean", "median", "percentile")
 
+def check_positions(positions: str) -> None:
+    """Refuse a position mode other than ``all``, ``prompt`` or ``continuation``."""
+    if positions not in POSITIONS:
+        raise NeurospecError(f"unknown positions {positions!r}: use one of {', '.join(POSITIONS)}")
+
+
 NeuronIndices = Mapping[str, Mapping[int, torch.Tensor]]
 """site -> layer -> 1-D LongTensor of neuron indices."""
 
@@ -103,8 +109,7 @@ class Edit:
     def __post_init__(self) -> None:
         if self.op not in OPERATIONS:
             raise NeurospecError(f"unknown operation {self.op!r}: use one of {', '.join(OPERATIONS)}")
-        if self.positions not in POSITIONS:
-            raise NeurospecError(f"unknown positions {self.positions!r}: use one of {', '.join(POSITIONS)}")
+        check_positions(self.positions)
         if self.op in ("set", "add") and self.value is None:
             raise NeurospecError(f"{self.op!r} needs a value: a constant, per-neuron values or a RuntimeStatistic")
         if self.op in ("zero", "scale") and self.value is not None:

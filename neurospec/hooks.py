@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from neurospec.edits import POSITIONS, Edit, Positions, RuntimeStatistic
+from neurospec.edits import Edit, Positions, RuntimeStatistic, check_positions
 from neurospec.errors import NeurospecError, ShapeMismatchError
 from neurospec.sites import Columns, SiteLocation, SiteMap, site_map
 
@@ -521,11 +521,6 @@ def _locations(model: nn.Module, sites: Iterable[str], layers: Iterable[int] | N
     return [site_locations.locate(site, layer) for site in sites for layer in chosen_layers]
 
 
-def _check_positions(positions: str) -> None:
-    if positions not in POSITIONS:
-        raise NeurospecError(f"unknown positions {positions!r}: use one of {', '.join(POSITIONS)}")
-
-
 def _normalise_sites(sites: str | Iterable[str]) -> list[str]:
     return [sites] if isinstance(sites, str) else list(sites)
 
@@ -545,7 +540,7 @@ def record(
     Values are detached views of what the model uses (after any active intervention); a
     callback that needs them later must copy them.
     """
-    _check_positions(positions)
+    check_positions(positions)
     recording = Recording()
     if callback is None and not keep:
         raise NeurospecError("record() needs a callback or keep=True; otherwise nothing would be seen")
@@ -588,7 +583,7 @@ def capture_gradients(
     called during the backward pass with ``values`` and ``grads`` (batch, tokens, neurons); by
     default (no callback) they are kept in the returned :class:`Recording`.
     """
-    _check_positions(positions)
+    check_positions(positions)
     keep = callback is None if keep is None else keep
     recording = Recording()
 
