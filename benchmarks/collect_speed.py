@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="Skip TransformerLens and nnsight.")
     parser.add_argument("--no-memory", action="store_true", help="Skip the 1M vs 10M token memory check.")
     parser.add_argument("--gpu-8b", action="store_true", help="A random Llama-3-8B-shaped model in bf16 on cuda.")
+    parser.add_argument("--models", default="llama-10M,llama-50M", help="Which CPU models to run.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "collect_speed.json")
     args = parser.parse_args()
     torch.set_num_threads(2 if not torch.cuda.is_available() else torch.get_num_threads())
@@ -217,21 +218,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         tok, text = tokenizer_and_text(8192, folder)
-        big = repeat_file(text, folder / "big.txt", 40 if args.quick else 200)
         tok.save_pretrained(folder / "tok")
         if args.gpu_8b:
             shape = (128256, 4096, 32, 14336, 32)
+            big = repeat_file(text, folder / "big.txt", 3)  # the corpus is read in full once: size it to the run
             report["runs"].append(speed(shape, tok, big, 65536, 2048, 4, 2, "cuda", torch.bfloat16, False, None))
             args.out = args.out.with_name("collect_speed_gpu.json")
         else:
-            for shape, tokens in (("llama-10M", 40_000 if args.quick else 160_000),
-                                  ("llama-50M", 16_000 if args.quick else 64_000)):
+            for shape, tokens in (("llama-10M", 40_000 if args.quick else 100_000),
+                                  ("llama-50M", 16_000 if args.quick else 40_000)):
+                if shape not in args.models.split(","):
+                    continue
                 model_dir = None
                 if not args.no_peers:
                     model_dir = folder / shape
                     build(shape, tok).save_pretrained(model_dir)
                     tok.save_pretrained(model_dir)
-                report["runs"].append(speed(shape, tok, big, tokens, 256, 8, 1 if args.quick else 3, "cpu",
+                big = repeat_file(text, folder / f"{shape}.txt", tokens // 40_000 + 1)
+                report["runs"].append(speed(shape, tok, big, tokens, 256, 8, 1 if args.quick else 2, "cpu",
                                             torch.float32, not args.no_peers, model_dir))
                 print(json.dumps(report["runs"][-1]["ratios"]), flush=True)
             if not args.no_memory:

@@ -150,13 +150,14 @@ def packed_rows(tokenizer, texts: Iterator[str], seq_len: int, max_tokens: int |
 class Sentence:
     ids: list[int]
     counted: list[bool]  # False at the tokenizer's special tokens (BOS/EOS)
+    number: int = 0  # position in the language's corpus order
 
 
 def sentences(tokenizer, texts: Iterator[str], seq_len: int, max_tokens: int | None,
               truncated: list[int] | None = None) -> Iterator[Sentence]:
     """Each text tokenised with the tokenizer's special tokens, cut to ``seq_len``; special tokens (BOS, EOS,
     and any written in the text) never count. The token cap counts sentence tokens only and cuts the last sentence. ``truncated`` (a one-item list) counts cut sentences."""
-    remaining = max_tokens
+    remaining, number = max_tokens, 0
     special = set(tokenizer.all_special_ids)
     for chunk in _chunks(texts, _TOKENIZE_CHUNK):
         for ids in tokenizer(chunk, add_special_tokens=True)["input_ids"]:
@@ -173,7 +174,8 @@ def sentences(tokenizer, texts: Iterator[str], seq_len: int, max_tokens: int | N
                 ids, counted = ids[:keep], counted[:keep]
                 remaining -= seen
             if any(counted):
-                yield Sentence(ids, counted)
+                yield Sentence(ids, counted, number)
+                number += 1
             if remaining == 0:
                 return
 
@@ -189,22 +191,31 @@ def _packed_batches(rows: Iterator[list[int]], batch_size: int, pad_id: int) -> 
         yield Batch(ids, mask, None, mask.bool(), torch.full_like(ids, -1))
 
 
-def _sentence_rows(items: Iterator[Sentence], seq_len: int, pack: bool) -> Iterator[list[Sentence]]:
-    row: list[Sentence] = []
-    used = 0
-    for sentence in items:
-        if row and (not pack or used + len(sentence.ids) > seq_len):
-            yield row
-            row, used = [], 0
-        row.append(sentence)
-        used += len(sentence.ids)
-    if row:
-        yield row
+def _sentence_rows(items: Iterator[Sentence], seq_len: int, pack: bool, window: int = 1024) -> Iterator[list[Sentence]]:
+    """Rows of whole sentences. Packed: each ``window`` of sentences is placed first-fit, longest first,
+    into rows of ``seq_len`` tokens (rows come out about 99% full; a sentence keeps its number, so the
+    sample still follows corpus order). Unpacked: one sentence per row."""
+    if not pack:
+        for sentence in items:
+            yield [sentence]
+        return
+    for group in _chunks(items, window):
+        rows: list[list[Sentence]] = []
+        free: list[int] = []
+        for sentence in sorted(group, key=lambda s: -len(s.ids)):
+            for r, room in enumerate(free):
+                if len(sentence.ids) <= room:
+                    rows[r].append(sentence)
+                    free[r] -= len(sentence.ids)
+                    break
+            else:
+                rows.append([sentence])
+                free.append(seq_len - len(sentence.ids))
+        yield from rows
 
 
 def _sentence_batches(rows: Iterator[list[Sentence]], batch_size: int, pad_id: int, pack: bool,
                       dtype: torch.dtype) -> Iterator[Batch]:
-    number = 0
     for group in _chunks(rows, batch_size):
         width = max(sum(len(s.ids) for s in row) for row in group)
         ids = torch.full((len(group), width), pad_id, dtype=torch.long)
@@ -220,8 +231,7 @@ def _sentence_batches(rows: Iterator[list[Sentence]], batch_size: int, pad_id: i
                 segment[i, start:end] = k
                 positions[i, start:end] = torch.arange(len(item.ids))
                 counted[i, start:end] = torch.tensor(item.counted)
-                sentence[i, start:end] = number
-                number += 1
+                sentence[i, start:end] = item.number
                 start = end
         if pack:
             same = segment[:, :, None] == segment[:, None, :]
@@ -315,6 +325,13 @@ class _BatchObserver:
         )
         self._cache: dict = {}
 
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        """A float32 buffer of ``like``'s shape, reused across layers and batches."""
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or buffer.shape != like.shape or buffer.device != like.device:
+            buffer = self._buffer = torch.empty(like.shape, dtype=torch.float32, device=like.device)
+        return buffer
+
     def _on(self, tensor: torch.Tensor | None, device: torch.device, name: str) -> torch.Tensor | None:
         if tensor is None:
             return None
@@ -332,9 +349,15 @@ class _BatchObserver:
         if flat.dtype != torch.float32:
             flat = flat.float()
         layer, part, device = batch.layer, self.partial, self.device
-        part.active[layer] = (flat > 0).sum(0).to(device)
-        part.sum[layer] = flat.sum(0, dtype=torch.float64).to(device)
-        part.sum_sq[layer] = (flat * flat).sum(0, dtype=torch.float64).to(device)
+        # Per-batch partials in float32 (BLAS-speed column sums), accumulated across batches in float64.
+        # Counts of value > 0 are summed as 0/1 floats: exact below 2**24 tokens per batch.
+        scratch = self._scratch(flat)
+        if flat.shape[0] < 2 ** 24:
+            part.active[layer] = torch.gt(flat, 0, out=scratch).sum(0).to(device=device, dtype=torch.int64)
+        else:
+            part.active[layer] = (flat > 0).sum(0).to(device)
+        part.sum[layer] = flat.sum(0).to(device)
+        part.sum_sq[layer] = torch.mul(flat, flat, out=scratch).sum(0).to(device)
         part.max[layer] = flat.amax(0).to(device)
         if self.sample_ids.numel():
             sample_rows = self._on(self.sample_rows, flat.device, "sample_rows")
