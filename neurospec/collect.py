@@ -96,10 +96,6 @@ class Batch:
     counted: torch.Tensor
     sentence: torch.Tensor
 
-    @property
-    def num_counted(self) -> int:
-        return int(self.counted.sum())
-
 
 def default_seq_len(model, mode: str) -> int:
     """``min(max_position, 4096)`` for packed rows, ``min(max_position, 512)`` for sentence rows."""
