@@ -587,9 +587,7 @@ def _start(out: Path, description: dict, sites, options: CollectOptions, device,
             hint = "add --resume to continue it" if (out / META_FILE).exists() else "choose an empty folder"
             raise NeurospecError(f"output folder {out} is not empty: {hint}, or pass --overwrite to replace it")
         shutil.rmtree(out)
-    elif resume:
-        pass  # nothing to resume: start afresh
-    return fresh, {"language": 0, "batch": 0}
+    return fresh  # also under --resume when there is nothing to resume, {"language": 0, "batch": 0}
 
 
 @dataclass
