@@ -445,7 +445,7 @@ def _stats_table(stats) -> Table:
         table.add_column(column, justify="left" if column == "language" else "right")
     for g, language in enumerate(stats.languages):
         sample = "-"
-        if f"sample/{language}.safetensors" in stats.files:
+        if language in stats.sample_files:
             sample = str(stats.sentence_means(language).shape[0])
         table.add_row(language, f"{int(stats.tokens[g]):,}", f"{stats.sentences.get(language, 0):,}",
                       f"{float(probabilities[g].mean()):.4f}", f"{float(stats.mean()[g].mean()):.4f}", sample)

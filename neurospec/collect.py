@@ -580,14 +580,14 @@ def _start(out: Path, description: dict, sites, options: CollectOptions, device,
             position = meta["progress"]
             if position["language"] < len(description["languages"]):
                 language = description["languages"][position["language"]]
-                if f"sample/{language}.safetensors" in stats.files:
+                if language in stats.sample_files:
                     stats.samples[language] = stats.sentence_means(language)
             return stats, position
         if not overwrite:
             hint = "add --resume to continue it" if (out / META_FILE).exists() else "choose an empty folder"
             raise NeurospecError(f"output folder {out} is not empty: {hint}, or pass --overwrite to replace it")
         shutil.rmtree(out)
-    return fresh  # also under --resume when there is nothing to resume, {"language": 0, "batch": 0}
+    return fresh, {"language": 0, "batch": 0}  # also under --resume when there is nothing to resume
 
 
 @dataclass

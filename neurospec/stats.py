@@ -27,6 +27,7 @@ every fingerprint matches.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class ActivationStats:
     samples: dict[str, torch.Tensor] = field(default_factory=dict)
     path: Path | None = None
     files: dict[str, str] = field(default_factory=dict, repr=False)  # relative path -> sha256, as loaded
+    sample_files: dict[str, str] = field(default_factory=dict, repr=False)  # language -> relative path
 
     # ---- construction
 
@@ -134,12 +136,12 @@ class ActivationStats:
         """(k, L, W) float32: the mean value of every neuron over each of the first k sentences of ``language``."""
         key = self.languages[self.index(language)]
         if key not in self.samples:
-            if self.path is None or not (self.path / SAMPLE_DIR / f"{key}.safetensors").exists():
+            relative = self.sample_files.get(key)
+            if self.path is None or relative is None:
                 raise NeurospecError(
                     f"these statistics hold no per-sentence sample for {key}: collect them with --mode sentence "
                     "and --sample-sentences K > 0"
                 )
-            relative = f"{SAMPLE_DIR}/{key}.safetensors"
             self.samples[key] = _load_tensors(self.path / relative, self.files.get(relative))["means"]
         return self.samples[key]
 
@@ -169,17 +171,38 @@ class ActivationStats:
         }
 
     def save(self, folder: str | Path, *, complete: bool = True, progress: dict | None = None) -> Path:
-        """Write ``stats.safetensors`` (and new samples), then ``stats.json`` last, each atomically."""
+        """Write the tensors (and the samples in memory), then ``stats.json`` last, each atomically.
+
+        A checkpoint (``complete=False``) never overwrites a file the current ``stats.json`` names: it
+        writes the other of two slots (``*.checkpoint-a`` / ``-b``), so a process killed at any instant
+        leaves a consistent folder. The final save writes ``stats.safetensors`` and gives the samples
+        their final names (hard links), then removes what ``stats.json`` no longer names.
+        """
         folder = Path(folder)
+        previous = dict(self.files) if self.path == folder else {}
+        main = TENSOR_FILE if complete else _free_slot("stats", previous)
         tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in _TENSORS}
-        files = {**self.files, TENSOR_FILE: _write(folder / TENSOR_FILE, tensors)}
+        files = {main: _write(folder / main, tensors)}
         for language, means in self.samples.items():
-            relative = f"{SAMPLE_DIR}/{language}.safetensors"
-            files[relative] = _write(folder / relative, {"means": means.detach().cpu().contiguous()})
-        document = {**self.describe(), "complete": complete, "files": files}
+            name = _sample_name(language) if complete else _free_slot(f"{SAMPLE_DIR}/{language}", previous)
+            files[name] = _write(folder / name, {"means": means.detach().cpu().contiguous()})
+            self.sample_files[language] = name
+        for language, name in self.sample_files.items():
+            if name in files:
+                continue
+            if complete and name != _sample_name(language):
+                final = _sample_name(language)
+                (folder / final).unlink(missing_ok=True)
+                os.link(folder / name, folder / final)
+                self.sample_files[language], name = final, final
+            files[name] = previous.get(name) or file_fingerprint(folder / name)
+        document = {**self.describe(), "complete": complete, "files": files, "tensor_file": main,
+                    "sample_files": dict(self.sample_files)}
         if progress is not None:
             document["progress"] = progress
         atomic_write_json(folder / META_FILE, document)
+        for stale in set(previous) - set(files):
+            (folder / stale).unlink(missing_ok=True)
         self.path, self.files = folder, files
         return folder
 
@@ -212,9 +235,10 @@ class ActivationStats:
                 f"{folder} holds an unfinished collection (a checkpoint); finish it with `neurospec collect ... --resume`"
             )
         files = meta.get("files") or {}
-        if TENSOR_FILE not in files:
-            raise FileFormatError(f"{folder / META_FILE} lists no {TENSOR_FILE}; the folder is corrupt: collect it again")
-        tensors = _load_tensors(folder / TENSOR_FILE, files[TENSOR_FILE])
+        main = meta.get("tensor_file", TENSOR_FILE)
+        if main not in files:
+            raise FileFormatError(f"{folder / META_FILE} lists no {main}; the folder is corrupt: collect it again")
+        tensors = _load_tensors(folder / main, files[main])
         languages = list(meta["languages"])
         shape = (len(languages), int(meta["num_layers"]), int(meta["width"]))
         for name, dtype in _TENSORS.items():
@@ -230,6 +254,7 @@ class ActivationStats:
             **{name: tensors[name] for name in _TENSORS},
             model=meta.get("model") or {}, corpora=meta.get("corpora") or {}, options=meta.get("options") or {},
             sentences={k: int(v) for k, v in (meta.get("sentences") or {}).items()}, path=folder, files=files,
+            sample_files=dict(meta.get("sample_files") or {}),
         )
 
     def check_model(self, shape: Any, *, site: str | None = None) -> "ActivationStats":
@@ -252,6 +277,16 @@ class ActivationStats:
 
     def _label(self) -> str:
         return f"'{self.path}'" if self.path else "in memory"
+
+
+def _sample_name(language: str) -> str:
+    return f"{SAMPLE_DIR}/{language}.safetensors"
+
+
+def _free_slot(base: str, referenced: dict[str, str]) -> str:
+    """The checkpoint slot of ``base`` that the current stats.json does not name."""
+    first = f"{base}.checkpoint-a.safetensors"
+    return f"{base}.checkpoint-b.safetensors" if first in referenced else first
 
 
 def _write(path: Path, tensors: dict[str, torch.Tensor]) -> str:

@@ -296,3 +296,29 @@ def test_default_row_lengths(tok):
     limit = model.config.max_position_embeddings
     assert default_seq_len(model, "packed") == min(limit, 4096)
     assert default_seq_len(model, "sentence") == min(limit, 512)
+
+
+def test_a_crash_after_the_tensors_before_stats_json_leaves_a_resumable_checkpoint(tok, corpora, tmp_path, monkeypatch):
+    import neurospec.stats as stats_module
+
+    model = _model(tok)
+    options = CollectOptions(mode="sentence", seq_len=24, batch_size=1, checkpoint_every=20, sample_sentences=4)
+    whole = collect(model, tok, corpora, tmp_path / "whole", options, quiet=True)
+    real, calls = stats_module.atomic_write_json, []
+
+    def crash_on_third(path, obj, **kw):  # the tensors of the third checkpoint are written, its index is not
+        calls.append(path)
+        if len(calls) == 3:
+            raise _Interrupt
+        return real(path, obj, **kw)
+
+    monkeypatch.setattr(stats_module, "atomic_write_json", crash_on_third)
+    with pytest.raises(_Interrupt):
+        collect(model, tok, corpora, tmp_path / "r", options, quiet=True)
+    monkeypatch.setattr(stats_module, "atomic_write_json", real)
+    resumed = collect(model, tok, corpora, tmp_path / "r", options, quiet=True, resume=True)
+    for name in ("tokens", "active", "sum", "sum_sq", "max"):
+        assert torch.equal(getattr(resumed, name), getattr(whole, name)), name
+    assert torch.equal(resumed.sentence_means("en"), whole.sentence_means("en"))
+    names = sorted(p.relative_to(tmp_path / "r").as_posix() for p in (tmp_path / "r").rglob("*") if p.is_file())
+    assert names == ["sample/eng_Latn.safetensors", "sample/fra_Latn.safetensors", "stats.json", "stats.safetensors"]
