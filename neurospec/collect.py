@@ -33,6 +33,7 @@ adds them in batch order, so any number of processes, and a run resumed from a c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -506,7 +507,7 @@ def collect(
         check_corpus(corpus)
         _first_counted_token(tokenizer, corpus, options, seq_len)
     pack = options.mode == "sentence" and options.pack_sentences and sentence_packing_works(
-        model, tokenizer, list(_first_texts(corpora[0], 2)), options.site)
+        model, tokenizer, list(itertools.islice(corpora[0].texts(), 2)), options.site)
     recorded = {**asdict(options), "seq_len": seq_len, "packed_sentences": pack}
     description = {"site": options.site, "languages": languages, "options": recorded,
                    "corpora": {c.language: c.describe() for c in corpora},
@@ -553,13 +554,6 @@ def collect(
         stats.save(out, complete=True)
     ranks.barrier()
     return ActivationStats.load(out)
-
-
-def _first_texts(corpus: Corpus, n: int) -> Iterator[str]:
-    for i, text in enumerate(corpus.texts()):
-        if i == n:
-            return
-        yield text
 
 
 def _start(out: Path, description: dict, sites, options: CollectOptions, device, *, resume: bool,

@@ -129,7 +129,7 @@ def test_a_killed_collect_resumes_to_the_files_of_an_uninterrupted_run(model_dir
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         meta = killed / "stats.json"
-        if meta.exists() and json.loads(meta.read_text())["progress"]["batch"] >= 8:
+        if meta.exists() and json.loads(meta.read_text()).get("progress", {}).get("batch", 0) >= 8:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)
