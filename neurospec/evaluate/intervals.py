@@ -24,3 +24,21 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_mean(values, *, resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (items resampled with replacement, seeded).
+
+    ``bootstrap_mean([1, 0, 1, 1])``; pass per-item differences for a paired comparison.
+    """
+    import torch
+
+    data = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if data.numel() == 0:
+        raise NeurospecError("a bootstrap interval needs at least one value")
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(0, data.numel(), (resamples, data.numel()), generator=generator)
+    means = data[picks].mean(dim=1)
+    alpha = (1 - confidence) / 2
+    low, high = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).tolist()
+    return float(low), float(high)

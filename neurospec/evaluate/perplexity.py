@@ -1,0 +1,242 @@
+"""Token-weighted perplexity per language, and the matrix "neurons of group g intervened" x "language evaluated".
+
+    from neurospec.evaluate.perplexity import perplexity, perplexity_matrix
+    perplexity(model, tok, ["Le chat dort.", ...]).ppl                       # exp(total NLL / total tokens)
+    perplexity(model, tok, texts, intervention=Edit.zero(lape, groups=["fra_Latn"]))
+    matrix = perplexity_matrix(model, tok, {"fra_Latn": fr_texts, "deu_Latn": de_texts}, lape,
+                               recipe=Recipe.zero(), random_seeds=(0, 1))
+    matrix.ppl["fra_Latn"]["deu_Latn"], matrix.summary()["fra_Latn"]["selectivity"]
+    matrix.save("runs/ppl")                                                 # ppl.json + CSV tables
+
+Protocol. Each text is tokenised without special tokens; the tokenizer's BOS (where it has one) is
+put in front of every text of every language alike (``bos="auto"``; ``"never"`` leaves it out). Every
+text token that has a token before it is scored: with a BOS that is all of them, without one all but
+the first. Texts longer than ``max_length`` are cut into consecutive windows, each scored on its own
+(with its own BOS). Perplexity is exp(sum of token NLLs / number of scored tokens) over the whole
+language (token-weighted, not a mean of per-text perplexities); padding is never scored and never
+changes a score (rows are right-padded and positions come from the attention mask).
+
+Rows of the matrix: ``none`` (the unmodified model), one per group of the neuron set (its neurons
+intervened with ``recipe``, zero by default) and, per seed, ``random<seed>:<group>``: as many random
+neurons in each layer as the group has there (:func:`neurospec.select.select_random`), given the
+same recipe (a corpus statistic is read at the random neurons from the group's own statistics).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import torch
+
+from neurospec.errors import NeurospecError
+from neurospec.evaluate.tables import language_of, write_matrix_csv
+from neurospec.io import atomic_write_json
+from neurospec.prompts import EncodedPrompt, collate, ensure_pad_token
+from neurospec.recipes import Recipe
+from neurospec.scoring import _length_sorted_chunks, applied, forward_logits, model_device
+
+Bos = Literal["auto", "never"]
+
+
+@dataclass(frozen=True)
+class Perplexity:
+    """Summed NLL (nats) over ``tokens`` scored tokens of ``texts`` texts; ``ppl`` = exp(nll / tokens)."""
+
+    nll: float
+    tokens: int
+    texts: int
+
+    @property
+    def mean_nll(self) -> float:
+        return self.nll / self.tokens
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(self.mean_nll)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ppl": self.ppl, "mean_nll": self.mean_nll, "nll": self.nll, "tokens": self.tokens, "texts": self.texts}
+
+
+def default_max_length(model) -> int:
+    """min(the model's maximum position, 2048): the longest window a text is scored in."""
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    return min(int(limit), 2048) if limit else 2048
+
+
+def encode_windows(tokenizer, texts: Sequence[str], *, bos: Bos = "auto", max_length: int = 2048) -> list[EncodedPrompt]:
+    """Each text as one or more windows ``[BOS] + tokens``; roles mark the BOS ``wrapper`` and the text ``text``."""
+    if bos not in ("auto", "never"):
+        raise NeurospecError(f"bos must be 'auto' or 'never', not {bos!r}")
+    prefix = [tokenizer.bos_token_id] if bos == "auto" and tokenizer.bos_token_id is not None else []
+    room = max_length - len(prefix)
+    if room < 2:
+        raise NeurospecError(f"max_length={max_length} leaves no room to score a token")
+    windows = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise NeurospecError(f"text {i} is empty: perplexity needs text (drop empty lines)")
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids), room):
+            chunk = ids[start:start + room]
+            windows.append(EncodedPrompt(prefix + chunk, ["wrapper"] * len(prefix) + ["text"] * len(chunk)))
+    return windows
+
+
+def perplexity(model, tokenizer, texts: Sequence[str], *, intervention=None, batch_size: int = 8, bos: Bos = "auto",
+               max_length: int | None = None) -> Perplexity:
+    """Token-weighted perplexity of ``texts`` (see the module docstring for what is scored)."""
+    if not texts:
+        raise NeurospecError("no texts to evaluate: perplexity needs at least one text")
+    windows = encode_windows(tokenizer, texts, bos=bos, max_length=max_length or default_max_length(model))
+    pad_id = ensure_pad_token(tokenizer)
+    device = model_device(model)
+    total, count = 0.0, 0
+    with torch.no_grad(), applied(model, intervention):
+        for chunk in _length_sorted_chunks([len(w) for w in windows], batch_size):
+            batch = collate([windows[i] for i in chunk], pad_id, "right").to(device)
+            logits = forward_logits(model, batch)
+            scored = batch.role_mask("text")[:, 1:]
+            rows = logits[:, :-1][scored].float()
+            targets = batch.input_ids[:, 1:][scored]
+            total += float(torch.nn.functional.cross_entropy(rows, targets, reduction="sum"))
+            count += int(scored.sum())
+    if count == 0:
+        raise NeurospecError("no token could be scored: every text is a single token and the tokenizer has no BOS")
+    return Perplexity(total, count, len(texts))
+
+
+# --------------------------------------------------------------------------------------------
+# The matrix
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the matrix: ``kind`` none, group or random; ``group`` whose neurons; ``seed`` for random rows."""
+
+    name: str
+    kind: Literal["none", "group", "random"]
+    group: str | None = None
+    seed: int | None = None
+    neurons: int = 0
+
+
+@dataclass
+class PerplexityMatrix:
+    """Cells ``cells[row][language]`` (:class:`Perplexity`); rows as in the module docstring."""
+
+    rows: list[Row]
+    languages: list[str]
+    cells: dict[str, dict[str, Perplexity]]
+    recipe: Recipe
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ppl(self) -> dict[str, dict[str, float]]:
+        return {row: {lang: cell.ppl for lang, cell in cols.items()} for row, cols in self.cells.items()}
+
+    def change(self, kind: Literal["ppl", "nll"] = "ppl") -> dict[str, dict[str, float]]:
+        """Per row and language: PPL minus the unmodified PPL (``ppl``), or the change in mean NLL (``nll``)."""
+        base = self.cells["none"]
+        value = (lambda c: c.ppl) if kind == "ppl" else (lambda c: c.mean_nll)
+        return {row: {lang: value(cell) - value(base[lang]) for lang, cell in cols.items()}
+                for row, cols in self.cells.items()}
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per group whose language is evaluated: its own-language change, the mean change on the other
+        languages, and their ratio (``selectivity``), for the group and for each of its random rows."""
+        changes = {kind: self.change(kind) for kind in ("ppl", "nll")}
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.rows:
+            if row.kind != "group":
+                continue
+            own = _own_column(row.group, self.languages)
+            if own is None or len(self.languages) < 2:
+                continue
+            entry: dict[str, Any] = {"language": own}
+            for label, name in [("neurons", row.name)] + [
+                (r.name, r.name) for r in self.rows if r.kind == "random" and r.group == row.group
+            ]:
+                entry[label] = {kind: _selectivity(changes[kind][name], own) for kind in ("ppl", "nll")}
+            out[row.group] = entry
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "neurospec.ppl_matrix", "version": 1, "recipe": self.recipe.to_json(),
+            "languages": self.languages, "rows": [row.__dict__ for row in self.rows],
+            "cells": {row: {lang: cell.to_json() for lang, cell in cols.items()} for row, cols in self.cells.items()},
+            "change_ppl": self.change("ppl"), "change_nll": self.change("nll"), "summary": self.summary(),
+            "settings": self.settings,
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """``ppl.json`` plus ``ppl.csv``, ``ppl_change.csv`` and ``nll_change.csv`` (rows x languages)."""
+        folder = Path(folder)
+        names = [row.name for row in self.rows]
+        write_matrix_csv(folder / "ppl.csv", names, self.languages, self.ppl)
+        write_matrix_csv(folder / "ppl_change.csv", names, self.languages, self.change("ppl"))
+        write_matrix_csv(folder / "nll_change.csv", names, self.languages, self.change("nll"))
+        return atomic_write_json(folder / "ppl.json", self.to_json())
+
+
+def _own_column(group: str | None, languages: Sequence[str]) -> str | None:
+    key = language_of(group) if group else None
+    return next((lang for lang in languages if lang == group or (key and language_of(lang) == key)), None)
+
+
+def _selectivity(changes: Mapping[str, float], own: str) -> dict[str, float]:
+    others = [value for lang, value in changes.items() if lang != own]
+    mean_other = sum(others) / len(others)
+    return {"own": changes[own], "mean_other": mean_other,
+            "selectivity": changes[own] / mean_other if mean_other != 0 else math.inf}
+
+
+def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neurons=None, *,
+                      recipe: Recipe | str = "zero", groups: Sequence[str] | None = None, stats=None,
+                      random_seeds: Sequence[int] = (), random_exclude: bool = False, batch_size: int = 8,
+                      bos: Bos = "auto", max_length: int | None = None,
+                      on_cell: Callable[[str, str, Perplexity], None] | None = None) -> PerplexityMatrix:
+    """The perplexity of every language in ``texts`` under no intervention, each group's, and random controls.
+
+    ``neurons`` is a NeuronSet (None: only the unmodified row); ``groups`` picks and orders its groups;
+    ``stats`` supplies corpus statistics when the recipe sets neurons to one. ``on_cell(row, language,
+    result)`` is called as each cell is finished (progress).
+    """
+    from neurospec.recipes import match_group
+    from neurospec.select import select_random
+    from neurospec.sites import site_map
+
+    recipe = Recipe.parse(recipe)
+    if not texts:
+        raise NeurospecError("no languages to evaluate: give held-out texts for at least one language")
+    plans: list[tuple[Row, Any]] = [(Row("none", "none"), None)]
+    if neurons is not None:
+        neurons.validate_for(site_map(model).shape)
+        chosen = [match_group(g, neurons.groups) for g in (groups or neurons.groups)]
+        controls = {seed: select_random(neurons, seed=seed, exclude=random_exclude) for seed in random_seeds}
+        for group in chosen:
+            if neurons.count(group) == 0:
+                continue
+            plans.append((Row(group, "group", group, neurons=neurons.count(group)), recipe.edit(neurons, group, stats)))
+        for seed, control in controls.items():
+            for group in chosen:
+                if control.count(group) == 0:
+                    continue
+                edit = recipe.edit(control, group, stats)
+                plans.append((Row(f"random{seed}:{group}", "random", group, seed, control.count(group)), edit))
+    cells: dict[str, dict[str, Perplexity]] = {}
+    for row, edit in plans:
+        cells[row.name] = {}
+        for language, language_texts in texts.items():
+            result = perplexity(model, tokenizer, language_texts, intervention=edit, batch_size=batch_size, bos=bos,
+                                max_length=max_length)
+            cells[row.name][language] = result
+            if on_cell:
+                on_cell(row.name, language, result)
+    settings = {"bos": bos, "max_length": max_length or default_max_length(model), "random_seeds": list(random_seeds),
+                "random_exclude": random_exclude, "texts": {lang: len(t) for lang, t in texts.items()}}
+    return PerplexityMatrix([row for row, _ in plans], list(texts), cells, recipe, settings)
