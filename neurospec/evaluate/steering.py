@@ -1,0 +1,212 @@
+"""Steering the output language by generation, and the share of generations in the target language.
+
+    from neurospec.evaluate.steering import LanguageIdentifier, steer_generation
+    LanguageIdentifier().identify("Le chat dort sur le tapis")           # 'fra_Latn'
+    result = steer_generation(model, tok, {"eng_Latn": prompts_en, "deu_Latn": prompts_de}, lape,
+                              recipe="set:p_max", stats=stats, targets=["fra_Latn"], random_seeds=(0,))
+    result.share("fra_Latn", "eng_Latn")    # ShareOf(k, n, share, ci95): English prompts -> French outputs
+    result.save("runs/steer")               # steer.json, steer_share.csv, generations.jsonl
+
+Every (row, source language) generates a continuation of each prompt: rows are ``none`` (no
+intervention), each target group with ``recipe`` applied to its neurons, and per seed
+``random<seed>:<target>`` (matched random neurons, same recipe). The language of each continuation
+(the generated text only, not the prompt) is identified offline with py3langid, whose model is in
+its wheel and which covers all 18 languages of the amplification paper, Haitian and Quechua
+included (lingua-language-detector lacks both; docs/steering.md). A continuation without letters
+counts as no language. Shares carry 95% Wilson intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+from neurospec.errors import NeurospecError
+from neurospec.evaluate.intervals import wilson
+from neurospec.evaluate.tables import language_of, write_matrix_csv
+from neurospec.io import atomic_write_json, atomic_write_text
+from neurospec.prompts import PLAIN, PromptFormat
+from neurospec.recipes import Recipe, match_group
+from neurospec.scoring import generate_texts
+
+
+@lru_cache(maxsize=1)
+def _py3langid():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier as Model
+
+    return Model, MODEL_FILE
+
+
+class LanguageIdentifier:
+    """py3langid behind the language registry: ``identify(text)`` -> registry key, or None.
+
+    ``candidates`` (language names or codes) restricts the answer to those languages; by default
+    every language py3langid knows can be returned.
+    """
+
+    def __init__(self, candidates: Sequence[str] | None = None) -> None:
+        from neurospec.languages import from_langid_label, langid_label, resolve
+
+        model_class, model_file = _py3langid()
+        self._model = model_class.from_model_file(model_file, norm_probs=True)
+        self._to_key = from_langid_label
+        self.candidates: list[str] | None = None
+        if candidates is not None:
+            labels = []
+            for name in candidates:
+                label = langid_label(name)
+                if label is None:
+                    raise NeurospecError(f"py3langid cannot identify {resolve(name).name}; drop it from the candidates")
+                labels.append(label)
+            self._model.set_languages(langs=sorted(set(labels)))
+            self.candidates = [resolve(name).key for name in candidates]
+
+    def identify(self, text: str) -> str | None:
+        """The language key of ``text``; None when it holds no letters."""
+        if not any(ch.isalpha() for ch in text):
+            return None
+        label, _ = self._model.classify(text)
+        language = self._to_key(label)
+        return language.key if language is not None else None
+
+
+@dataclass(frozen=True)
+class ShareOf:
+    """``k`` of ``n`` outputs in the language; ``share`` = k / n with its 95% Wilson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def share(self) -> float:
+        return self.k / self.n
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return wilson(self.k, self.n)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "n": self.n, "share": self.share, "ci95": list(self.ci95)}
+
+
+@dataclass(frozen=True)
+class SteeringRow:
+    """A row: ``kind`` none, group or random; ``group`` whose neurons; ``target`` the language steered toward."""
+
+    name: str
+    kind: Literal["none", "group", "random"]
+    group: str | None = None
+    target: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class SteeringResult:
+    """Generations and their identified languages per row and source language."""
+
+    rows: list[SteeringRow]
+    sources: list[str]
+    outputs: dict[str, dict[str, list[dict[str, Any]]]]
+    recipe: Recipe
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def share(self, row: str, source: str, language: str | None = None) -> ShareOf:
+        """Share of ``row``'s outputs from ``source`` prompts identified as ``language`` (default: the row's target)."""
+        language = language or next(r.target for r in self.rows if r.name == row)
+        outputs = self.outputs[row][source]
+        return ShareOf(sum(o["language"] == language for o in outputs), len(outputs))
+
+    def table(self) -> list[dict[str, Any]]:
+        """One line per (target row, source): its share in the target, and the unmodified model's share there."""
+        lines = []
+        for row in self.rows:
+            if row.target is None:
+                continue
+            for source in self.sources:
+                steered, baseline = self.share(row.name, source), self.share("none", source, row.target)
+                lines.append({"row": row.name, "kind": row.kind, "target": row.target, "source": source,
+                              **steered.to_json(), "baseline": baseline.to_json()})
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": "neurospec.steering", "version": 1, "recipe": self.recipe.to_json(),
+                "sources": self.sources, "rows": [r.__dict__ for r in self.rows], "table": self.table(),
+                "settings": self.settings}
+
+    def save(self, folder: str | Path) -> Path:
+        """``steer.json``, ``steer_share.csv`` (rows x sources, share in the row's target) and ``generations.jsonl``."""
+        folder = Path(folder)
+        shares = {r.name: {s: self.share(r.name, s).share for s in self.sources} for r in self.rows if r.target}
+        write_matrix_csv(folder / "steer_share.csv", list(shares), self.sources, shares)
+        lines = [json.dumps({"row": row, "source": source, **output}, ensure_ascii=False)
+                 for row, per_source in self.outputs.items() for source, outputs in per_source.items()
+                 for output in outputs]
+        atomic_write_text(folder / "generations.jsonl", "\n".join(lines) + "\n")
+        return atomic_write_json(folder / "steer.json", self.to_json())
+
+
+def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neurons, *,
+                     recipe: Recipe | str = "set:p_max", stats=None, targets: Sequence[str] | None = None,
+                     random_seeds: Sequence[int] = (), max_new_tokens: int = 32, batch_size: int = 8,
+                     candidates: Sequence[str] | None = None, fmt: PromptFormat = PLAIN, do_sample: bool = False,
+                     seed: int = 0, on_row: Callable[[str, str], None] | None = None) -> SteeringResult:
+    """Generate from every source's prompts under no intervention and under each target's (see module docstring)."""
+    from neurospec.select import select_random
+    from neurospec.sites import site_map
+
+    recipe = Recipe.parse(recipe)
+    if not prompts or any(not list(p) for p in prompts.values()):
+        empty = [s for s, p in prompts.items() if not list(p)]
+        raise NeurospecError(f"no prompts for {', '.join(empty) or 'any language'}: give at least one prompt per source")
+    neurons.validate_for(site_map(model).shape)
+    sources = [language_of(s) or s for s in prompts]
+    groups = [match_group(t, neurons.groups) for t in (targets or neurons.groups)]
+    plans: list[tuple[SteeringRow, Any]] = [(SteeringRow("none", "none"), None)]
+    for group in groups:
+        plans.append((SteeringRow(group, "group", group, language_of(group) or group), recipe.edit(neurons, group, stats)))
+    for seed_value in random_seeds:
+        control = select_random(neurons, seed=seed_value)
+        for group in groups:
+            plans.append((SteeringRow(f"random{seed_value}:{group}", "random", group, language_of(group) or group,
+                                      seed_value), recipe.edit(control, group, stats)))
+    identifier = LanguageIdentifier(candidates)
+    outputs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row, edit in plans:
+        outputs[row.name] = {}
+        for source, texts in zip(sources, prompts.values()):
+            generated = generate_texts(model, tokenizer, list(texts), fmt=fmt, max_new_tokens=max_new_tokens,
+                                       do_sample=do_sample, seed=seed, batch_size=batch_size, intervention=edit)
+            outputs[row.name][source] = [
+                {"prompt": g.prompt, "text": g.text, "language": identifier.identify(g.text)} for g in generated
+            ]
+            if on_row:
+                on_row(row.name, source)
+    settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": seed, "random_seeds": list(random_seeds),
+                "candidates": identifier.candidates, "language_id": "py3langid",
+                "prompts": {s: len(list(p)) for s, p in zip(sources, prompts.values())}}
+    return SteeringResult([row for row, _ in plans], sources, outputs, recipe, settings)
+
+
+def prompts_from_parallel(sentences: Mapping[str, Sequence[tuple[int, str]]], *, fraction: float = 0.5,
+                          limit: int | None = None) -> dict[str, list[str]]:
+    """Generation prompts per language: the first ``fraction`` of each sentence's words (characters for
+    languages written without spaces), at least one word; ``limit`` keeps the first N sentences."""
+    from neurospec.data.lss import is_unspaced
+
+    if not 0 < fraction < 1:
+        raise NeurospecError(f"fraction must be between 0 and 1, got {fraction}")
+    out = {}
+    for language, rows in sentences.items():
+        chosen = list(rows)[:limit] if limit else list(rows)
+        prompts = []
+        for _, text in chosen:
+            if is_unspaced(language):
+                prompts.append(text[:max(1, int(len(text) * fraction))])
+            else:
+                words = text.split()
+                prompts.append(" ".join(words[:max(1, int(len(words) * fraction))]))
+        out[language_of(language) or language] = prompts
+    return out
