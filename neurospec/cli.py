@@ -558,5 +558,7 @@ def select_random_command(
         _write_selection(select_random(NeuronSet.load(like), seed=seed, exclude=exclude), out)
 
 
+from neurospec import cli_evaluate  # noqa: E402,F401  registers ppl, steer, lss, sweep, eval
+
 if __name__ == "__main__":  # python -m neurospec.cli
     app()

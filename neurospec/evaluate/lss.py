@@ -248,12 +248,11 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     default = [groups[g] for g in neurons.groups if groups[g] in in_items]
     sources = [_item_language(s, in_items) for s in sources] if sources else default
     targets = [_item_language(t, in_items) for t in targets] if targets else default
-    group_of = {}
-    for target in targets:
-        group_of[target] = match_group(target, neurons.groups)
     if not sources or not targets:
         raise NeurospecError(f"no language is both in the items ({', '.join(in_items)}) and a group of the neuron set "
                              f"({', '.join(neurons.groups)})")
+    group_of = {target: match_group(target, neurons.groups) for target in targets}
+    edits = {target: recipe.edit(neurons, group, stats) for target, group in group_of.items()}  # bad input fails here
     random_set = select_random(neurons, seed=random_seed) if "random" in controls else None
     pad_id = ensure_pad_token(tokenizer)
     cells: dict[tuple[str, str], ShiftCell] = {}
@@ -266,7 +265,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                 raise NeurospecError(_no_items(requests))
             group = group_of[target]
             d0 = requests.scores(model, pad_id, None, batch_size)
-            di = requests.scores(model, pad_id, recipe.edit(neurons, group, stats), batch_size)
+            di = requests.scores(model, pad_id, edits[target], batch_size)
             cell = ShiftCell(source, target, requests.ids, d0, di, len(requests.excluded), requests.missing,
                              bootstrap, seed)
             if random_set is not None:
