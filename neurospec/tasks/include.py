@@ -1,0 +1,142 @@
+"""INCLUDE: regional-knowledge exam questions in 44 languages, four options, answered by letter.
+
+    from neurospec.tasks.include import Include, load_include
+    items = load_include("et", "include_base_44.jsonl")      # rows whose language is Estonian
+    Include().evaluate(model, tok, "Estonian", data_dir="include_base_44.jsonl", limit=200)
+
+Prompt (METHODS section 2, the reference's): ``question\\nA) ..\\nB) ..\\nC) ..\\nD) ..\\nAnswer:``
+(:func:`neurospec.scoring.lettered_prompt`, question stripped); the chosen option is the letter
+with the highest next-token probability (:func:`neurospec.scoring.choose_by_letter`).
+
+Data (not in the shared folder: export ``CohereForAI/include-base-44`` or ``include-lite-44`` from
+Hugging Face): JSONL, JSON, CSV or TSV files with the Hugging Face fields ``question``,
+``option_a`` .. ``option_d`` (or a ``choices`` list of four), ``answer`` (0-3), ``language`` (an English
+name such as ``Estonian``, or any code :func:`neurospec.languages.resolve` knows); ``subject``,
+``domain``, ``country``, ``level`` and ``regional_feature`` are kept in ``metadata`` where present.
+``data_dir`` is one file or a folder of such files (all are read, in name order).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from neurospec.data.items import MCItem
+from neurospec.errors import FileFormatError, NeurospecError
+from neurospec.languages import resolve
+from neurospec.prompts import PLAIN
+from neurospec.scoring import choose_by_letter, lettered_prompt
+from neurospec.tasks.base import MCTask, data_location
+from neurospec.tasks.records import RECORD_SUFFIXES, field, read_records
+
+__all__ = ["Include", "include_prompt", "load_include"]
+
+LETTERS = "ABCD"
+NEEDED = "question, option_a..option_d (or choices), answer, language"
+METADATA_FIELDS = ("subject", "domain", "country", "level", "regional_feature")
+
+# INCLUDE language names that neurospec.languages does not resolve
+LANGUAGE_NAMES = {"north macedonian": "mkd_Cyrl"}
+
+
+def include_prompt(item: MCItem) -> str:
+    """``question\\nA) ..\\nB) ..\\nC) ..\\nD) ..\\nAnswer:``."""
+    return lettered_prompt(item, LETTERS)
+
+
+def _language_key(name: str, path: Path, line: int) -> str:
+    alias = LANGUAGE_NAMES.get(name.strip().lower())
+    if alias:
+        return alias
+    try:
+        return resolve(name.strip()).key
+    except NeurospecError as err:
+        raise FileFormatError(f"{path} line {line}: language {name!r} is not known ({err})") from None
+
+
+def _options(record: dict, path: Path, line: int) -> tuple[str, ...]:
+    if "choices" in record and "option_a" not in record:
+        choices = record["choices"]
+        if isinstance(choices, str):  # a CSV export writes the list as JSON text
+            try:
+                choices = json.loads(choices)
+            except json.JSONDecodeError:
+                raise FileFormatError(f"{path} line {line}: field 'choices' is not a list") from None
+        if not isinstance(choices, list) or len(choices) != 4:
+            raise FileFormatError(f"{path} line {line}: field 'choices' must be a list of 4 options")
+        return tuple(str(choice) for choice in choices)
+    return tuple(str(field(record, f"option_{letter}", path, line, needed=NEEDED)) for letter in "abcd")
+
+
+def _answer(record: dict, path: Path, line: int) -> int:
+    value = str(field(record, "answer", path, line, needed=NEEDED)).strip()
+    if value.upper() in tuple(LETTERS):
+        return LETTERS.index(value.upper())
+    if value in ("0", "1", "2", "3"):
+        return int(value)
+    raise FileFormatError(f"{path} line {line}: answer must be 0-3 (or A-D), not {value!r}")
+
+
+def _files(location: Path) -> list[Path]:
+    if location.is_file():
+        return [location]
+    files = sorted(p for p in location.iterdir() if p.is_file() and p.suffix.lower() in RECORD_SUFFIXES)
+    if not files:
+        raise NeurospecError(f"INCLUDE folder {location} holds no {', '.join(RECORD_SUFFIXES)} files")
+    return files
+
+
+def _rows(location: Path):
+    for path in _files(location):
+        for line, record in read_records(path):
+            yield path, line, record
+
+
+def load_include(language: str, data_dir: str | Path | None = None) -> list[MCItem]:
+    """INCLUDE items whose ``language`` is ``language``, in file order; every row is checked."""
+    key = resolve(language).key
+    location = data_location(data_dir, "include", "INCLUDE")
+    items = []
+    for path, line, record in _rows(location):
+        options = _options(record, path, line)
+        answer = _answer(record, path, line)
+        question = str(field(record, "question", path, line, needed=NEEDED)).strip()
+        row_key = _language_key(str(field(record, "language", path, line, needed=NEEDED)), path, line)
+        if row_key != key:
+            continue
+        metadata = {name: record[name] for name in METADATA_FIELDS if record.get(name) not in (None, "")}
+        items.append(MCItem(question, options, answer, group=key, id=f"include-{key}-{path.stem}-{line}",
+                            metadata=metadata))
+    if not items:
+        raise Include().missing_language(key, location, data_dir)
+    return items
+
+
+class Include(MCTask):
+    """INCLUDE (from your export): accuracy of the likeliest answer letter."""
+
+    name = "include"
+    data_folder = "include"
+    splits = ("test",)
+    option_defaults = {"keep_outputs": False, "form": "auto", "fmt": None}
+    scoring = "letter: argmax over the next-token probability of A/B/C/D after 'question\\nA) ..\\nD) ..\\nAnswer:'"
+
+    def languages(self, data_dir: str | Path | None = None) -> list[str]:
+        location = data_location(data_dir, self.data_folder, "INCLUDE")
+        keys: dict[str, None] = {}
+        for path, line, record in _rows(location):
+            keys.setdefault(_language_key(str(field(record, "language", path, line, needed=NEEDED)), path, line))
+        return list(keys)
+
+    def load(self, language, *, data_dir=None, split=None) -> list[MCItem]:
+        self.split_name(split)
+        return load_include(language, data_dir)
+
+    def predict(self, model, tokenizer, items: Sequence[MCItem], *, intervention=None, batch_size: int = 8,
+                form: str = "auto", fmt=None) -> list:
+        return choose_by_letter(model, tokenizer, items, fmt=fmt or PLAIN, prompt=include_prompt, letters=LETTERS,
+                                form=form, batch_size=batch_size, intervention=intervention)
+
+    def describe(self, options) -> dict:
+        return {"scoring": self.scoring, "form": options["form"]}
