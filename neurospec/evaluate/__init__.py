@@ -1,1 +1,2 @@
-"""Evaluation: intervals now; perplexity, steering, multiple choice and translation build on them."""
+"""Evaluation: perplexity matrix, Language Steering Shift, steering by generation, sweeps, self/cross
+downstream tables, and the intervals they report (docs/evaluation.md)."""
