@@ -275,7 +275,7 @@ def sites(
         console.print(table)
 
 
-intervention_app = typer.Typer(help="Check intervention files.", no_args_is_help=True)
+intervention_app = typer.Typer(help="Write and check intervention files.", no_args_is_help=True)
 app.add_typer(intervention_app, name="intervention")
 
 
@@ -300,6 +300,23 @@ def check_intervention(
                           str(edit.count))
         console.print(f"{escape(str(file))}: {len(edits)} edit(s), valid for {escape(model)}", soft_wrap=True)
         console.print(table)
+
+
+@intervention_app.command("make")
+def make_intervention(
+    neurons: Path = typer.Option(..., "--neurons", exists=True, dir_okay=False, help="NeuronSet JSON file."),
+    group: str = typer.Option(..., "--group", help="The group whose neurons are edited, e.g. fr."),
+    recipe: str = typer.Option(..., "--recipe", help="zero, scale*2, set:p_max, set:p_median*2, add:runtime:max..."),
+    out: Path = typer.Option(..., "--out", help="Intervention JSON file to write."),
+    stats: Optional[Path] = typer.Option(None, "--stats", help="Statistics folder, for p_max / p_median / mean."),
+) -> None:
+    """Write an intervention file for one group and recipe (values go to OUT.values.safetensors)."""
+    from neurospec.recipes import write_intervention
+    from neurospec.stats import ActivationStats
+
+    with user_errors():
+        written = write_intervention(recipe, neurons, group, out, ActivationStats.load(stats) if stats else None)
+        console.print(escape(f"wrote {written}"), soft_wrap=True)
 
 
 @app.command("languages")

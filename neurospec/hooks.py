@@ -112,12 +112,28 @@ class _CallState:
             self._cache[key] = valid & (after if positions == "continuation" else ~after)
         return self._cache[key]
 
+    def selects_every_token(self, positions: Positions, batch: int, device: torch.device) -> bool:
+        """True when ``positions`` selects every token of this call (no padding, no excluded side); cached per call."""
+        key = ("every", positions, batch, device)
+        if key not in self._cache:
+            if positions == "all" and self.mask2d is None:
+                self._cache[key] = True
+            else:
+                self._cache[key] = bool(self.mask(positions, batch, device).all())
+        return self._cache[key]
+
+
+@functools.lru_cache(maxsize=256)
+def _positional_names(forward) -> tuple[str, ...]:
+    """Names of the parameters a forward function takes by position (read once per function)."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in inspect.signature(forward).parameters.values() if p.kind in kinds)
+
 
 def _bound_arguments(module: nn.Module, args: tuple, kwargs: dict) -> dict:
-    try:
-        return inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
-    except TypeError:
-        return dict(kwargs)
+    """The call's arguments by name (positional ones named from the signature, cached per forward function)."""
+    names = _positional_names(type(module).forward)[1:]  # the class's function: drop ``self``
+    return {**dict(zip(names, args)), **kwargs}
 
 
 def _read_call(module: nn.Module, args: tuple, kwargs: dict):
@@ -353,6 +369,16 @@ def _quantile(values: torch.Tensor, q: float) -> torch.Tensor:
     return low_value + (values.kthvalue(high + 1).values - low_value) * (position - low)
 
 
+def _quantile_rows(values: torch.Tensor, q: float) -> torch.Tensor:
+    """:func:`_quantile` of each row of a 2-D tensor at once."""
+    position = q * (values.shape[1] - 1)
+    low, high = int(position), min(int(position) + 1, values.shape[1] - 1)
+    low_value = values.kthvalue(low + 1, dim=1).values
+    if high == low:
+        return low_value
+    return low_value + (values.kthvalue(high + 1, dim=1).values - low_value) * (position - low)
+
+
 def runtime_statistic(values: torch.Tensor, valid: torch.Tensor, statistic: RuntimeStatistic) -> torch.Tensor:
     """Per sequence: the statistic over all neurons and all ``valid`` tokens. Returns shape (batch,)."""
     floats = values.float()
@@ -365,6 +391,8 @@ def runtime_statistic(values: torch.Tensor, valid: torch.Tensor, statistic: Runt
         reduced = torch.where(keep, floats, fill)
         return reduced.amax(dim=(1, 2)) if statistic.name == "max" else reduced.amin(dim=(1, 2))
     q = 0.5 if statistic.name == "median" else statistic.q / 100.0
+    if bool(valid.all()):  # every row has the same count: one batched kthvalue (a decoding step, unpadded batches)
+        return _quantile_rows(floats.reshape(floats.shape[0], -1), q)
     rows = []
     for row, row_valid in zip(floats, valid):
         chosen = row[row_valid].flatten()
@@ -379,16 +407,32 @@ class _EditHandler:
         self.edit = edit
         self.location = location
         self.columns = _module_columns(location, indices)
-        self.values = edit.layer_values(location.layer)[indices] if edit.value_kind == "per_neuron" else None
-        self._device_cache: dict = {}
+        if edit.value_kind == "per_neuron":
+            self.values = edit.layer_values(location.layer)[indices].float()
+        elif edit.value_kind == "constant":
+            self.values = torch.full((indices.numel(),), float(edit.value))
+        else:
+            self.values = None
+        self._prepared: dict = {}
         self._site_cache: dict = {}
+
+    def _on(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The columns on ``device`` and, for a fixed value, ``factor * value`` per column in ``dtype`` (cached)."""
+        key = (device, dtype)
+        if key not in self._prepared:
+            scaled = None if self.values is None else (self.edit.factor * self.values).to(device=device, dtype=dtype)
+            self._prepared[key] = (self.columns.to(device), scaled)
+        return self._prepared[key]
 
     def __call__(self, tensor: torch.Tensor, state: _CallState) -> torch.Tensor:
         edit, device = self.edit, tensor.device
-        if device not in self._device_cache:
-            values = None if self.values is None else self.values.to(device)
-            self._device_cache[device] = (self.columns.to(device), values)
-        columns, values = self._device_cache[device]
+        columns, fixed = self._on(device, tensor.dtype)
+        in_place = not (tensor.requires_grad and torch.is_grad_enabled())
+        if in_place and edit.op in ("zero", "set") and edit.value_kind != "runtime" and \
+                state.selects_every_token(edit.positions, tensor.shape[0], device):
+            if edit.op == "zero":  # the common decoding step: one kernel, no masks
+                return tensor.index_fill_(-1, columns, 0)
+            return tensor.index_copy_(-1, columns, fixed.expand(*tensor.shape[:-1], fixed.numel()))
         current = tensor.index_select(-1, columns)
         if edit.op == "zero":
             new = torch.zeros_like(current)
@@ -398,16 +442,13 @@ class _EditHandler:
             if edit.value_kind == "runtime":
                 site_values = _take(tensor, _on_device(self.location.columns, device, self._site_cache))
                 stat = runtime_statistic(site_values, state.valid(tensor.shape[0], device), edit.value)
-                value = stat.to(tensor.dtype)[:, None, None]
-            elif edit.value_kind == "per_neuron":
-                value = values.to(tensor.dtype)
+                value = edit.factor * stat.to(tensor.dtype)[:, None, None]
             else:
-                value = torch.tensor(edit.value, dtype=tensor.dtype, device=device)
-            value = edit.factor * value
+                value = fixed
             new = torch.broadcast_to(value, current.shape) if edit.op == "set" else current + value
         mask = state.mask(edit.positions, tensor.shape[0], device)[..., None]
         new = torch.where(mask, new.to(tensor.dtype), current)
-        if tensor.requires_grad and torch.is_grad_enabled():
+        if not in_place:
             return tensor.index_copy(-1, columns, new)
         return tensor.index_copy_(-1, columns, new)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Union
 
 from neurospec.edits import OPERATIONS, POSITIONS, STATISTICS, Edit, RuntimeStatistic, check_positions
@@ -194,6 +195,33 @@ class Recipe:
             value = stats.amplification_values(statistic_of or group, str(self.value))
         label = f"group {group} ({self.name})"
         return Edit.make(self.op, neurons, value, self.factor, self.positions, [group], None, label)  # type: ignore[arg-type]
+
+
+def write_intervention(recipe: "Recipe | str", neurons_path: str | Path, group: str, out: str | Path, stats=None) -> Path:
+    """``write_intervention("set:p_max", "lape.json", "fr", "steer_fr.json", stats)``: the recipe for one group as an
+    intervention file (for ``intervene``, ``neurospec intervention check`` and the lm-eval bridge).
+
+    A corpus statistic is written, as a (layers, width) tensor, to ``<out stem>.values.safetensors`` beside the file.
+    """
+    from neurospec.interventions import EditSpec, InterventionSpec, ValuesRef
+    from neurospec.io import atomic_save_safetensors
+    from neurospec.neurons import NeuronSet
+
+    recipe = Recipe.parse(recipe)
+    out = Path(out)
+    neurons = NeuronSet.load(neurons_path)
+    group = match_group(group, neurons.groups)
+    value: Any = recipe.value
+    if recipe.value_kind == "corpus":
+        values = recipe.edit(neurons, group, stats).value
+        values_path = out.with_name(out.name.removesuffix(".json") + ".values.safetensors")
+        key = f"{recipe.value}.{group}"
+        atomic_save_safetensors(values_path, {key: values.contiguous()}, {"statistics": str(stats.path)})
+        value = ValuesRef(values_path.name, key)
+    spec = InterventionSpec([EditSpec(str(Path(neurons_path).resolve()), [group], None, recipe.op, value, recipe.factor,
+                                      recipe.positions)], out.parent.resolve())
+    spec.save(out)
+    return out
 
 
 def match_group(name: str, groups) -> str:

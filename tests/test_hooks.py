@@ -277,6 +277,21 @@ def test_runtime_statistic_equals_numpy_over_non_padding(fam_name, statistic):
     assert_close_on(valid, edited, logits(reference, batch), atol=1e-4)
 
 
+@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
+@pytest.mark.parametrize("q", [0.0, 37.5, 50.0, 90.0, 100.0])
+def test_runtime_quantiles_equal_numpy_with_and_without_padding(q, padded):
+    from neurospec.hooks import runtime_statistic
+
+    values = torch.randn(3, 4, 7, generator=torch.Generator().manual_seed(int(q)))
+    valid = torch.ones(3, 4, dtype=torch.bool)
+    if padded:
+        valid[0, :2] = False
+        valid[2, 0] = False
+    got = runtime_statistic(values, valid, RuntimeStatistic("percentile", q))
+    expected = [np.percentile(values[row][valid[row]].numpy().ravel(), q) for row in range(3)]
+    assert got.tolist() == pytest.approx(expected, abs=1e-6)
+
+
 # --------------------------------------------------------------------------------------------
 # Generation: every batch element, KV cache or not, left or right padding
 

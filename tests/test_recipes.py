@@ -51,3 +51,36 @@ def test_edit_reads_the_target_languages_statistic(tmp_path):
         Recipe.zero().edit(neurons, "jpn", stats)
     with pytest.raises(NeurospecError, match="jpn_Jpan|Japanese"):
         Recipe.parse("set:p_max").edit(neurons.rename({"fra_Latn": "jpn_Jpan"}), "jpn_Jpan", stats)
+
+
+def test_an_intervention_file_written_from_a_recipe_acts_like_the_recipe(tmp_path):
+    from typer.testing import CliRunner
+
+    from interventions_common import tok
+    from neurospec.cli import app
+    from neurospec.hooks import intervene
+    from neurospec.interventions import InterventionSpec
+
+    model = tiny_llama()
+    neurons = neuron_set(model)
+    neurons.save(tmp_path / "neurons.json")
+    stats = sentence_stats(model, tmp_path)
+    result = CliRunner().invoke(app, ["intervention", "make", "--neurons", str(tmp_path / "neurons.json"), "--group", "fr",
+                                      "--recipe", "set:p_max*3@continuation", "--stats", str(stats.path),
+                                      "--out", str(tmp_path / "specs" / "steer_fr.json")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "specs" / "steer_fr.values.safetensors").exists()
+    ids = tok()("Le chat dort sur le tapis.", return_tensors="pt")
+    from neurospec.hooks import prompt_boundary
+
+    outputs = []
+    for edit in (Recipe.parse("set:p_max*3@continuation").edit(neurons, "fra_Latn", stats),
+                 InterventionSpec.load(tmp_path / "specs" / "steer_fr.json")):
+        with torch.no_grad(), intervene(model, edit), prompt_boundary(model, 3):
+            outputs.append(model(**ids).logits)
+    with torch.no_grad(), prompt_boundary(model, 3):
+        plain = model(**ids).logits
+    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[0], plain)
+    missing = CliRunner().invoke(app, ["intervention", "make", "--neurons", str(tmp_path / "neurons.json"), "--group", "fr",
+                                       "--recipe", "set:p_max", "--out", str(tmp_path / "x.json")])
+    assert missing.exit_code == 2 and "pass stats=" in missing.output and not (tmp_path / "x.json").exists()
