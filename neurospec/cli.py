@@ -404,6 +404,19 @@ def _rank_device(device: Optional[str]) -> Optional[str]:
     return device
 
 
+def corpora_from_options(corpus: list[str], corpus_dir: Optional[Path], languages: Optional[str], text_field: str,
+                         split: Optional[str]) -> list:
+    """The corpora named by ``--corpus LANG=PATH`` (repeatable) and ``--corpus-dir`` (with ``--languages``)."""
+    from neurospec.data.corpora import corpora_in_directory, parse_corpus_option
+
+    corpora = [parse_corpus_option(value, text_field=text_field, split=split) for value in corpus]
+    if corpus_dir is not None:
+        corpora += corpora_in_directory(corpus_dir, _split_names(languages), text_field=text_field, split=split)
+    if not corpora:
+        raise NeurospecError("no corpus: give --corpus LANGUAGE=PATH (repeatable) or --corpus-dir FOLDER")
+    return corpora
+
+
 @app.command("collect")
 def collect_command(
     model: str = typer.Option(..., "--model", help="Hub id or local folder of the model."),
@@ -435,15 +448,10 @@ def collect_command(
 ) -> None:
     """Activation statistics per language (counts of value > 0, sums, squares, max; per-sentence sample)."""
     from neurospec.collect import CollectOptions, collect
-    from neurospec.data.corpora import corpora_in_directory, parse_corpus_option
     from neurospec.models import load_model
 
     with user_errors():
-        corpora = [parse_corpus_option(value, text_field=text_field, split=split) for value in corpus]
-        if corpus_dir is not None:
-            corpora += corpora_in_directory(corpus_dir, _split_names(languages), text_field=text_field, split=split)
-        if not corpora:
-            raise NeurospecError("no corpus: give --corpus LANGUAGE=PATH (repeatable) or --corpus-dir FOLDER")
+        corpora = corpora_from_options(corpus, corpus_dir, languages, text_field, split)
         options = CollectOptions(site=site, mode=mode.value, seq_len=seq_len, max_tokens=max_tokens,
                                  batch_size=batch_size, sample_sentences=sample_sentences, pack_sentences=not no_pack,
                                  checkpoint_every=checkpoint_every)

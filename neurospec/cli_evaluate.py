@@ -118,15 +118,11 @@ def ppl_command(
     """Perplexity matrix: each group's neurons intervened (zeroed by default) x each language evaluated."""
     from itertools import islice
 
-    from neurospec.data.corpora import corpora_in_directory, parse_corpus_option
+    from neurospec.cli import corpora_from_options
     from neurospec.evaluate.perplexity import perplexity_matrix
 
     with user_errors():
-        corpora = [parse_corpus_option(value, text_field=text_field, split=split) for value in corpus]
-        if corpus_dir is not None:
-            corpora += corpora_in_directory(corpus_dir, _split_names(languages), text_field=text_field, split=split)
-        if not corpora:
-            raise NeurospecError("no held-out text: give --corpus LANGUAGE=PATH (repeatable) or --corpus-dir FOLDER")
+        corpora = corpora_from_options(corpus, corpus_dir, languages, text_field, split)
         texts = {c.language: list(islice(c.texts(), max_texts)) for c in corpora}
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm, need_neurons=False)
