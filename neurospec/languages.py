@@ -662,6 +662,14 @@ def resolve(code_or_name: LanguageLike) -> Language:
         code_or_name, tuple(_LANGUAGES[k] for _, k in suggestions))
 
 
+def language_of(name: str) -> str | None:
+    """``language_of("fr")`` -> ``'fra_Latn'``; None when ``name`` is no language (a country, a group label)."""
+    try:
+        return resolve(name).key
+    except NeurospecError:
+        return None
+
+
 def resolve_many(codes: str | Iterable[LanguageLike]) -> tuple[Language, ...]:
     """``resolve_many("en,zh,fr")`` -> three Languages, in order.
 

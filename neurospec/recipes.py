@@ -30,6 +30,7 @@ from typing import Any, Union
 
 from neurospec.edits import OPERATIONS, POSITIONS, STATISTICS, Edit, RuntimeStatistic, check_positions
 from neurospec.errors import NeurospecError
+from neurospec.languages import language_of
 
 CORPUS_STATISTICS: tuple[str, ...] = ("p_max", "p_median", "mean")
 RecipeValue = Union[None, str, float, RuntimeStatistic]
@@ -172,11 +173,11 @@ class Recipe:
 
     # ---- application
 
-    def edit(self, neurons, group: str, stats=None, *, statistic_of: str | None = None) -> Edit:
+    def edit(self, neurons, group: str, stats=None) -> Edit:
         """The :class:`Edit` of ``neurons``' group ``group`` under this recipe.
 
-        A corpus statistic is read from ``stats`` for language ``statistic_of`` (default: ``group``, the
-        target language itself; a random control set named after the target uses the target's values too).
+        A corpus statistic is read from ``stats`` for language ``group``, the target itself (a random control
+        set, whose groups are named after the targets, so gets the target's values at its own neurons).
         """
         group = match_group(group, neurons.groups)
         value: Any = self.value
@@ -192,7 +193,7 @@ class Recipe:
                     f"recipe {self.name!r}: group {group!r} has neurons at {', '.join(sorted(sites))} but the "
                     f"statistics were collected at {stats.site!r}; use neurons and statistics of the same site"
                 )
-            value = stats.amplification_values(statistic_of or group, str(self.value))
+            value = stats.amplification_values(group, str(self.value))
         label = f"group {group} ({self.name})"
         return Edit.make(self.op, neurons, value, self.factor, self.positions, [group], None, label)  # type: ignore[arg-type]
 
@@ -230,20 +231,11 @@ def match_group(name: str, groups) -> str:
     groups = list(groups)
     if name in groups:
         return name
-    key = _language_key(name)
-    matches = [g for g in groups if key is not None and _language_key(g) == key]
+    key = language_of(name)
+    matches = [g for g in groups if key is not None and language_of(g) == key]
     if len(matches) == 1:
         return matches[0]
     raise NeurospecError(f"no group {name!r} in the neuron set; it has: {', '.join(groups) or 'none'}")
-
-
-def _language_key(name: str) -> str | None:
-    from neurospec.languages import resolve
-
-    try:
-        return resolve(name).key
-    except NeurospecError:
-        return None
 
 
 def parse_recipes(texts) -> list[Recipe]:

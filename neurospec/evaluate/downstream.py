@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from neurospec.errors import NeurospecError
-from neurospec.evaluate.tables import language_of, write_matrix_csv
+from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.languages import language_of
 from neurospec.io import atomic_write_json
 from neurospec.recipes import Recipe, match_group
 

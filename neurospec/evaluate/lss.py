@@ -34,6 +34,7 @@ from neurospec.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_mean
 from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.io import atomic_write_json
+from neurospec.languages import language_of
 from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
 from neurospec.recipes import Recipe, match_group
 from neurospec.scoring import score_encoded
@@ -244,7 +245,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
         raise NeurospecError(f"unknown control(s) {', '.join(unknown)}: use {', '.join(CONTROLS)}")
     neurons.validate_for(site_map(model).shape)
     in_items = sorted({lang for item in items for lang in item.languages})
-    groups = {g: _group_language(g) for g in neurons.groups}
+    groups = {g: language_of(g) for g in neurons.groups}
     default = [groups[g] for g in neurons.groups if groups[g] in in_items]
     sources = [_item_language(s, in_items) for s in sources] if sources else default
     targets = [_item_language(t, in_items) for t in targets] if targets else default
@@ -285,15 +286,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     return LSSMatrix(sources, targets, cells, recipe, settings)
 
 
-def _group_language(group: str) -> str | None:
-    from neurospec.evaluate.tables import language_of
-
-    return language_of(group)
-
-
 def _item_language(name: str, in_items: Sequence[str]) -> str:
-    from neurospec.evaluate.tables import language_of
-
     key = language_of(name)
     if key not in in_items:
         raise NeurospecError(f"language {name!r} is not in the items; they hold {', '.join(in_items)}")

@@ -32,10 +32,10 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import torch
 
 from neurospec.errors import NeurospecError
-from neurospec.evaluate.tables import language_of, write_matrix_csv
+from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.io import atomic_write_json
 from neurospec.prompts import EncodedPrompt, collate, ensure_pad_token
-from neurospec.recipes import Recipe
+from neurospec.recipes import Recipe, match_group
 from neurospec.scoring import _length_sorted_chunks, applied, forward_logits, model_device
 
 Bos = Literal["auto", "never"]
@@ -153,8 +153,11 @@ class PerplexityMatrix:
         for row in self.rows:
             if row.kind != "group":
                 continue
-            own = _own_column(row.group, self.languages)
-            if own is None or len(self.languages) < 2:
+            if len(self.languages) < 2:
+                continue
+            try:
+                own = match_group(row.group, self.languages)  # the column of the group's own language
+            except NeurospecError:
                 continue
             entry: dict[str, Any] = {"language": own}
             for label, name in [("neurons", row.name)] + [
@@ -183,11 +186,6 @@ class PerplexityMatrix:
         return atomic_write_json(folder / "ppl.json", self.to_json())
 
 
-def _own_column(group: str | None, languages: Sequence[str]) -> str | None:
-    key = language_of(group) if group else None
-    return next((lang for lang in languages if lang == group or (key and language_of(lang) == key)), None)
-
-
 def _selectivity(changes: Mapping[str, float], own: str) -> dict[str, float]:
     others = [value for lang, value in changes.items() if lang != own]
     mean_other = sum(others) / len(others)
@@ -206,7 +204,6 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
     ``stats`` supplies corpus statistics when the recipe sets neurons to one. ``on_cell(row, language,
     result)`` is called as each cell is finished (progress).
     """
-    from neurospec.recipes import match_group
     from neurospec.select import select_random
     from neurospec.sites import site_map
 

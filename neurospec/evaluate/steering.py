@@ -26,7 +26,8 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.intervals import wilson
-from neurospec.evaluate.tables import language_of, write_matrix_csv
+from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.languages import language_of
 from neurospec.io import atomic_write_json, atomic_write_text
 from neurospec.prompts import PLAIN, PromptFormat
 from neurospec.recipes import Recipe, match_group

@@ -1,8 +1,7 @@
-"""Small shared pieces of the evaluation tables: CSV matrices and language matching.
+"""CSV matrices of the evaluation tables (rows x columns), written atomically.
 
-    from neurospec.evaluate.tables import write_matrix_csv, language_of
+    from neurospec.evaluate.tables import write_matrix_csv
     write_matrix_csv("ppl.csv", ["none", "fra_Latn"], ["fra_Latn", "deu_Latn"], {"none": {...}, ...})
-    language_of("fr") == language_of("fra_Latn") == "fra_Latn"; language_of("Japan") is None
 """
 
 from __future__ import annotations
@@ -12,18 +11,7 @@ import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from neurospec.errors import NeurospecError
 from neurospec.io import atomic_write_text
-
-
-def language_of(name: str) -> str | None:
-    """The registry key of the language ``name`` denotes, or None when it is not a language name."""
-    from neurospec.languages import resolve
-
-    try:
-        return resolve(name).key
-    except NeurospecError:
-        return None
 
 
 def write_matrix_csv(path: str | Path, rows: Sequence[str], columns: Sequence[str],

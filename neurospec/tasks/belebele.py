@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 from neurospec.data.items import MCItem
-from neurospec.errors import FileFormatError, NeurospecError
-from neurospec.languages import resolve
+from neurospec.errors import FileFormatError
+from neurospec.languages import language_of, resolve
 from neurospec.prompts import PLAIN
 from neurospec.scoring import choose_by_letter
 from neurospec.tasks.base import MCTask, data_location
@@ -88,7 +88,7 @@ def load_belebele(language: str, data_dir: str | Path | None = None) -> list[MCI
     items: list[MCItem] = []
     for line, record in read_records(path):
         dialect = record.get("dialect")
-        if dialect and _key(str(dialect)) != key:
+        if dialect and language_of(str(dialect)) != key:
             continue
         if "items" in record:
             items.extend(_repackaged(path, line, record, key, code))
@@ -100,13 +100,6 @@ def load_belebele(language: str, data_dir: str | Path | None = None) -> list[MCI
     if not items:
         raise Belebele().missing_language(key, path, data_dir)
     return items
-
-
-def _key(code: str) -> str | None:
-    try:
-        return resolve(code).key
-    except NeurospecError:
-        return None
 
 
 class Belebele(MCTask):
@@ -121,9 +114,9 @@ class Belebele(MCTask):
     def languages(self, data_dir: str | Path | None = None) -> list[str]:
         location = data_location(data_dir, self.data_folder, "Belebele")
         if location.is_dir():
-            found = [_key(p.stem) for p in sorted(location.iterdir()) if p.suffix in RECORD_SUFFIXES]
+            found = [language_of(p.stem) for p in sorted(location.iterdir()) if p.suffix in RECORD_SUFFIXES]
         else:
-            found = [_key(str(r["dialect"])) for _, r in read_records(location) if r.get("dialect")]
+            found = [language_of(str(r["dialect"])) for _, r in read_records(location) if r.get("dialect")]
         return list(dict.fromkeys(k for k in found if k))
 
     def load(self, language, *, data_dir=None, split=None) -> list[MCItem]:
