@@ -1,0 +1,265 @@
+"""Masking evaluation (Yamamoto et al., ICLR 2026): suppress or enhance neuron sets, accuracy per benchmark and group.
+
+    from neurospec.evaluate.masking import masking_conditions, mask_eval
+    conditions = masking_conditions(neurons, ["culture-general", "China"], mode="suppress", random=baseline)
+    result = mask_eval(model, tok, {"blend": blend_test, "qnli": qnli}, conditions,
+                       fmt=blend_prompt_format(), templates=BLEND_TEMPLATES.values(), kinds={"qnli": "nlu"})
+    result.summary()           # per condition: cultural vs NLU accuracy change, and the margin over random
+    result.related("blend")    # masked group x evaluated group: accuracy change (the "related cultures" matrix)
+    result.save("runs/mask")   # mask_eval.json, accuracy.csv, related_<benchmark>.csv
+
+Suppress sets a neuron's site value to 0 (at ``gate_pre``: act(0) * up = 0); enhance multiplies it by
+``factor`` (2). Each item is scored with every template (letter argmax, or option log-likelihood with
+``scoring="loglik"``); an item's correctness is its mean over templates, accuracy the mean over items.
+Intervals are 95% percentile bootstraps over items; a change is paired (the same items with and
+without the edit). Random baselines (conditions ``random<seed>:<group>``) are pooled per group: the
+margin of a condition is its change minus the mean change of its group's random conditions, with a
+bootstrap interval over items of the per-item difference.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+
+import torch
+
+from neurospec.data.items import MCItem
+from neurospec.edits import Edit
+from neurospec.errors import NeurospecError
+from neurospec.evaluate.intervals import bootstrap_mean
+from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.io import atomic_write_json, atomic_write_text
+from neurospec.progress import progress
+from neurospec.prompts import PLAIN, PromptFormat
+from neurospec.scoring import choose_by_letter, choose_by_loglikelihood, lettered_prompt
+
+__all__ = ["BASELINE", "MODES", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
+
+BASELINE = "none"
+MODES = ("suppress", "enhance")
+_RANDOM = re.compile(r"^random(\d+):(.+)$")
+
+
+def random_group(name: str) -> str | None:
+    """The group a ``random<seed>:<group>`` condition stands in for, else None."""
+    match = _RANDOM.match(name)
+    return match.group(2) if match else None
+
+
+def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Literal["suppress", "enhance"] = "suppress",
+                       factor: float = 2.0, random=None, sites: Sequence[str] | None = None) -> dict[str, Edit | None]:
+    """``{"none": None, group: Edit, ..., "random<seed>:<group>": Edit, ...}`` for :func:`mask_eval`.
+
+    ``random`` is a NeuronSet of random baselines (e.g. :func:`neurospec.select.culture.select_random_pooled`);
+    its groups for the chosen ``groups`` are added. A group without neurons is an error.
+    """
+    if mode not in MODES:
+        raise NeurospecError(f"mode={mode!r}: use suppress (set to 0) or enhance (multiply by factor)")
+    chosen = list(neurons.groups) if groups is None else list(groups)
+
+    def edit(source, group: str) -> Edit:
+        if group not in source.groups:
+            raise NeurospecError(f"group {group!r} is not in the neuron set (groups: {', '.join(source.groups)})")
+        if source.is_empty(group):
+            raise NeurospecError(f"group {group!r} has no neurons: nothing to {mode}; check the selection's thresholds")
+        if mode == "suppress":
+            return Edit.zero(source, groups=[group], sites=sites, label=group)
+        return Edit.scale(source, factor, groups=[group], sites=sites, label=group)
+
+    conditions: dict[str, Edit | None] = {BASELINE: None}
+    for group in chosen:
+        conditions[group] = edit(neurons, group)
+    if random is not None:
+        for name in random.groups:
+            if random_group(name) in chosen:
+                conditions[name] = edit(random, name)
+    return conditions
+
+
+@dataclass
+class MaskingResult:
+    """Per condition and benchmark, each item's correctness under each template (templates x items, float)."""
+
+    conditions: list[str]
+    benchmarks: dict[str, list[MCItem]]
+    correct: dict[str, dict[str, torch.Tensor]]
+    templates: list[str]
+    kinds: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    resamples: int = 1000
+    seed: int = 0
+
+    # ---- per-item views
+
+    def _items_mean(self, condition: str, benchmark: str, group: str | None = None) -> torch.Tensor:
+        values = self.correct[condition][benchmark].double().mean(0)  # per item, mean over templates
+        if group is None or group == "all":
+            return values
+        mask = torch.tensor([item.group == group for item in self.benchmarks[benchmark]])
+        return values[mask]
+
+    def groups(self, benchmark: str) -> list[str]:
+        return sorted({item.group or "none" for item in self.benchmarks[benchmark]})
+
+    def random_conditions(self, group: str) -> list[str]:
+        return [c for c in self.conditions if random_group(c) == group]
+
+    # ---- tables
+
+    def cell(self, condition: str, benchmark: str, group: str = "all") -> dict[str, Any]:
+        """Accuracy (and its change against ``none``, and the margin over the group's random conditions)."""
+        values = self._items_mean(condition, benchmark, group)
+        if values.numel() == 0:
+            raise NeurospecError(f"benchmark {benchmark!r} has no items of group {group!r}")
+        low, high = bootstrap_mean(values, resamples=self.resamples, seed=self.seed)
+        row: dict[str, Any] = {"condition": condition, "benchmark": benchmark, "group": group, "n": int(values.numel()),
+                               "accuracy": float(values.mean()), "ci95": [low, high]}
+        per_template = self.correct[condition][benchmark].double()
+        if group != "all":
+            mask = torch.tensor([item.group == group for item in self.benchmarks[benchmark]])
+            per_template = per_template[:, mask]
+        row["per_template"] = dict(zip(self.templates, per_template.mean(1).tolist()))
+        if condition != BASELINE and BASELINE in self.correct:
+            delta = values - self._items_mean(BASELINE, benchmark, group)
+            row["change"] = float(delta.mean())
+            row["change_ci95"] = list(bootstrap_mean(delta, resamples=self.resamples, seed=self.seed))
+            randoms = self.random_conditions(condition)
+            if randoms:
+                random_mean = torch.stack([self._items_mean(r, benchmark, group) for r in randoms]).mean(0)
+                margin = values - random_mean
+                row["random_change"] = float((random_mean - self._items_mean(BASELINE, benchmark, group)).mean())
+                row["margin_over_random"] = float(margin.mean())
+                row["margin_ci95"] = list(bootstrap_mean(margin, resamples=self.resamples, seed=self.seed))
+        return row
+
+    def table(self, *, by_group: bool = True) -> list[dict[str, Any]]:
+        """Every (condition, benchmark, group) cell, ``all`` first per benchmark."""
+        rows = []
+        for condition in self.conditions:
+            for benchmark in self.benchmarks:
+                for group in ["all"] + (self.groups(benchmark) if by_group else []):
+                    rows.append(self.cell(condition, benchmark, group))
+        return rows
+
+    def related(self, benchmark: str, *, value: Literal["change", "accuracy"] = "change") -> dict[str, dict[str, float]]:
+        """Masked condition (non-random, not ``none``) x evaluated group of ``benchmark``: accuracy change."""
+        out: dict[str, dict[str, float]] = {}
+        for condition in self.conditions:
+            if condition == BASELINE or random_group(condition) is not None:
+                continue
+            out[condition] = {}
+            for group in self.groups(benchmark):
+                values = self._items_mean(condition, benchmark, group)
+                if value == "change":
+                    values = values - self._items_mean(BASELINE, benchmark, group)
+                out[condition][group] = float(values.mean())
+        return out
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per condition: the mean accuracy change over cultural and over NLU benchmarks (``all`` cells)."""
+        rows = []
+        for condition in self.conditions:
+            if condition == BASELINE:
+                continue
+            row: dict[str, Any] = {"condition": condition}
+            for kind in sorted(set(self.kinds.values())):
+                cells = [self.cell(condition, b, "all") for b in self.benchmarks if self.kinds.get(b) == kind]
+                row[f"{kind}_change"] = sum(c["change"] for c in cells) / len(cells)
+                if all("margin_over_random" in c for c in cells):
+                    row[f"{kind}_margin_over_random"] = sum(c["margin_over_random"] for c in cells) / len(cells)
+            rows.append(row)
+        return rows
+
+    def save(self, folder: str | Path) -> Path:
+        """``mask_eval.json`` (settings, cells, summary, related matrices), ``accuracy.csv``, ``related_<benchmark>.csv``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cells = self.table()
+        related = {b: self.related(b) for b in self.benchmarks}
+        atomic_write_json(folder / "mask_eval.json", {
+            "format": "neurospec.mask_eval", "version": 1, "settings": self.settings, "conditions": self.conditions,
+            "benchmarks": {b: {"kind": self.kinds.get(b), "items": len(items), "groups": self.groups(b)}
+                           for b, items in self.benchmarks.items()},
+            "templates": self.templates, "summary": self.summary(), "cells": cells, "related": related})
+        header = ["condition", "benchmark", "group", "n", "accuracy", "ci95_low", "ci95_high", "change",
+                  "change_ci95_low", "change_ci95_high", "margin_over_random", "margin_ci95_low", "margin_ci95_high"]
+        lines = [",".join(header)]
+        for c in cells:
+            values = [c["condition"], c["benchmark"], c["group"], c["n"], c["accuracy"], *c["ci95"], c.get("change"),
+                      *(c.get("change_ci95") or [None, None]), c.get("margin_over_random"),
+                      *(c.get("margin_ci95") or [None, None])]
+            lines.append(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else _csv(str(v)))
+                                  for v in values))
+        atomic_write_text(folder / "accuracy.csv", "\n".join(lines) + "\n")
+        for benchmark, matrix in related.items():
+            if matrix:
+                write_matrix_csv(folder / f"related_{_safe(benchmark)}.csv", list(matrix), self.groups(benchmark), matrix,
+                                 corner="masked\\evaluated")
+        return folder
+
+
+def _csv(text: str) -> str:
+    return f'"{text}"' if "," in text or '"' in text else text
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _template_name(template: Callable, index: int) -> str:
+    return str(getattr(template, "name", None) or getattr(template, "__name__", None) or f"template{index}")
+
+
+def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], conditions: Mapping[str, Edit | None], *,
+              scoring: Literal["letter", "loglik"] = "letter", fmt: PromptFormat = PLAIN,
+              templates: Iterable[Callable[[MCItem], str]] | None = None, letters: str = "ABCDEFGHIJ",
+              kinds: Mapping[str, str] | None = None, batch_size: int = 8, resamples: int = 1000, seed: int = 0,
+              quiet: bool = False) -> MaskingResult:
+    """Score every benchmark under every condition (and template); see the module docstring.
+
+    ``kinds`` maps a benchmark to ``"cultural"`` or ``"nlu"`` for the summary (default cultural).
+    ``scoring="loglik"`` compares the options' log-likelihoods as continuations of the question (one
+    "template": the bare question), for models too small to read lettered options.
+    """
+    if scoring not in ("letter", "loglik"):
+        raise NeurospecError(f"scoring={scoring!r}: use letter (argmax of the option letters) or loglik")
+    if not benchmarks:
+        raise NeurospecError("no benchmarks to evaluate: give at least one item set")
+    for name, items in benchmarks.items():
+        if not items:
+            raise NeurospecError(f"benchmark {name!r} has no items (check its data and filters)")
+    if BASELINE not in conditions:
+        conditions = {BASELINE: None, **conditions}
+    chosen = list(templates) if templates is not None else [lettered_prompt]
+    if scoring == "loglik":
+        chosen = [lambda item: item.question]
+        names = ["question"]
+    else:
+        names = [_template_name(t, i) for i, t in enumerate(chosen)]
+    correct: dict[str, dict[str, torch.Tensor]] = {}
+    total = len(conditions) * len(benchmarks) * len(chosen)
+    with progress("mask-eval", total=total, unit="runs", quiet=quiet) as bar:
+        for condition, edit in conditions.items():
+            correct[condition] = {}
+            for benchmark, items in benchmarks.items():
+                rows = []
+                for template in chosen:
+                    if scoring == "letter":
+                        predictions = choose_by_letter(model, tokenizer, list(items), fmt=fmt, prompt=template,
+                                                       letters=letters, batch_size=batch_size, intervention=edit)
+                    else:
+                        predictions = choose_by_loglikelihood(model, tokenizer, list(items), fmt=fmt,
+                                                              batch_size=batch_size, intervention=edit)
+                    rows.append(torch.tensor([p.correct for p in predictions], dtype=torch.bool))
+                    bar.advance(1, condition=condition, benchmark=benchmark)
+                correct[condition][benchmark] = torch.stack(rows)
+    settings = {"scoring": scoring, "batch_size": batch_size, "resamples": resamples, "seed": seed,
+                "conditions": {name: (None if edit is None else {"op": edit.op, "factor": edit.factor,
+                                                                 "neurons": edit.count})
+                               for name, edit in conditions.items()}}
+    kinds = {b: (kinds or {}).get(b, "cultural") for b in benchmarks}
+    return MaskingResult(list(conditions), {b: list(items) for b, items in benchmarks.items()}, correct, names, kinds,
+                         settings, resamples, seed)
