@@ -949,13 +949,22 @@ def load_neuron_file(
 ) -> NeuronSet:
     """``load_neuron_file("x.json")`` or ``load_neuron_file("x.neuron.pth", groups=["en", "zh"])``.
 
-    JSON neuron files are recognised by content; anything else is read as a LAPE ``.pth`` file,
-    which needs ``groups`` (it stores no names).
+    JSON neuron files are recognised by content (neurospec's own, or a CULNIG ``top_neurons`` list,
+    see :mod:`neurospec.culnig`); anything else is read as a LAPE ``.pth`` file, which needs ``groups``
+    (it stores no names).
     """
     path = Path(path)
     if not path.is_file():
         raise NeurospecError(f"neuron file '{path}' does not exist; check the path.")
     if is_json_file(path):
+        from neurospec.culnig import is_culnig_document, load_culnig
+
+        try:
+            culnig = is_culnig_document(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            culnig = False  # NeuronSet.load reports what is wrong with the file
+        if culnig:
+            return load_culnig(path, groups=groups, shape=shape)
         return NeuronSet.load(path, shape=shape)
     if not groups:
         raise NeurospecError(
