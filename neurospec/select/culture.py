@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from neurospec.data.countryrc import CULTURE_COUNTRIES  # the paper's 8 culture-specific countries (BLEnD keys)
 from neurospec.errors import NeurospecError
 from neurospec.languages import resolve_country
 from neurospec.neurons import NeuronSet, NeuronSetMeta
@@ -41,8 +42,6 @@ __all__ = [
     "select_culture_general", "select_culture_specific", "select_random_pooled", "top_count",
 ]
 
-#: The countries the paper makes culture-specific sets for (BLEnD file keys).
-CULTURE_COUNTRIES: tuple[str, ...] = ("China", "Indonesia", "Iran", "Mexico", "South_Korea", "Spain", "UK", "US")
 GENERAL_GROUP = "culture-general"
 MLP_SITES: tuple[str, ...] = ("gate_pre",)
 ATTENTION_SITES: tuple[str, ...] = ("q", "k", "v")
