@@ -1,0 +1,300 @@
+"""The culture-neuron verbs of the ``neurospec`` command: attribute, select culture, mask-eval, finetune.
+
+    neurospec attribute --model M --data blend --split find --templates all --out runs/attr/blend
+    neurospec attribute --model M --data blend-control --split find --templates all --out runs/attr/blend-control
+    neurospec attribute --model M --data countryrc --split find --out runs/attr/countryrc
+    neurospec select culture --blend runs/attr/blend --control runs/attr/blend-control \\
+        --countryrc runs/attr/countryrc --random-seeds 10 --out culture.json
+    neurospec mask-eval --model M --neurons culture.json --random culture.random.json \\
+        --benchmarks blend,countryrc,qnli,mrpc --limit 200 --out runs/mask
+    neurospec finetune --model M --neurons culture.json --layers richest:4 --data qnli --samples 10000 \\
+        --evaluate blend,qnli --out runs/ft-richest
+
+Each writes JSON (and CSV for tables) and prints a short summary; the same functions are
+:func:`neurospec.attribution.attribute`, :mod:`neurospec.select.culture`, :func:`neurospec.evaluate.masking.mask_eval`
+and :func:`neurospec.train.finetune`. Registered on :data:`neurospec.cli.app` when that module is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from neurospec.cli import _split_names, _write_selection, app, console, select_app, user_errors
+from neurospec.cli_evaluate import (_BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model,
+                                    _progress)
+from neurospec.errors import NeurospecError
+
+_DATA_PATH = typer.Option(None, "--path", help="name=FILE for a set read from a local file (culturalbench=cb.jsonl); "
+                          "repeat for several. BLEnD, CountryRC, QNLI and MRPC default to the shared data.")
+_COUNTRIES = typer.Option(None, "--countries", help="Only these countries, e.g. China,Iran,US (any name BLEnD knows).")
+_TEMPLATES = typer.Option("blend", "--templates", help="Prompt templates: blend, question_first, options_first, terse, "
+                          "or all.")
+_FORMAT = typer.Option("auto", "--format", help="auto (chat with the {\"answer_choice\":\" prefill when the tokenizer has a "
+                       "chat template, else plain), chat, plain.")
+_SCORING = typer.Option("letter", "--scoring", help="letter: argmax of the option letters (the paper); loglik: the "
+                        "options' log-likelihoods after the question (small models).")
+
+
+def _paths(values: Optional[list[str]]) -> dict[str, Path]:
+    out = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise NeurospecError(f"--path {value!r}: write NAME=FILE, e.g. --path culturalbench=culturalbench.jsonl")
+        out[name.strip()] = Path(path)
+    return out
+
+
+def _templates(names: str):
+    from neurospec.data.blend import BLEND_TEMPLATES
+
+    chosen = list(BLEND_TEMPLATES) if names.strip() == "all" else _split_names(names) or []
+    unknown = [n for n in chosen if n not in BLEND_TEMPLATES]
+    if unknown or not chosen:
+        raise NeurospecError(f"--templates {names!r}: choose from {', '.join(BLEND_TEMPLATES)} or all")
+    return [BLEND_TEMPLATES[n] for n in chosen]
+
+
+def _format(name: str, tokenizer):
+    from neurospec.data.blend import blend_prompt_format
+    from neurospec.prompts import PLAIN
+
+    if name == "auto":
+        name = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+    if name not in ("chat", "plain"):
+        raise NeurospecError(f"--format {name!r}: use auto, chat or plain")
+    return blend_prompt_format() if name == "chat" else PLAIN
+
+
+def _items(name: str, paths: dict[str, Path], *, split: Optional[str], countries: Optional[str], limit: Optional[int],
+           seed: int):
+    from neurospec.data.mc_sets import load_mc_set
+
+    return load_mc_set(name, path=paths.get(name), countries=_split_names(countries), split=split, limit=limit, seed=seed)
+
+
+@app.command("attribute")
+def attribute_command(
+    model: str = _MODEL,
+    data: str = typer.Option(..., "--data", help="blend, blend-control, countryrc, or any set of `mask-eval --benchmarks`."),
+    out: Path = typer.Option(..., "--out", help="Run folder: attribution.json + scores.safetensors."),
+    path: Optional[list[str]] = _DATA_PATH,
+    split: str = typer.Option("find", "--split", help="find (Food / Work life / Sport; CountryRC's first 25 passages), "
+                              "test, or all."),
+    countries: Optional[str] = _COUNTRIES,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per country."),
+    templates: str = _TEMPLATES, fmt: str = _FORMAT,
+    target: str = typer.Option("letter", "--target", help="letter (the paper) or answer (the gold option's text)."),
+    objective: str = typer.Option("prob", "--objective", help="prob (the paper: p * max a*dp/da) or logprob."),
+    sites: str = typer.Option("gate_pre,up_pre,q,k,v", "--sites", help="Sites to score."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the item builders (distractor draws, option order)."),
+    checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1, help="Checkpoint every N batches."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an unfinished run in --out (or reuse a finished one)."),
+    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
+    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+) -> None:
+    """Activation x gradient scores of every neuron, summed per country (the culture paper's attribution)."""
+    from neurospec.attribution import attribute
+
+    with user_errors():
+        paths = _paths(path)
+        items = _items(data, paths, split=split, countries=countries, limit=limit, seed=seed)
+        chosen_templates = _templates(templates)
+        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        scores = attribute(lm.model, lm.tokenizer, items, fmt=_format(fmt, lm.tokenizer), templates=chosen_templates,
+                           target=target, objective=objective, sites=_split_names(sites) or [], batch_size=batch_size,
+                           out=out, resume=resume, checkpoint_every=checkpoint_every, quiet=quiet, dataset=data,
+                           description=f"attribute {data}")
+        say = _progress(quiet)
+        accuracy = scores.accuracy()
+        for group, n in zip(scores.groups, scores.counts.tolist()):
+            acc = accuracy.get(group)
+            say(f"{group:>18}  examples {n:>6}  " + (f"accuracy {acc:.3f}" if acc is not None else ""))
+        _done(out)
+
+
+@select_app.command("culture")
+def select_culture_command(
+    blend: Path = typer.Option(..., "--blend", exists=True, file_okay=False, help="Attribution run on BLEnD (find split)."),
+    control: Path = typer.Option(..., "--control", exists=True, file_okay=False, help="Attribution run on BLEnD-control."),
+    countryrc: Path = typer.Option(..., "--countryrc", exists=True, file_okay=False, help="Attribution run on CountryRC."),
+    out: Path = typer.Option(..., "--out", help="NeuronSet JSON file to write."),
+    kind: str = typer.Option("both", "--kind", help="general, specific, or both."),
+    countries: Optional[str] = typer.Option(None, "--countries", help="Culture-specific countries (default: the "
+                                            "paper's 8: China, Indonesia, Iran, Mexico, South Korea, Spain, UK, US)."),
+    mlp_rate: float = typer.Option(0.01, "--mlp-rate", help="Culture-general: top fraction of gate_pre neurons."),
+    attention_rate: float = typer.Option(0.002, "--attention-rate", help="Culture-general: top fraction of q/k/v."),
+    countryrc_rate: float = typer.Option(0.01, "--countryrc-rate", help="Drop the top fraction by CountryRC score."),
+    specific_rate: float = typer.Option(0.003, "--specific-rate", help="Culture-specific: top fraction of the pool."),
+    z_threshold: float = typer.Option(0.5, "--z", help="Culture-specific: minimum z-score across countries."),
+    random_seeds: int = typer.Option(0, "--random-seeds", min=0, help="Also write N random baselines per group."),
+    random_out: Optional[Path] = typer.Option(None, "--random-out", help="File of the random baselines "
+                                              "(default: OUT with .random.json)."),
+) -> None:
+    """Culture-general and culture-specific neurons from three attribution runs (METHODS section 3)."""
+    from neurospec.attribution import AttributionScores
+    from neurospec.select.culture import (CULTURE_COUNTRIES, select_culture_general, select_culture_specific,
+                                          select_random_pooled)
+
+    with user_errors():
+        if kind not in ("general", "specific", "both"):
+            raise NeurospecError(f"--kind {kind!r}: use general, specific or both")
+        runs = [AttributionScores.load(folder) for folder in (blend, control, countryrc)]
+        chosen = None
+        if kind in ("general", "both"):
+            chosen = select_culture_general(*runs, mlp_rate=mlp_rate, attention_rate=attention_rate,
+                                            countryrc_rate=countryrc_rate)
+        if kind in ("specific", "both"):
+            specific = select_culture_specific(*runs, countries=_split_names(countries) or CULTURE_COUNTRIES,
+                                               rate=specific_rate, countryrc_rate=countryrc_rate, z_threshold=z_threshold)
+            chosen = specific if chosen is None else chosen.union(specific)
+        _write_selection(chosen, out)
+        if random_seeds:
+            target = random_out or out.with_suffix(".random.json")
+            _write_selection(select_random_pooled(chosen, seeds=range(random_seeds)), target)
+
+
+@app.command("mask-eval")
+def mask_eval_command(
+    model: str = _MODEL,
+    neurons: Path = typer.Option(..., "--neurons", exists=True, dir_okay=False, help="NeuronSet JSON (or CULNIG) file."),
+    out: Path = typer.Option(..., "--out", help="Output folder: mask_eval.json, accuracy.csv, related_*.csv."),
+    groups: Optional[str] = typer.Option(None, "--groups", help="Groups to mask (default: all of --neurons)."),
+    random: Optional[Path] = typer.Option(None, "--random", exists=True, dir_okay=False,
+                                          help="Random baselines (groups random<seed>:<group>)."),
+    mode: str = typer.Option("suppress", "--mode", help="suppress (set to 0) or enhance (multiply by --factor)."),
+    factor: float = typer.Option(2.0, "--factor", help="Enhancement factor."),
+    benchmarks: str = typer.Option("blend,qnli", "--benchmarks", help="Sets to evaluate: blend, countryrc, culturalbench, "
+                                   "normad, worldvaluesbench, qnli, mrpc, commonsenseqa."),
+    path: Optional[list[str]] = _DATA_PATH,
+    split: str = typer.Option("test", "--split", help="Split of the cultural sets: test (Education / Family / Holidays) "
+                              "or find or all."),
+    countries: Optional[str] = _COUNTRIES,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per group of each set."),
+    templates: str = _TEMPLATES, fmt: str = _FORMAT, scoring: str = _SCORING,
+    seed: int = typer.Option(0, "--seed", help="Seed of the item builders and of the bootstrap."),
+    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
+    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+) -> None:
+    """Accuracy per benchmark and group with each neuron group suppressed or enhanced, against random baselines."""
+    from neurospec.data.mc_sets import MC_SETS
+    from neurospec.evaluate.masking import mask_eval, masking_conditions
+    from neurospec.neurons import load_neuron_file
+
+    with user_errors():
+        paths = _paths(path)
+        names = _split_names(benchmarks) or []
+        sets = {name: _items(name, paths, split=split if MC_SETS[name].kind == "cultural" else None,
+                             countries=countries if MC_SETS[name].kind == "cultural" else None, limit=limit, seed=seed)
+                for name in names if _known_set(name, MC_SETS)}
+        chosen_templates = _templates(templates)
+        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        neuron_set = load_neuron_file(neurons, shape=lm.sites)
+        baseline = load_neuron_file(random, shape=lm.sites) if random is not None else None
+        conditions = masking_conditions(neuron_set, _split_names(groups), mode=mode, factor=factor, random=baseline)
+        result = mask_eval(lm.model, lm.tokenizer, sets, conditions, scoring=scoring, fmt=_format(fmt, lm.tokenizer),
+                           templates=chosen_templates, kinds={n: MC_SETS[n].kind for n in sets},
+                           batch_size=batch_size, seed=seed, quiet=quiet)
+        say = _progress(quiet)
+        for row in result.summary():
+            say("  ".join(f"{k} {v:+.4f}" if isinstance(v, float) else f"{v:>20}" for k, v in row.items()))
+        _done(result.save(out))
+
+
+def _known_set(name: str, sets) -> bool:
+    if name not in sets:
+        raise NeurospecError(f"unknown benchmark {name!r}: choose from {', '.join(sets)}")
+    return True
+
+
+def _layers(spec: str, neurons, group: str, num_layers: int) -> list[int]:
+    from neurospec.train import layers_by_neuron_count
+
+    order, sep, count = spec.partition(":")
+    if sep and order in ("richest", "none", "poorest"):
+        if neurons is None:
+            raise NeurospecError(f"--layers {spec}: give --neurons (and --group) to rank layers by neuron count")
+        return layers_by_neuron_count(neurons, group, int(count), order=order)  # type: ignore[arg-type]
+    try:
+        layers = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise NeurospecError(f"--layers {spec!r}: write richest:K, none:K, poorest:K or a list like 4,5,6") from None
+    bad = [x for x in layers if not 0 <= x < num_layers]
+    if bad or not layers:
+        raise NeurospecError(f"--layers {spec!r}: layers must lie in 0..{num_layers - 1}")
+    return layers
+
+
+@app.command("finetune")
+def finetune_command(
+    model: str = _MODEL,
+    out: Path = typer.Option(..., "--out", help="Output folder: finetune.json (+ the model with --save-model)."),
+    layers: str = typer.Option(..., "--layers", help="richest:K / none:K / poorest:K (by --group's neurons) or 4,5,6."),
+    neurons: Optional[Path] = typer.Option(None, "--neurons", exists=True, dir_okay=False, help="NeuronSet file."),
+    group: str = typer.Option("culture-general", "--group", help="The group whose neurons rank the layers."),
+    block: str = typer.Option("mlp", "--block", help="mlp or attention: which block of each chosen layer is trained."),
+    data: str = typer.Option("qnli", "--data", help="Training set (any --benchmarks name; QNLI in the paper)."),
+    path: Optional[list[str]] = _DATA_PATH,
+    samples: int = typer.Option(10_000, "--samples", min=1, help="Training items (the paper: 10k)."),
+    lr: float = typer.Option(3e-5, "--lr", help="Learning rate (the paper: 3e-5)."),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Epochs (the paper: 1)."),
+    evaluate: str = typer.Option("blend,qnli", "--evaluate", help="Sets evaluated before and after training."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="At most N evaluation items per group."),
+    templates: str = typer.Option("blend", "--templates", help="Templates for training and evaluation."),
+    fmt: str = _FORMAT, scoring: str = _SCORING,
+    seed: int = typer.Option(0, "--seed", help="Seed of the item shuffle and builders."),
+    save_model: bool = typer.Option(False, "--save-model", help="Also save the fine-tuned model into OUT/model."),
+    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
+    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+) -> None:
+    """Train only the MLP (or attention) blocks of chosen layers on an NLU set; cultural and NLU accuracy before/after."""
+    from neurospec.data.mc_sets import MC_SETS
+    from neurospec.evaluate.masking import mask_eval
+    from neurospec.io import atomic_write_json
+    from neurospec.neurons import load_neuron_file
+    from neurospec.train import attention_module_names, finetune, mlp_module_names, save_finetuned
+
+    with user_errors():
+        if block not in ("mlp", "attention"):
+            raise NeurospecError(f"--block {block!r}: use mlp or attention")
+        paths = _paths(path)
+        train_items = _items(data, paths, split="find" if MC_SETS[data].kind == "cultural" else None, countries=None,
+                             limit=None, seed=seed) if _known_set(data, MC_SETS) else []
+        sets = {name: _items(name, paths, split="test" if MC_SETS[name].kind == "cultural" else None, countries=None,
+                             limit=eval_limit, seed=seed)
+                for name in _split_names(evaluate) or [] if _known_set(name, MC_SETS)}
+        chosen_templates = _templates(templates)
+        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        neuron_set = load_neuron_file(neurons, shape=lm.sites) if neurons is not None else None
+        chosen_layers = _layers(layers, neuron_set, group, lm.sites.num_layers)
+        modules = (mlp_module_names if block == "mlp" else attention_module_names)(lm.model, chosen_layers)
+        prompt_format = _format(fmt, lm.tokenizer)
+        kinds = {n: MC_SETS[n].kind for n in sets}
+
+        def accuracy() -> dict:
+            result = mask_eval(lm.model, lm.tokenizer, sets, {"none": None}, scoring=scoring, fmt=prompt_format,
+                               templates=chosen_templates, kinds=kinds, batch_size=batch_size, seed=seed, quiet=True)
+            return {name: result.cell("none", name) for name in sets}
+
+        say = _progress(quiet)
+        before = accuracy() if sets else {}
+        trained = finetune(lm.model, lm.tokenizer, train_items, modules, fmt=prompt_format, prompt=chosen_templates[0],
+                           lr=lr, epochs=epochs, batch_size=batch_size, max_items=samples, seed=seed, progress=not quiet)
+        after = accuracy() if sets else {}
+        out.mkdir(parents=True, exist_ok=True)
+        document = {"format": "neurospec.finetune", "version": 1, "layers": chosen_layers, "block": block,
+                    "group": group if neuron_set is not None else None, "data": data, "training": trained.to_json(),
+                    "evaluation": {name: {"kind": kinds[name], "before": before[name], "after": after[name],
+                                          "change": after[name]["accuracy"] - before[name]["accuracy"]} for name in sets}}
+        atomic_write_json(out / "finetune.json", document)
+        for name, row in document["evaluation"].items():
+            say(f"{name:>16} ({row['kind']}): {row['before']['accuracy']:.4f} -> {row['after']['accuracy']:.4f} "
+                f"({row['change']:+.4f})")
+        if save_model:
+            save_finetuned(lm.model, lm.tokenizer, out / "model", result=trained)
+        _done(out)
+        console.print(escape(f"trained {len(trained.parameter_names)} tensors in layers {chosen_layers}"))
