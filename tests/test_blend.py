@@ -64,10 +64,10 @@ def write_fixture(folder: Path) -> Path:
     (folder / "questions").mkdir()
     for country, questions in FIXTURE.items():
         data = {}
-        for qid, annotations in questions.items():
-            idks = dict(NO_IDK, idk=4) if not annotations else dict(NO_IDK)
+        for qid, answers in questions.items():
+            idks = dict(NO_IDK, idk=4) if not answers else dict(NO_IDK)
             data[qid] = {"question": f"local {qid} {country}?", "en_question": f"What is {qid} in {country}?",
-                         "annotations": annotations, "idks": idks}
+                         "annotations": answers, "idks": idks}
         (folder / "annotations" / f"{country}_data.json").write_text(json.dumps(data, ensure_ascii=False),
                                                                       encoding="utf-8")
         with (folder / "questions" / f"{country}_questions.csv").open("w", encoding="utf-8", newline="") as fh:
