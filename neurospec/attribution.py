@@ -56,7 +56,7 @@ from neurospec.hooks import SiteBatch, capture_gradients
 from neurospec.io import atomic_write_json
 from neurospec.progress import progress
 from neurospec.prompts import PLAIN, PromptFormat, collate, encode, ensure_pad_token
-from neurospec.scoring import _length_sorted_chunks, lettered_prompt, letter_token_ids, model_device
+from neurospec.scoring import _length_sorted_chunks, bare_question, lettered_prompt, letter_token_ids, model_device
 from neurospec.sites import site_map
 from neurospec.stats import _free_slot, _load_tensors, _write
 
@@ -103,10 +103,6 @@ def _template_name(template: Template, index: int) -> str:
     return str(getattr(template, "name", None) or getattr(template, "__name__", None) or f"template{index}")
 
 
-def _question_only(item: MCItem) -> str:
-    return item.question
-
-
 def prepare_examples(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
                      templates: Iterable[Template] | None = None, target: Literal["letter", "answer"] = "letter",
                      letters: str = "ABCDEFGHIJ", form: Literal["auto", "bare", "space"] = "auto",
@@ -121,7 +117,7 @@ def prepare_examples(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = 
         raise NeurospecError(f"target={target!r}: use one of {', '.join(TARGETS)}")
     if not items:
         raise NeurospecError("no items to attribute: the item list is empty (check the data and its filters)")
-    chosen = list(templates) if templates is not None else [lettered_prompt if target == "letter" else _question_only]
+    chosen = list(templates) if templates is not None else [lettered_prompt if target == "letter" else bare_question]
     if not chosen:
         raise NeurospecError("templates= is empty: give at least one prompt template")
     letter_cache: dict[tuple[str, int], list[int]] = {}

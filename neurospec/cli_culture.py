@@ -32,7 +32,7 @@ _DATA_PATH = typer.Option(None, "--path", help="name=FILE for a set read from a 
                           "repeat for several. BLEnD, CountryRC, QNLI and MRPC default to the shared data.")
 _COUNTRIES = typer.Option(None, "--countries", help="Only these countries, e.g. China,Iran,US (any name BLEnD knows).")
 _TEMPLATES = typer.Option("blend", "--templates", help="Prompt templates: blend, question_first, options_first, terse, "
-                          "or all.")
+                          "all of these, or question (the bare question, with --target answer).")
 _FORMAT = typer.Option("auto", "--format", help="auto (chat with the {\"answer_choice\":\" prefill when the tokenizer has a "
                        "chat template, else plain), chat, plain.")
 _SCORING = typer.Option("letter", "--scoring", help="letter: argmax of the option letters (the paper); loglik: the "
@@ -51,12 +51,15 @@ def _paths(values: Optional[list[str]]) -> dict[str, Path]:
 
 def _templates(names: str):
     from neurospec.data.blend import BLEND_TEMPLATES
+    from neurospec.scoring import bare_question
 
+    known = {**BLEND_TEMPLATES, "question": bare_question}
     chosen = list(BLEND_TEMPLATES) if names.strip() == "all" else _split_names(names) or []
-    unknown = [n for n in chosen if n not in BLEND_TEMPLATES]
+    unknown = [n for n in chosen if n not in known]
     if unknown or not chosen:
-        raise NeurospecError(f"--templates {names!r}: choose from {', '.join(BLEND_TEMPLATES)} or all")
-    return [BLEND_TEMPLATES[n] for n in chosen]
+        raise NeurospecError(f"--templates {names!r}: choose from {', '.join(known)} or all (question = the bare "
+                             "question, for --target answer)")
+    return [known[n] for n in chosen]
 
 
 def _format(name: str, tokenizer):

@@ -172,6 +172,14 @@ def choose_by_loglikelihood(model, tokenizer, items: Sequence[MCItem], *,
     return predictions
 
 
+def bare_question(item: MCItem) -> str:
+    """The item's question alone (no options): the prompt of option log-likelihood scoring."""
+    return item.question
+
+
+bare_question.name = "question"  # type: ignore[attr-defined]
+
+
 def lettered_prompt(item: MCItem, letters: str = "ABCDEFGHIJ") -> str:
     """``question\\nA) ..\\nB) ..\\nAnswer:`` (the INCLUDE-style prompt)."""
     if len(item.options) > len(letters):

@@ -34,7 +34,7 @@ from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.io import atomic_write_json, atomic_write_text
 from neurospec.progress import progress
 from neurospec.prompts import PLAIN, PromptFormat
-from neurospec.scoring import choose_by_letter, choose_by_loglikelihood, lettered_prompt
+from neurospec.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
 
 __all__ = ["BASELINE", "MODES", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
 
@@ -235,10 +235,8 @@ def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], cond
         conditions = {BASELINE: None, **conditions}
     chosen = list(templates) if templates is not None else [lettered_prompt]
     if scoring == "loglik":
-        chosen = [lambda item: item.question]
-        names = ["question"]
-    else:
-        names = [_template_name(t, i) for i, t in enumerate(chosen)]
+        chosen = [bare_question]
+    names = [_template_name(t, i) for i, t in enumerate(chosen)]
     correct: dict[str, dict[str, torch.Tensor]] = {}
     total = len(conditions) * len(benchmarks) * len(chosen)
     with progress("mask-eval", total=total, unit="runs", quiet=quiet) as bar:
