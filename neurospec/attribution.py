@@ -53,7 +53,7 @@ from neurospec import __version__
 from neurospec.data.items import MCItem
 from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.hooks import SiteBatch, capture_gradients
-from neurospec.io import atomic_write_json
+from neurospec.io import atomic_write_json, remove_stale_temporaries
 from neurospec.progress import progress
 from neurospec.prompts import PLAIN, PromptFormat, collate, encode, ensure_pad_token
 from neurospec.scoring import _length_sorted_chunks, bare_question, lettered_prompt, letter_token_ids, model_device
@@ -509,6 +509,7 @@ def _start(folder: Path | None, settings: dict, resume: bool):
     if not resume:
         raise NeurospecError(f"{folder} already holds an attribution run; pass resume=True (--resume) to continue or "
                              "reuse it, or choose another output folder")
+    remove_stale_temporaries(folder)  # a run killed mid-write leaves one
     meta = AttributionScores.read_meta(folder)
     for key in ("sites", "objective", "target", "batch_size", "layers", "examples_fingerprint", "model"):
         if meta.get(key) != settings[key]:

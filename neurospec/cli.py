@@ -586,5 +586,7 @@ def select_random_command(
 from neurospec import cli_evaluate  # noqa: E402,F401  registers ppl, steer, lss, sweep, eval
 from neurospec import cli_culture  # noqa: E402,F401  registers attribute, select culture, mask-eval, finetune
 
-if __name__ == "__main__":  # python -m neurospec.cli
-    app()
+if __name__ == "__main__":  # python -m neurospec.cli (torchrun -m neurospec.cli ...)
+    from neurospec.cli import app as registered  # the imported module's app: the verbs above registered on it
+
+    registered()

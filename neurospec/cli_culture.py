@@ -24,8 +24,7 @@ import typer
 from rich.markup import escape
 
 from neurospec.cli import _split_names, _write_selection, app, console, select_app, user_errors
-from neurospec.cli_evaluate import (_BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model,
-                                    _progress)
+from neurospec.cli_shared import _BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model, _progress
 from neurospec.errors import NeurospecError
 
 _DATA_PATH = typer.Option(None, "--path", help="name=FILE for a set read from a local file (culturalbench=cb.jsonl); "

@@ -13,37 +13,24 @@ Registered on :data:`neurospec.cli.app` when that module is imported.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from neurospec.cli import _split_names, app, console, user_errors
+from neurospec.cli_shared import _BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model, _progress
 from neurospec.errors import NeurospecError
 
-_MODEL = typer.Option(..., "--model", help="Hub id or local folder of the model.")
 _NEURONS = typer.Option(None, "--neurons", help="NeuronSet JSON file (neurospec select ...); targets are its groups.")
 _STATS = typer.Option(None, "--stats", help="Statistics folder (neurospec collect --mode sentence) for p_max / p_median / mean.")
 _TARGETS = typer.Option(None, "--targets", help="Only these groups of --neurons, e.g. fr,de.")
 _OUT = typer.Option(..., "--out", help="Output folder (JSON + CSV).")
-_BATCH = typer.Option(8, "--batch-size", min=1, help="Sequences per forward call.")
-_DTYPE = typer.Option("auto", "--dtype", help="auto (fp32 on CPU, the checkpoint's elsewhere), float32, bfloat16...")
-_DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available).")
-_DEVICE_MAP = typer.Option(None, "--device-map", help="auto: spread a large model over all GPUs.")
-_TRUST = typer.Option(False, "--trust-remote-code", help="Run code from the model's repository.")
 _LANGUAGES = typer.Option(None, "--languages", help="Languages, e.g. en,fr,zh (any code or name).")
 _PARALLEL = typer.Option(None, "--parallel", help="ntrex or flores: parallel sentences from the shared data "
                          "(or NEUROSPEC_DATA) for --languages.")
 _SPLIT = typer.Option(None, "--split", help="FLORES/SIB-200 split: train, dev, test (default dev; ppl: all).")
 _DATA_DIR = typer.Option(None, "--data-dir", help="Folder of the parallel corpus or task data (default: shared data).")
 _LIMIT = typer.Option(None, "--limit", min=1, help="Only the first N items / sentences per language.")
-_QUIET = typer.Option(False, "--quiet", help="No progress lines.")
-
-
-def _model(model: str, dtype: str, device: Optional[str], device_map: Optional[str], trust_remote_code: bool):
-    from neurospec.models import load_model
-
-    return load_model(model, dtype=dtype, device=device, device_map=device_map, trust_remote_code=trust_remote_code)
 
 
 def _inputs(neurons: Optional[Path], stats: Optional[Path], lm, *, need_neurons: bool = True):
@@ -56,13 +43,6 @@ def _inputs(neurons: Optional[Path], stats: Optional[Path], lm, *, need_neurons:
     neuron_set = NeuronSet.load(neurons, shape=lm.sites) if neurons is not None else None
     statistics = ActivationStats.load(stats).check_model(lm.sites) if stats is not None else None
     return neuron_set, statistics
-
-
-def _progress(quiet: bool):
-    def line(*parts: Any) -> None:
-        if not quiet:
-            console.print(escape(" ".join(str(p) for p in parts)), soft_wrap=True)
-    return line
 
 
 def _parallel(parallel: Optional[str], languages: Optional[str], split: Optional[str], data_dir: Optional[Path]):
@@ -90,10 +70,6 @@ def _seeds(text: Optional[str]) -> tuple[int, ...]:
         return tuple(int(s) for s in _split_names(text) or [])
     except ValueError:
         raise NeurospecError(f"--random-seeds {text!r}: give integers, e.g. 0,1,2") from None
-
-
-def _done(path: Path) -> None:
-    console.print(escape(f"wrote {path}"), soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------

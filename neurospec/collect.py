@@ -46,6 +46,7 @@ from neurospec.data.corpora import Corpus, check_corpus
 from neurospec.distributed import Ranks
 from neurospec.errors import NeurospecError
 from neurospec.hooks import SiteBatch, record
+from neurospec.io import remove_stale_temporaries
 from neurospec.progress import progress
 from neurospec.sites import SITES, site_map
 from neurospec.stats import META_FILE, ActivationStats
@@ -564,6 +565,7 @@ def _start(out: Path, description: dict, sites, options: CollectOptions, device,
                                   options=description["options"])
     if out.exists() and any(out.iterdir()):
         if resume and (out / META_FILE).exists():
+            remove_stale_temporaries(out)  # a run killed mid-write leaves one
             meta = ActivationStats.read_meta(out)
             _check_resumable(meta, description, out)
             if meta.get("complete"):

@@ -69,6 +69,21 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` leaves when its process is killed mid-write.
+
+    ``remove_stale_temporaries("runs/stats")`` when resuming a run in that folder (recursively);
+    returns what was removed. Only names of the form ``.<file>.<random>.tmp`` are touched.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO]:
     """``with atomic_open("a.txt") as f: f.write(...)``: the file appears whole on success, never in part.

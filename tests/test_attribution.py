@@ -247,3 +247,13 @@ def test_bad_input():
         attribute(model, tokenizer, ITEMS, objective="loss", quiet=True)
     with pytest.raises(NeurospecError):
         attribute(model, tokenizer, ITEMS, sites=("nonsense",), quiet=True)
+
+
+def test_resume_removes_what_a_kill_mid_write_left(tmp_path):
+    model, tokenizer = tiny_llama(), tok()
+    run = tmp_path / "run"
+    attribute(model, tokenizer, ITEMS, sites=("q",), batch_size=2, quiet=True, out=run)
+    stale = run / ".scores.safetensors.x1y2z3.tmp"
+    stale.write_bytes(b"half a file")
+    attribute(model, tokenizer, ITEMS, sites=("q",), batch_size=2, quiet=True, out=run, resume=True)
+    assert not stale.exists()
