@@ -53,12 +53,12 @@ from neurospec import __version__
 from neurospec.data.items import MCItem
 from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.hooks import SiteBatch, capture_gradients
-from neurospec.io import atomic_write_json, remove_stale_temporaries
+from neurospec.io import remove_stale_temporaries
 from neurospec.progress import progress
-from neurospec.prompts import PLAIN, PromptFormat, collate, encode, ensure_pad_token
-from neurospec.scoring import _length_sorted_chunks, bare_question, lettered_prompt, letter_token_ids, model_device
+from neurospec.prompts import PLAIN, PromptFormat, _accepts, collate, encode, ensure_pad_token
+from neurospec.scoring import _length_sorted_chunks, bare_question, encode_lettered, lettered_prompt, model_device
 from neurospec.sites import site_map
-from neurospec.stats import _free_slot, _load_tensors, _write
+from neurospec.stats import _commit, _free_slot, _load_tensors, _write
 
 __all__ = [
     "AttributionScores", "DEFAULT_SITES", "Example", "OBJECTIVES", "TARGETS", "attribute", "prepare_examples",
@@ -120,22 +120,18 @@ def prepare_examples(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = 
     chosen = list(templates) if templates is not None else [lettered_prompt if target == "letter" else bare_question]
     if not chosen:
         raise NeurospecError("templates= is empty: give at least one prompt template")
-    letter_cache: dict[tuple[str, int], list[int]] = {}
+    missing = next((item for item in items if item.group is None), None)
+    if missing is not None:
+        raise NeurospecError(f"item {missing.id!r} has no group (country): attribution sums scores per group")
     examples = []
     for t, template in enumerate(chosen):
         name = _template_name(template, t)
-        for item in items:
-            if item.group is None:
-                raise NeurospecError(f"item {item.id!r} has no group (country): attribution sums scores per group")
+        lettered = (encode_lettered(tokenizer, items, fmt=fmt, prompt=template, letters=letters, form=form)
+                    if target == "letter" else [None] * len(items))
+        for item, pair in zip(items, lettered):
             clamped = bool(item.metadata.get("control")) if clamp is None else clamp
-            if target == "letter":
-                encoded = encode(tokenizer, template(item), fmt)
-                if len(encoded) == 0:
-                    raise NeurospecError(f"item {item.id!r} renders to an empty prompt with template {name!r}")
-                key = (encoded.text[-24:], len(item.options))
-                if key not in letter_cache:
-                    letter_cache[key] = letter_token_ids(tokenizer, key[0], letters[:len(item.options)], form)
-                ids = letter_cache[key]
+            if pair is not None:
+                encoded, ids = pair
                 examples.append(Example(tuple(encoded.input_ids), (ids[item.gold],), item.group, clamped, tuple(ids),
                                         item.gold, item.id, name))
             else:
@@ -237,12 +233,7 @@ class AttributionScores:
         tensors.update(counts=self.counts, prob_sums=self.prob_sums, correct=self.correct)
         files = {name: _write(folder / name, tensors)}
         document = {**self.describe(), "complete": complete, "files": files, "tensor_file": name}
-        if progress_info is not None:
-            document["progress"] = progress_info
-        atomic_write_json(folder / META_FILE, document)
-        for stale in set(previous) - set(files):
-            (folder / stale).unlink(missing_ok=True)
-        self.path, self.files = folder, files
+        self.path, self.files = folder, _commit(folder / META_FILE, document, files, previous, progress_info)
         return folder
 
     @classmethod
@@ -354,12 +345,6 @@ class _Accumulator:
         if total is None:
             total = self.sums[key] = torch.zeros(self.num_groups, best.shape[1], dtype=torch.float64, device=best.device)
         total.index_add_(0, group_ids, best)
-
-
-def _accepts(model, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(model.forward).parameters
 
 
 def _targets(chunk: Sequence[Example], keep: int) -> tuple[torch.Tensor, torch.Tensor]:

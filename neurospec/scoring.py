@@ -220,6 +220,24 @@ def letter_token_ids(tokenizer, prompt_end: str, letters: Sequence[str],
     )
 
 
+def encode_lettered(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
+                    prompt: Callable[[MCItem], str] = lettered_prompt, letters: str = "ABCDEFGHIJ",
+                    form: Literal["auto", "bare", "space"] = "auto") -> list[tuple[EncodedPrompt, list[int]]]:
+    """Each item's prompt, encoded, with the token id of each of its option letters after that prompt."""
+    cache: dict[tuple[str, int], list[int]] = {}
+    out = []
+    for item in items:
+        encoded = encode(tokenizer, prompt(item), fmt)
+        if len(encoded) == 0:
+            raise NeurospecError(f"item {item.id or item.question[:40]!r}: the prompt encodes to no tokens, so no "
+                                 "position predicts its answer")
+        key = (encoded.text[-24:], len(item.options))
+        if key not in cache:
+            cache[key] = letter_token_ids(tokenizer, key[0], letters[:len(item.options)], form)
+        out.append((encoded, cache[key]))
+    return out
+
+
 def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
                      prompt: Callable[[MCItem], str] = lettered_prompt, letters: str = "ABCDEFGHIJ",
                      form: Literal["auto", "bare", "space"] = "auto", batch_size: int = 8,
@@ -229,15 +247,8 @@ def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFo
     Scores are the letters' probabilities over the whole vocabulary (they need not sum to 1).
     """
     pad_id = ensure_pad_token(tokenizer)
-    encoded = [encode(tokenizer, prompt(item), fmt) for item in items]
-    token_cache: dict[tuple[str, int], list[int]] = {}
-    letter_ids = []
-    for item, enc in zip(items, encoded):
-        tail = enc.text[-24:]
-        key = (tail, len(item.options))
-        if key not in token_cache:
-            token_cache[key] = letter_token_ids(tokenizer, tail, letters[:len(item.options)], form)
-        letter_ids.append(token_cache[key])
+    pairs = encode_lettered(tokenizer, items, fmt=fmt, prompt=prompt, letters=letters, form=form)
+    encoded, letter_ids = [e for e, _ in pairs], [ids for _, ids in pairs]
     predictions: list[MCPrediction | None] = [None] * len(items)
     device = model_device(model)
     with torch.no_grad(), applied(model, intervention):

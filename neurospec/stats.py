@@ -198,12 +198,7 @@ class ActivationStats:
             files[name] = previous.get(name) or file_fingerprint(folder / name)
         document = {**self.describe(), "complete": complete, "files": files, "tensor_file": main,
                     "sample_files": dict(self.sample_files)}
-        if progress is not None:
-            document["progress"] = progress
-        atomic_write_json(folder / META_FILE, document)
-        for stale in set(previous) - set(files):
-            (folder / stale).unlink(missing_ok=True)
-        self.path, self.files = folder, files
+        self.path, self.files = folder, _commit(folder / META_FILE, document, files, previous, progress)
         return folder
 
     @classmethod
@@ -287,6 +282,17 @@ def _free_slot(base: str, referenced: dict[str, str]) -> str:
     """The checkpoint slot of ``base`` that the current stats.json does not name."""
     first = f"{base}.checkpoint-a.safetensors"
     return f"{base}.checkpoint-b.safetensors" if first in referenced else first
+
+
+def _commit(meta_path: Path, document: dict, files: dict[str, str], previous: dict[str, str],
+            progress: dict | None) -> dict[str, str]:
+    """Write the run's JSON document last (with ``progress``), then remove the files it no longer names."""
+    if progress is not None:
+        document["progress"] = progress
+    atomic_write_json(meta_path, document)
+    for stale in set(previous) - set(files):
+        (meta_path.parent / stale).unlink(missing_ok=True)
+    return files
 
 
 def _write(path: Path, tensors: dict[str, torch.Tensor]) -> str:

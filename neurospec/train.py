@@ -47,8 +47,8 @@ from neurospec.errors import NeurospecError, UnsupportedModelError
 from neurospec.io import atomic_write_json
 from neurospec.neurons import NeuronSet
 from neurospec.progress import progress as _progress
-from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, encode, ensure_pad_token
-from neurospec.scoring import letter_token_ids, lettered_prompt, model_device
+from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, ensure_pad_token
+from neurospec.scoring import encode_lettered, lettered_prompt, model_device
 from neurospec.sites import ATTENTION_SITES, MLP_SITES, site_map
 
 LayerOrder = Literal["richest", "none", "poorest"]
@@ -321,18 +321,8 @@ def _prompt_function(prompt: Callable[[MCItem], str], letters: str) -> Callable[
 def _encode_items(tokenizer, items: Sequence[MCItem], fmt: PromptFormat, prompt: Callable[[MCItem], str],
                   letters: str, form: LetterForm) -> tuple[list[EncodedPrompt], list[int]]:
     """Each item's prompt as ``choose_by_letter`` makes it, and the token id of its gold letter."""
-    encoded, targets = [], []
-    cache: dict[tuple[str, int], list[int]] = {}
-    for i, item in enumerate(items):
-        enc = encode(tokenizer, prompt(item), fmt)
-        if len(enc) == 0:
-            raise NeurospecError(f"item {i}: the prompt encodes to no tokens; nothing predicts its answer.")
-        key = (enc.text[-24:], len(item.options))
-        if key not in cache:
-            cache[key] = letter_token_ids(tokenizer, key[0], letters[:len(item.options)], form)
-        encoded.append(enc)
-        targets.append(cache[key][item.gold])
-    return encoded, targets
+    pairs = encode_lettered(tokenizer, items, fmt=fmt, prompt=prompt, letters=letters, form=form)
+    return [e for e, _ in pairs], [ids[item.gold] for (_, ids), item in zip(pairs, items)]
 
 
 def _answer_logits(model: nn.Module, batch) -> torch.Tensor:
