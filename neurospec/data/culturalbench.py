@@ -40,7 +40,7 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 from neurospec.data.items import MCItem
 from neurospec.errors import FileFormatError, NeurospecError
 from neurospec.languages import AmbiguousCountryError, UnknownCountryError, resolve_country
-from neurospec.tasks.records import RECORD_SUFFIXES, read_records
+from neurospec.tasks.records import RECORD_SUFFIXES, read_records, require
 
 __all__ = [
     "CULTURALBENCH_HF", "EASY_COLUMNS", "HARD_COLUMNS", "SPLITS", "TABLE_SUFFIXES", "check_columns",
@@ -136,12 +136,7 @@ def read_rows(path: str | Path, what: str) -> Iterator[tuple[str, dict[str, Any]
 
 def need(record: Mapping[str, Any], name: str, where: str, columns: Sequence[str] = ()) -> Any:
     """``record[name]``; missing, None or an empty string is an error naming the field and place."""
-    value = record.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        state = "missing" if name not in record else "empty"
-        extra = f" (records need: {', '.join(columns)})" if columns else ""
-        raise FileFormatError(f"{where}: field {name!r} is {state}{extra}")
-    return value
+    return require(record, name, where, ", ".join(columns))
 
 
 def check_columns(first: Mapping[str, Any], columns: Sequence[str], where: str, fix: str) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from neurospec.errors import FileFormatError
 
-__all__ = ["RECORD_SUFFIXES", "field", "read_records"]
+__all__ = ["RECORD_SUFFIXES", "field", "read_records", "require"]
 
 RECORD_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 
@@ -84,9 +84,14 @@ def _delimited(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, dic
 
 def field(record: dict, name: str, path: str | Path, line: int, *, needed: str = "") -> Any:
     """``record[name]``; a missing or empty field is an error naming the field, file and line."""
+    return require(record, name, f"{path} line {line}", needed)
+
+
+def require(record: Mapping[str, Any], name: str, where: str, needed: str = "") -> Any:
+    """``record[name]``; missing, None or an empty string is an error naming the field and ``where``."""
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         what = "missing" if name not in record else "empty"
         extra = f" (records need: {needed})" if needed else ""
-        raise FileFormatError(f"{path} line {line}: field {name!r} is {what}{extra}")
+        raise FileFormatError(f"{where}: field {name!r} is {what}{extra}")
     return value
