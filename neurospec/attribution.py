@@ -55,7 +55,7 @@ from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.hooks import SiteBatch, capture_gradients
 from neurospec.io import remove_stale_temporaries
 from neurospec.progress import progress
-from neurospec.prompts import PLAIN, PromptFormat, _accepts, collate, encode, ensure_pad_token
+from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, encode, ensure_pad_token
 from neurospec.scoring import _length_sorted_chunks, bare_question, encode_lettered, lettered_prompt, model_device
 from neurospec.sites import site_map
 from neurospec.stats import _commit, _free_slot, _load_tensors, _write
@@ -361,8 +361,6 @@ def _targets(chunk: Sequence[Example], keep: int) -> tuple[torch.Tensor, torch.T
 def _run_batch(model, chunk: Sequence[Example], pad_id: int, objective: str, accumulator: _Accumulator,
                group_ids: torch.Tensor, device: torch.device, extra: dict, trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, objective, backward for one batch; returns (gold probability, correct) per row."""
-    from neurospec.prompts import EncodedPrompt
-
     encoded = [EncodedPrompt(list(e.input_ids), ["text"] * len(e.input_ids)) for e in chunk]
     batch = collate(encoded, pad_id, "left").to(device)
     keep = max(len(e.targets) for e in chunk)
