@@ -58,7 +58,7 @@ from neurospec.progress import progress
 from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, encode, ensure_pad_token
 from neurospec.scoring import _length_sorted_chunks, bare_question, encode_lettered, lettered_prompt, model_device
 from neurospec.sites import site_map
-from neurospec.stats import _commit, _free_slot, _load_tensors, _write
+from neurospec.stats import _commit, _free_slot, _load_tensors, _write, read_run_document
 
 __all__ = [
     "AttributionScores", "DEFAULT_SITES", "Example", "OBJECTIVES", "TARGETS", "attribute", "prepare_examples",
@@ -238,18 +238,9 @@ class AttributionScores:
 
     @classmethod
     def read_meta(cls, folder: str | Path) -> dict[str, Any]:
-        folder = Path(folder)
-        path = folder / META_FILE
-        if not path.is_file():
-            raise NeurospecError(f"{folder} holds no {META_FILE}: it is not an attribution run "
-                                 "(make one with `neurospec attribute`)")
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise FileFormatError(f"{path} is not valid JSON ({err}); run the attribution again") from err
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise FileFormatError(f"{path} is not a neurospec attribution file (format {FORMAT!r}, version {VERSION})")
-        return meta
+        """``attribution.json`` of ``folder``, checked for format and version (no tensors loaded)."""
+        return read_run_document(folder, META_FILE, FORMAT, VERSION, what="attribution",
+                                 command="neurospec attribute", redo="run the attribution again")
 
     @classmethod
     def load(cls, folder: str | Path, *, allow_incomplete: bool = False) -> "AttributionScores":

@@ -204,21 +204,8 @@ class ActivationStats:
     @classmethod
     def read_meta(cls, folder: str | Path) -> dict[str, Any]:
         """``stats.json`` of ``folder``, checked for format and version (no tensors loaded)."""
-        folder = Path(folder)
-        meta_path = folder / META_FILE
-        if not folder.is_dir():
-            raise NeurospecError(f"statistics folder {folder} does not exist; make it with `neurospec collect`")
-        if not meta_path.exists():
-            raise FileFormatError(f"{folder} holds no {META_FILE}: it is not a statistics folder made by `neurospec collect`")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise FileFormatError(f"{meta_path} is not valid JSON ({err}); the folder is corrupt: collect it again") from err
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise FileFormatError(f"{meta_path} is not a neurospec statistics file (format {FORMAT!r} expected)")
-        if meta.get("version") != VERSION:
-            raise FileFormatError(f"{meta_path} has version {meta.get('version')!r}; this neurospec reads version {VERSION}")
-        return meta
+        return read_run_document(folder, META_FILE, FORMAT, VERSION, what="statistics", command="neurospec collect",
+                                 redo="collect it again")
 
     @classmethod
     def load(cls, folder: str | Path, *, allow_incomplete: bool = False) -> "ActivationStats":
@@ -282,6 +269,30 @@ def _free_slot(base: str, referenced: dict[str, str]) -> str:
     """The checkpoint slot of ``base`` that the current stats.json does not name."""
     first = f"{base}.checkpoint-a.safetensors"
     return f"{base}.checkpoint-b.safetensors" if first in referenced else first
+
+
+def read_run_document(folder: str | Path, meta_file: str, fmt: str, version: int, *, what: str, command: str,
+                      redo: str) -> dict[str, Any]:
+    """The JSON document of a run folder (statistics, attribution), checked for format and version.
+
+    ``read_run_document("runs/stats", "stats.json", "neurospec.stats", 1, what="statistics",
+    command="neurospec collect", redo="collect it again")``: every failure names the file and the fix.
+    """
+    folder = Path(folder)
+    meta_path = folder / meta_file
+    if not folder.is_dir():
+        raise NeurospecError(f"{what} folder {folder} does not exist; make it with `{command}`")
+    if not meta_path.exists():
+        raise FileFormatError(f"{folder} holds no {meta_file}: it is not a {what} folder made by `{command}`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FileFormatError(f"{meta_path} is not valid JSON ({err}); the folder is corrupt: {redo}") from err
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise FileFormatError(f"{meta_path} is not a neurospec {what} file (format {fmt!r} expected)")
+    if meta.get("version") != version:
+        raise FileFormatError(f"{meta_path} has version {meta.get('version')!r}; this neurospec reads version {version}")
+    return meta
 
 
 def _commit(meta_path: Path, document: dict, files: dict[str, str], previous: dict[str, str],
