@@ -189,10 +189,7 @@ def mask_eval_command(
 
     with user_errors():
         paths = _paths(path)
-        names = _split_names(benchmarks) or []
-        sets = {name: _items(name, paths, split=split if MC_SETS[name].kind == "cultural" else None,
-                             countries=countries if MC_SETS[name].kind == "cultural" else None, limit=limit, seed=seed)
-                for name in names if _known_set(name, MC_SETS)}
+        sets = _sets(_split_names(benchmarks) or [], paths, split=split, countries=countries, limit=limit, seed=seed)
         chosen_templates = _templates(templates)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set = load_neuron_file(neurons, shape=lm.sites)
@@ -207,10 +204,17 @@ def mask_eval_command(
         _done(result.save(out))
 
 
-def _known_set(name: str, sets) -> bool:
-    if name not in sets:
-        raise NeurospecError(f"unknown benchmark {name!r}: choose from {', '.join(sets)}")
-    return True
+def _sets(names: list[str], paths: dict[str, Path], *, split: Optional[str], countries: Optional[str],
+          limit: Optional[int], seed: int) -> dict:
+    """Each named set's items; ``split`` and ``countries`` apply to the cultural sets only."""
+    from neurospec.data.mc_sets import MC_SETS
+
+    unknown = [name for name in names if name not in MC_SETS]
+    if unknown:
+        raise NeurospecError(f"unknown benchmark(s) {unknown}: choose from {', '.join(MC_SETS)}")
+    cultural = {name: MC_SETS[name].kind == "cultural" for name in names}
+    return {name: _items(name, paths, split=split if cultural[name] else None,
+                         countries=countries if cultural[name] else None, limit=limit, seed=seed) for name in names}
 
 
 def _layers(spec: str, neurons, group: str, num_layers: int) -> list[int]:
@@ -264,11 +268,8 @@ def finetune_command(
         if block not in ("mlp", "attention"):
             raise NeurospecError(f"--block {block!r}: use mlp or attention")
         paths = _paths(path)
-        train_items = _items(data, paths, split="find" if MC_SETS[data].kind == "cultural" else None, countries=None,
-                             limit=None, seed=seed) if _known_set(data, MC_SETS) else []
-        sets = {name: _items(name, paths, split="test" if MC_SETS[name].kind == "cultural" else None, countries=None,
-                             limit=eval_limit, seed=seed)
-                for name in _split_names(evaluate) or [] if _known_set(name, MC_SETS)}
+        train_items = _sets([data], paths, split="find", countries=None, limit=None, seed=seed)[data]
+        sets = _sets(_split_names(evaluate) or [], paths, split="test", countries=None, limit=eval_limit, seed=seed)
         chosen_templates = _templates(templates)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set = load_neuron_file(neurons, shape=lm.sites) if neurons is not None else None
