@@ -199,6 +199,9 @@ def lss_command(
             on_cell=lambda c: say(f"{c.source:>9} -> {c.target:<9} LSS {c.lss:.3f}  n {c.n}  excluded {c.excluded}  "
                                   f"mean D0 {c.mean_d0:.3f}"))
         say(f"mean off-diagonal LSS {matrix.mean_offdiagonal:.3f}; mean D0 {matrix.mean_d0:.3f}")
+        for name, control in matrix.pooled().get("controls", {}).items():
+            low, high = control["margin_ci95"]
+            say(f"pooled margin over {name}: {control['margin']:+.3f} (95% interval {low:+.3f} to {high:+.3f})")
         if not matrix.mean_d0 < 0:
             console.print("[yellow]warning: mean D0 is not negative: without intervention the target answers are as "
                           "likely as the source answers, so the cut is degenerate (see docs/steering.md)[/]")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from neurospec.data.items import MCItem
 from neurospec.errors import NeurospecError
-from neurospec.evaluate.intervals import wilson
+from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean, wilson
 from neurospec.evaluate.mcq import accuracy_by_group
 from neurospec.scoring import MCPrediction
 
@@ -25,6 +26,21 @@ def test_wilson_solves_the_score_equation(k, n):
     assert high == pytest.approx((-b + root) / (2 * a), abs=1e-12)
     with pytest.raises(NeurospecError):
         wilson(n + 1, n)
+
+
+def test_clustered_bootstrap_resamples_whole_clusters():
+    values = torch.rand(40, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    # one row per cluster: the plain bootstrap, draw for draw
+    assert bootstrap_clustered_mean(values, list(range(40)), seed=3) == bootstrap_mean(values, seed=3)
+    # every value three times in its cluster: the same interval as the clusters' values once
+    tripled = values.repeat_interleave(3)
+    assert bootstrap_clustered_mean(tripled, [i // 3 for i in range(120)], seed=3) == pytest.approx(
+        bootstrap_mean(values, seed=3))
+    # ... whereas treating the copies as independent narrows it
+    naive = bootstrap_mean(tripled, seed=3)
+    assert naive[1] - naive[0] < 0.8 * (bootstrap_mean(values, seed=3)[1] - bootstrap_mean(values, seed=3)[0])
+    with pytest.raises(NeurospecError, match="2 cluster labels for 3 values"):
+        bootstrap_clustered_mean([1, 2, 3], ["a", "b"])
 
 
 def test_accuracy_by_group_counts_and_chance():

@@ -110,6 +110,19 @@ def test_matrix_cells_and_paired_random_control_equal_direct_computations(tmp_pa
     saved = json.loads((tmp_path / "lss" / "lss.json").read_text())
     assert saved["lss"]["eng_Latn"]["fra_Latn"] == cell.lss
     assert (tmp_path / "lss" / "lss_margin_random.csv").exists()
+    # pooled: a recount over every saved cell's items
+    shifted, margins = [], []
+    for entry in saved["cells"]:
+        ours = [di - d0 > 0 for d0, di in zip(entry["d0"], entry["di"])]
+        theirs = [di - d0 > 0 for d0, di in zip(entry["d0"], entry["controls"]["random"]["di"])]
+        shifted += ours
+        margins += [float(a) - float(b) for a, b in zip(ours, theirs)]
+    pooled = saved["pooled"]
+    assert pooled["n"] == len(shifted) and pooled["items"] == len(items)
+    assert pooled["lss"] == pytest.approx(sum(shifted) / len(shifted))
+    assert pooled["controls"]["random"]["margin"] == pytest.approx(sum(margins) / len(margins))
+    low, high = pooled["controls"]["random"]["margin_ci95"]
+    assert low <= pooled["controls"]["random"]["margin"] <= high
 
 
 def test_the_cut_of_a_parallel_sentence():

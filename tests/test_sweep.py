@@ -36,6 +36,8 @@ def test_sweep_picks_the_highest_mean_lss_and_saves_every_setting(tmp_path):
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert [c["mean_lss"] for c in saved["curve"]] == means
     for c in saved["curve"]:
-        assert (tmp_path / "sweep" / c["folder"] / "lss.json").exists()
+        setting = json.loads((tmp_path / "sweep" / c["folder"] / "lss.json").read_text())
+        assert c["pooled_lss"] == setting["pooled"]["lss"] and c["pooled_lss_ci95"] == setting["pooled"]["ci95"]
+    assert saved["curve"][0]["pooled_lss"] == 0.0 and saved["curve"][0]["pooled_lss_ci95"] == [0.0, 0.0]
     with pytest.raises(NeurospecError, match="pass stats="):
         sweep(model, tok(), items, neurons, ["set:p_max"])

@@ -31,7 +31,7 @@ import torch
 
 from neurospec.data.lss import ParallelItem
 from neurospec.errors import NeurospecError
-from neurospec.evaluate.intervals import bootstrap_mean
+from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
 from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.io import atomic_write_json
 from neurospec.languages import language_of
@@ -198,11 +198,38 @@ class LSSMatrix:
                 out[s][t] = cell.controls[name]["margin"]
         return out
 
+    def pooled(self) -> dict[str, Any]:
+        """Every cell's items together: the LSS and, per control, its LSS and the paired margin over it.
+
+        Intervals resample items (sentence ids), each with its rows in every cell, since one item
+        appears in many cells. A control's margin pools only the cells that have that control.
+        """
+        cells = [cell for cell in self.cells.values() if cell.n]
+        if not cells:
+            return {}
+        ids = [item for cell in cells for item in cell.ids]
+        shifted = torch.cat([cell.shifted for cell in cells])
+        out: dict[str, Any] = {"n": len(ids), "items": len(set(ids)), "lss": float(shifted.mean()),
+                               "ci95": bootstrap_clustered_mean(shifted, ids, resamples=cells[0].bootstrap,
+                                                                seed=cells[0].seed), "controls": {}}
+        for name in sorted({name for cell in cells for name in cell.controls}):
+            having = [cell for cell in cells if name in cell.controls]
+            ids = [item for cell in having for item in cell.ids]
+            other = torch.cat([(torch.as_tensor(cell.controls[name]["di"], dtype=torch.float64) - cell.d0 > 0)
+                               .to(torch.float64) for cell in having])
+            difference = torch.cat([cell.shifted for cell in having]) - other
+            out["controls"][name] = {
+                "cells": len(having), "lss": float(other.mean()), "margin": float(difference.mean()),
+                "margin_ci95": bootstrap_clustered_mean(difference, ids, resamples=having[0].bootstrap,
+                                                        seed=having[0].seed)}
+        return out
+
     def to_json(self, items: bool = True) -> dict[str, Any]:
         return {
             "format": "neurospec.lss_matrix", "version": 1, "recipe": self.recipe.to_json(),
             "sources": self.sources, "targets": self.targets, "lss": self.lss,
             "mean_offdiagonal": self.mean_offdiagonal, "mean_d0": self.mean_d0, "degenerate": not self.mean_d0 < 0,
+            "pooled": self.pooled(),
             "cells": [cell.to_json(items) for cell in self.cells.values()], "settings": self.settings,
         }
 

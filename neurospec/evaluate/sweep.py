@@ -48,10 +48,16 @@ class SweepResult:
         return self.matrices[max(range(len(scores)), key=lambda i: (scores[i], -i))].recipe
 
     def curve(self) -> list[dict[str, Any]]:
-        """Per setting: the recipe, its factor and value, the mean off-diagonal LSS and the mean D0."""
-        return [{"recipe": m.recipe.name, "value": m.recipe.to_json()["value"], "factor": m.recipe.factor,
-                 "positions": m.recipe.positions, "mean_lss": m.mean_offdiagonal, "mean_d0": m.mean_d0,
-                 "folder": setting_folder(i, m.recipe)} for i, m in enumerate(self.matrices)]
+        """Per setting: the recipe, its factor and value, the mean off-diagonal LSS, the pooled LSS of all
+        cells' items with its interval (items resampled), and the mean D0."""
+        points = []
+        for i, m in enumerate(self.matrices):
+            pooled = m.pooled()
+            points.append({"recipe": m.recipe.name, "value": m.recipe.to_json()["value"], "factor": m.recipe.factor,
+                           "positions": m.recipe.positions, "mean_lss": m.mean_offdiagonal,
+                           "pooled_lss": pooled.get("lss"), "pooled_lss_ci95": pooled.get("ci95"),
+                           "mean_d0": m.mean_d0, "folder": setting_folder(i, m.recipe)})
+        return points
 
     def to_json(self) -> dict[str, Any]:
         return {"format": "neurospec.sweep", "version": 1, "best": self.best.to_json(),

@@ -1,0 +1,389 @@
+"""The three papers' findings on the toy models, measured with the real `neurospec` commands.
+
+    python benchmarks/findings.py lape        # main toy: collect, select lape, ppl, where the neurons sit
+    python benchmarks/findings.py steering    # main toy: lss (p_max, p_median, controls), sweep, steer
+    python benchmarks/findings.py culture     # culture toy: attribute, select culture, mask-eval, finetune
+    python benchmarks/findings.py all
+
+Each stage runs `neurospec` verbs (printed as it goes, recorded in the results) into
+``runs/findings/<toy>/`` and skips a verb whose output is already there, so an interrupted stage
+resumes. It then summarises the artifacts into ``benchmarks/results/findings_<stage>.json``;
+RESULTS.md holds the tables and says how to reproduce them. Toy models come from
+``neurospec.toy.ensure_toy`` (trained first when missing, about 30 minutes each). Everything runs
+on the CPU in fp32 with 2 threads (``OMP_NUM_THREADS=2``), seeds fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from neurospec.io import atomic_write_json
+from neurospec.neurons import NeuronSet
+from neurospec.toy import ensure_toy
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = ROOT / "runs" / "findings"
+DATA = ROOT.parent / "shared" / "data"
+LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn", "rus_Cyrl", "ukr_Cyrl", "zho_Hans",
+             "jpn_Jpan", "arb_Arab", "hin_Deva", "swh_Latn"]
+STEERING_LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab"]
+LAPE_RATES = {"paper": 0.01, "toy": 0.05}   # top-rate: the paper's 1%, and 5% for a 4128-neuron model
+THREADS = "2"
+
+
+class Runner:
+    """Runs `neurospec` verbs, skipping those whose output exists, and keeps the command lines."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.commands: list[str] = []
+        self.seconds: dict[str, float] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str, output: str, *args: str | Path) -> Path:
+        target = self.folder / output
+        argv = [str(a) for a in args]
+        shown = _short("neurospec " + " ".join(shlex.quote(a) for a in argv))
+        self.commands.append(shown)
+        if target.exists():
+            print(f"[skip] {shown}", flush=True)
+            return target
+        print(f"[run]  {shown}", flush=True)
+        start = time.perf_counter()
+        environment = {**os.environ, "OMP_NUM_THREADS": THREADS, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        executable = Path(sys.executable).parent / "neurospec"
+        subprocess.run([str(executable), *argv], check=True, env=environment)
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        return target
+
+
+def _short(text: str) -> str:
+    """Paths as a reader would type them: relative to the repository, the toy cache as ``$TOY``."""
+    cache = str(Path.home() / ".cache" / "neurospec" / "toy")
+    text = text.replace(str(ROOT) + "/", "").replace(str(DATA), "../shared/data")
+    return text.replace(cache, "$TOY")
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _environment() -> dict:
+    return {"torch": torch.__version__, "python": platform.python_version(), "threads": int(THREADS),
+            "machine": platform.machine(), "dtype": "float32", "device": "cpu"}
+
+
+def _save(stage: str, runner: Runner, model: Path, body: dict) -> None:
+    document = {"stage": stage, "model": _short(str(model)), "environment": _environment(),
+                "commands": runner.commands, "seconds": runner.seconds, **body}
+    atomic_write_json(RESULTS / f"findings_{stage}.json", document)
+    print(f"wrote {RESULTS / f'findings_{stage}.json'}")
+
+
+# ---------------------------------------------------------------- LAPE: perplexity and placement
+
+def placement(neurons: NeuronSet) -> dict:
+    """Per-layer counts per group and the pairwise overlap (shared neurons, and Jaccard)."""
+    groups = list(neurons.groups)
+    per_layer = {g: neurons.per_layer_counts(g).tolist() for g in groups}
+    keys = {g: set(neurons.neuron_keys(g).tolist()) for g in groups}
+    shared = {a: {b: len(keys[a] & keys[b]) for b in groups} for a in groups}
+    jaccard = {a: {b: (len(keys[a] & keys[b]) / len(keys[a] | keys[b]) if keys[a] | keys[b] else 0.0)
+                   for b in groups} for a in groups}
+    in_several = sum(1 for k in set().union(*keys.values()) if sum(k in keys[g] for g in groups) > 1)
+    return {"counts": {g: len(keys[g]) for g in groups}, "per_layer": per_layer, "shared": shared,
+            "jaccard": jaccard, "distinct": len(set().union(*keys.values())), "in_several_groups": in_several}
+
+
+def perplexity_findings(ppl: dict) -> dict:
+    """Per language: own-language NLL change, mean change elsewhere, their ratio and difference; same for random."""
+    change = ppl["change_nll"]
+    languages = ppl["languages"]
+    rows = {}
+    for group in languages:
+        if group not in change:
+            continue
+        entry = {}
+        for label in [group] + [r for r in change if r.endswith(f":{group}")]:
+            row = change[label]
+            others = [row[lang] for lang in languages if lang != group]
+            mean_other = sum(others) / len(others)
+            entry["neurons" if label == group else label] = {
+                "own": row[group], "mean_other": mean_other, "max_other": max(others),
+                "ratio": row[group] / mean_other if mean_other else None, "difference": row[group] - mean_other,
+                "own_is_largest": row[group] > max(others)}
+        rows[group] = entry
+    dominated = [g for g, e in rows.items() if e["neurons"]["own_is_largest"]]
+    random_dominated = [g for g, e in rows.items() if any(v["own_is_largest"] for k, v in e.items() if k != "neurons")]
+    return {"per_language": rows, "diagonal_dominates": dominated, "random_diagonal_dominates": random_dominated,
+            "unmodified_ppl": {lang: cell["ppl"] for lang, cell in ppl["cells"]["none"].items()}}
+
+
+def stage_lape() -> None:
+    model = ensure_toy("main", quiet=False)
+    run = Runner(RUNS / "main")
+    languages = ",".join(LANGUAGES)
+    stats = run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
+                "--languages", languages, "--mode", "packed", "--seq-len", "128", "--quiet", "--out", run.folder / "stats_packed")
+    body: dict = {"languages": LANGUAGES, "rates": LAPE_RATES, "settings": {}}
+    for label, rate in LAPE_RATES.items():
+        neurons = run(f"select-{label}", f"lape_{label}.json", "select", "lape", "--stats", stats, "--top-rate",
+                      str(rate), "--out", run.folder / f"lape_{label}.json")
+        ppl = run(f"ppl-{label}", f"ppl_{label}", "ppl", "--model", model, "--neurons", neurons, "--corpus-dir",
+                  DATA / "sib200_flores", "--languages", languages, "--split", "test", "--max-texts", "100",
+                  "--random-seeds", "0", "--batch-size", "32", "--quiet", "--out", run.folder / f"ppl_{label}")
+        body["settings"][label] = {"placement": placement(NeuronSet.load(neurons)),
+                                   "perplexity": perplexity_findings(_json(ppl / "ppl.json"))}
+    _save("lape", run, model, body)
+
+
+# ---------------------------------------------------------------- steering: LSS, sweep, generation
+
+def lss_findings(lss: dict) -> dict:
+    """The matrix, the pooled LSS and margins, and how many cells' own margin interval lies above zero."""
+    cells = {}
+    for name in sorted({n for cell in lss["cells"] for n in cell["controls"]}):
+        having = [c for c in lss["cells"] if name in c["controls"]]
+        cells[name] = {"cells": len(having),
+                       "margin_above_zero": sum(c["controls"][name]["margin_ci95"][0] > 0 for c in having),
+                       "margin_below_zero": sum(c["controls"][name]["margin_ci95"][1] < 0 for c in having)}
+    return {"lss": lss["lss"], "mean_offdiagonal": lss["mean_offdiagonal"], "mean_d0": lss["mean_d0"],
+            "degenerate": lss["degenerate"], "pooled": lss["pooled"], "cells_by_control": cells,
+            "margins": {name: _margin_matrix(lss, name) for name in cells}}
+
+
+def _margin_matrix(lss: dict, name: str) -> dict:
+    out: dict = {}
+    for cell in lss["cells"]:
+        if name in cell["controls"]:
+            out.setdefault(cell["source"], {})[cell["target"]] = cell["controls"][name]["margin"]
+    return out
+
+
+def steering_findings(folder: Path) -> dict:
+    """Share of continuations in language t: under t's neurons, t's matched random neurons, other languages'
+    neurons, and unmodified; pooled over the sources other than t, with Wilson intervals."""
+    from neurospec.evaluate.intervals import wilson
+
+    steer = _json(folder / "steer.json")
+    outputs: dict = {}
+    for line in (folder / "generations.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        outputs.setdefault(record["row"], {}).setdefault(record["source"], []).append(record["language"])
+    groups = [r["name"] for r in steer["rows"] if r["kind"] == "group"]
+    per_target = {}
+    for row in steer["rows"]:
+        if row["kind"] != "group":
+            continue
+        target = row["target"]
+        sources = [s for s in steer["sources"] if s != target]
+        randoms = [r["name"] for r in steer["rows"] if r["kind"] == "random" and r["group"] == row["group"]]
+        conditions = {"neurons": [row["name"]], "random": randoms, "none": ["none"],
+                      "other": [g for g in groups if g != row["name"]]}
+        entry = {}
+        for condition, rows in conditions.items():
+            picked = [lang for name in rows for s in sources if not (condition == "other" and _target(steer, name) == s)
+                      for lang in outputs[name][s]]
+            k = sum(lang == target for lang in picked)
+            entry[condition] = {"k": k, "n": len(picked), "share": k / len(picked), "ci95": list(wilson(k, len(picked)))}
+        per_target[target] = entry
+    totals = {c: sum(e[c]["k"] for e in per_target.values()) for c in ("neurons", "random", "other", "none")}
+    counts = {c: sum(e[c]["n"] for e in per_target.values()) for c in ("neurons", "random", "other", "none")}
+    pooled = {c: {"k": totals[c], "n": counts[c], "share": totals[c] / counts[c],
+                  "ci95": list(wilson(totals[c], counts[c]))} for c in totals}
+    return {"recipe": steer["recipe"], "per_target": per_target, "pooled": pooled}
+
+
+def _target(steer: dict, row: str) -> str | None:
+    return next(r["target"] for r in steer["rows"] if r["name"] == row)
+
+
+def stage_steering() -> None:
+    model = ensure_toy("main", quiet=False)
+    run = Runner(RUNS / "main")
+    stats_packed = run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
+                       "--languages", ",".join(LANGUAGES), "--mode", "packed", "--seq-len", "128", "--quiet",
+                       "--out", run.folder / "stats_packed")
+    neurons = run("select-toy", "lape_toy.json", "select", "lape", "--stats", stats_packed, "--top-rate",
+                  str(LAPE_RATES["toy"]), "--out", run.folder / "lape_toy.json")
+    stats = run("collect-sentence", "stats_sentence", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
+                "--languages", ",".join(LANGUAGES), "--mode", "sentence", "--max-tokens", "20000", "--quiet",
+                "--out", run.folder / "stats_sentence")
+    languages = ",".join(STEERING_LANGUAGES)
+    common = ["--model", model, "--neurons", neurons, "--stats", stats, "--parallel", "flores", "--split", "test",
+              "--data-dir", DATA / "sib200_flores", "--languages", languages, "--batch-size", "32", "--quiet"]
+    body: dict = {"languages": STEERING_LANGUAGES, "neurons": "lape_toy.json", "lss": {}}
+    for value in ("p_max", "p_median"):
+        folder = run(f"lss-{value}", f"lss_{value}", "lss", *common, "--limit", "100", "--recipe", f"set:{value}",
+                     "--controls", "random,other", "--out", run.folder / f"lss_{value}")
+        body["lss"][value] = lss_findings(_json(folder / "lss.json"))
+    sweep = run("sweep", "sweep", "sweep", *common, "--limit", "50", "--values", "p_max,p_median",
+                "--factors", "1,2,5,10", "--out", run.folder / "sweep")
+    curve = _json(sweep / "sweep.json")
+    body["sweep"] = {key: curve[key] for key in curve if key not in ("format", "version")}
+    best = curve["best"]["name"]
+    body["steer"] = {}
+    for recipe in dict.fromkeys(["set:p_max", best]):
+        label = recipe.replace(":", "_").replace("*", "x")
+        folder = run(f"steer-{label}", f"steer_{label}", "steer", *common, "--limit", "20", "--max-new-tokens", "24",
+                     "--recipe", recipe, "--random-seeds", "0", "--langid-languages", "study",
+                     "--out", run.folder / f"steer_{label}")
+        body["steer"][recipe] = steering_findings(folder)
+    _save("steering", run, model, body)
+
+
+# ---------------------------------------------------------------- culture: attribution, masking, fine-tuning
+
+CULTURE_RATES = {"paper": [], "x5": ["--mlp-rate", "0.05", "--attention-rate", "0.01", "--specific-rate", "0.015"]}
+
+
+def culture_placement(neurons: NeuronSet) -> dict:
+    """Neurons per group and site, and per layer (MLP sites and attention sites apart)."""
+    out = {}
+    for group in neurons.groups:
+        sites = neurons.sites(group)
+        mlp = [s for s in sites if s in ("gate_pre", "up_pre", "act", "down_in")]
+        attention = [s for s in sites if s not in mlp]
+        out[group] = {"sites": {s: neurons.count(group, s) for s in sites},
+                      "mlp_per_layer": sum((neurons.per_layer_counts(group, s) for s in mlp),
+                                           torch.zeros(neurons.num_layers, dtype=torch.long)).tolist(),
+                      "attention_per_layer": sum((neurons.per_layer_counts(group, s) for s in attention),
+                                                 torch.zeros(neurons.num_layers, dtype=torch.long)).tolist()}
+    return out
+
+
+def masking_findings(result: dict) -> dict:
+    """Per masked group: own-country change vs other countries, margin over random; cultural vs NLU summary."""
+    cells = {(c["condition"], c["benchmark"], c["group"]): c for c in result["cells"]}
+    baseline = {(b, g): cells[("none", b, g)]["accuracy"] for (cond, b, g) in cells if cond == "none"}
+    own = {}
+    for benchmark, matrix in result["related"].items():
+        for condition, changes in matrix.items():
+            if condition not in changes:
+                continue
+            others = [v for g, v in changes.items() if g != condition]
+            cell = cells[(condition, benchmark, condition)]
+            own.setdefault(condition, {})[benchmark] = {
+                "own_change": changes[condition], "own_change_ci95": cell.get("change_ci95"),
+                "mean_other_change": sum(others) / len(others) if others else None,
+                "own_margin_over_random": cell.get("margin_over_random"), "own_margin_ci95": cell.get("margin_ci95")}
+    return {"baseline": {f"{b}/{g}": v for (b, g), v in baseline.items()}, "summary": result["summary"],
+            "own_country": own, "related": result["related"]}
+
+
+def stage_culture() -> None:
+    from neurospec.data.countryrc import CULTURE_COUNTRIES
+
+    model = ensure_toy("culture", quiet=False)
+    run = Runner(RUNS / "culture")
+    countries = ",".join(CULTURE_COUNTRIES)
+    toy_prompts = ["--templates", "question", "--format", "plain"]   # a 6.8M model cannot read lettered options
+    attributions = {}
+    for data in ("blend", "blend-control", "countryrc"):
+        attributions[data] = run(f"attribute-{data}", f"attr_{data}", "attribute", "--model", model, "--data", data,
+                                 "--split", "find", "--countries", countries, "--limit", "100", *toy_prompts,
+                                 "--target", "answer", "--quiet", "--out", run.folder / f"attr_{data}")
+    body: dict = {"countries": list(CULTURE_COUNTRIES), "attribution": {
+        data: _json(folder / "attribution.json").get("accuracy") for data, folder in attributions.items()},
+        "settings": {}}
+    for label, rates in CULTURE_RATES.items():
+        neurons = run(f"select-{label}", f"culture_{label}.json", "select", "culture", "--blend", attributions["blend"],
+                      "--control", attributions["blend-control"], "--countryrc", attributions["countryrc"], *rates,
+                      "--random-seeds", "1", "--out", run.folder / f"culture_{label}.json")
+        masked = run(f"mask-{label}", f"mask_{label}", "mask-eval", "--model", model, "--neurons", neurons, "--random",
+                     run.folder / f"culture_{label}.random.json", "--benchmarks", "blend,countryrc,qnli",
+                     "--split", "test", "--countries", countries, "--limit", "40", *toy_prompts, "--scoring", "loglik",
+                     "--batch-size", "32", "--quiet", "--out", run.folder / f"mask_{label}")
+        body["settings"][label] = {"rates": rates or "paper defaults",
+                                   "placement": culture_placement(NeuronSet.load(neurons)),
+                                   "masking": masking_findings(_json(masked / "mask_eval.json"))}
+    body["finetune"] = {}
+    for layers in ("richest:2", "poorest:2"):
+        folder = run(f"finetune-{layers}", f"finetune_{layers.replace(':', '')}", "finetune", "--model", model,
+                     "--neurons", run.folder / "culture_x5.json", "--group", "culture-general", "--layers", layers,
+                     "--data", "qnli", "--samples", "4000", "--lr", "3e-4", "--evaluate", "blend,qnli",
+                     "--eval-limit", "40", "--scoring", "loglik", "--batch-size", "16", "--quiet",
+                     "--out", run.folder / f"finetune_{layers.replace(':', '')}")
+        body["finetune"][layers] = {k: v for k, v in _json(folder / "finetune.json").items() if k != "losses"}
+    _save("culture", run, model, body)
+
+
+STAGES = {"lape": stage_lape, "steering": stage_steering, "culture": stage_culture}
+
+
+# ---------------------------------------------------------------- Markdown tables for RESULTS.md
+
+def _f(value, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(pair, digits: int = 3) -> str:
+    return "" if not pair else f"{pair[0]:.{digits}f} to {pair[1]:.{digits}f}"
+
+
+def _short_lang(key: str) -> str:
+    return key.split("_")[0]
+
+
+def tables_lape(doc: dict) -> list[str]:
+    lines = []
+    for label, setting in doc["settings"].items():
+        ppl, where = setting["perplexity"], setting["placement"]
+        lines += [f"\n#### LAPE top-rate {doc['rates'][label]} ({label}): {where['distinct']} neurons\n",
+                  "| language | neurons | own ΔNLL | mean ΔNLL elsewhere | largest elsewhere | own largest | "
+                  "random: own ΔNLL | random: mean elsewhere |", "|---|---:|---:|---:|---:|:-:|---:|---:|"]
+        for language, entry in ppl["per_language"].items():
+            mine = entry["neurons"]
+            random = next(v for k, v in entry.items() if k != "neurons")
+            lines.append(f"| {language} | {where['counts'][language]} | {mine['own']:+.4f} | {mine['mean_other']:+.4f} | "
+                         f"{mine['max_other']:+.4f} | {'yes' if mine['own_is_largest'] else 'no'} | "
+                         f"{random['own']:+.4f} | {random['mean_other']:+.4f} |")
+        lines.append(f"\nThe own-language change is the row's largest for {len(ppl['diagonal_dominates'])} of "
+                     f"{len(ppl['per_language'])} languages; with matched random neurons for "
+                     f"{len(ppl['random_diagonal_dominates'])}.")
+        layers = len(next(iter(where["per_layer"].values())))
+        lines += ["\n| language | " + " | ".join(f"layer {i}" for i in range(layers)) + " |",
+                  "|---|" + "---:|" * layers]
+        lines += [f"| {g} | " + " | ".join(str(c) for c in counts) + " |" for g, counts in where["per_layer"].items()]
+        pairs = sorted(((a, b, where["shared"][a][b], where["jaccard"][a][b]) for a in where["shared"]
+                        for b in where["shared"] if a < b and where["shared"][a][b]), key=lambda p: -p[3])
+        lines.append(f"\n{where['in_several_groups']} of {where['distinct']} neurons belong to several languages. "
+                     "Pairs sharing neurons (Jaccard): " +
+                     (", ".join(f"{_short_lang(a)}-{_short_lang(b)} {n} ({j:.2f})" for a, b, n, j in pairs[:8]) or "none")
+                     + ".")
+    return lines
+
+
+def tables(names: list[str]) -> None:
+    """Print the Markdown tables of RESULTS.md from the findings JSON."""
+    for name in names:
+        path = RESULTS / f"findings_{name}.json"
+        if path.exists():
+            print(f"\n### {name}")
+            print("\n".join(globals()[f"tables_{name}"](_json(path))))
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["tables"]:
+        tables(argv[1:] or list(STAGES))
+        return
+    names = list(STAGES) if argv == ["all"] else argv
+    unknown = [n for n in names if n not in STAGES]
+    if not names or unknown:
+        raise SystemExit(f"usage: python benchmarks/findings.py {{{'|'.join(STAGES)}|all}} ...")
+    for name in names:
+        STAGES[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
