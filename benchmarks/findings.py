@@ -4,6 +4,7 @@
     python benchmarks/findings.py steering    # main toy: lss (p_max, p_median, controls), sweep, steer
     python benchmarks/findings.py culture     # culture toy: attribute, select culture, mask-eval, finetune
     python benchmarks/findings.py all
+    python benchmarks/findings.py tables      # RESULTS.md's tables (and commands) from the results JSON
 
 Each stage runs `neurospec` verbs (printed as it goes, recorded in the results) into
 ``runs/findings/<toy>/`` and skips a verb whose output is already there, so an interrupted stage
@@ -364,13 +365,104 @@ def tables_lape(doc: dict) -> list[str]:
     return lines
 
 
+def _matrix(rows: dict, digits: int = 2, corner: str = "source \\ target") -> list[str]:
+    seen = {c for row in rows.values() for c in row}
+    columns = [c for c in rows if c in seen] + sorted(seen - set(rows))
+    lines = [f"| {corner} | " + " | ".join(_short_lang(c) for c in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for source, row in rows.items():
+        lines.append(f"| {_short_lang(source)} | " + " | ".join(_f(row.get(c), digits) if c in row else "-"
+                                                                   for c in columns) + " |")
+    return lines
+
+
+def tables_steering(doc: dict) -> list[str]:
+    lines = ["\n| recipe | pooled LSS (95% CI) | mean D0 | random: LSS | margin over random (95% CI) | "
+             "cells > 0 / < 0 | other language: LSS | margin over other (95% CI) | cells > 0 / < 0 |",
+             "|---|---|---:|---:|---|:-:|---:|---|:-:|"]
+    for value, entry in doc["lss"].items():
+        pooled, by = entry["pooled"], entry["cells_by_control"]
+        random, other = pooled["controls"]["random"], pooled["controls"]["other"]
+        lines.append(f"| set:{value} | {pooled['lss']:.3f} ({_interval(pooled['ci95'])}) | {entry['mean_d0']:.2f} | "
+                     f"{random['lss']:.3f} | {random['margin']:+.3f} ({_interval(random['margin_ci95'])}) | "
+                     f"{by['random']['margin_above_zero']} / {by['random']['margin_below_zero']} of {by['random']['cells']} | "
+                     f"{other['lss']:.3f} | {other['margin']:+.3f} ({_interval(other['margin_ci95'])}) | "
+                     f"{by['other']['margin_above_zero']} / {by['other']['margin_below_zero']} of {by['other']['cells']} |")
+    for value, entry in doc["lss"].items():
+        lines += [f"\nLSS, set:{value} (source rows, target columns):\n", *_matrix(entry["lss"])]
+        lines += [f"\nMargin over matched random neurons, set:{value}:\n", *_matrix(entry["margins"]["random"])]
+    sweep = doc["sweep"]
+    lines += [f"\nSweep (best: `{sweep['best']['name']}`):\n", "| recipe | mean LSS | pooled LSS (95% CI) | mean D0 |",
+              "|---|---:|---|---:|"]
+    lines += [f"| {p['recipe']} | {p['mean_lss']:.3f} | {p['pooled_lss']:.3f} ({_interval(p['pooled_lss_ci95'])}) | "
+              f"{p['mean_d0']:.2f} |" for p in sweep["curve"]]
+    for recipe, steer in doc["steer"].items():
+        lines += [f"\nGenerations in the target language, `{recipe}` (sources other than the target pooled; 95% Wilson):\n",
+                  "| target | its neurons | matched random | other languages' neurons | unmodified |", "|---|---|---|---|---|"]
+        rows = {**steer["per_target"], "all": steer["pooled"]}
+        for target, entry in rows.items():
+            lines.append(f"| {target} | " + " | ".join(
+                f"{entry[c]['share']:.2f} ({entry[c]['k']}/{entry[c]['n']}; {_interval(entry[c]['ci95'], 2)})"
+                for c in ("neurons", "random", "other", "none")) + " |")
+    return lines
+
+
+def tables_culture(doc: dict) -> list[str]:
+    countries = doc["countries"]
+    lines = ["\nAttribution (find split, 100 items per country): accuracy of the culture toy on its own items\n",
+             "| data | " + " | ".join(countries) + " |", "|---|" + "---:|" * len(countries)]
+    for data, accuracy in doc["attribution"].items():
+        lines.append(f"| {data} | " + " | ".join(_f((accuracy or {}).get(c), 2) for c in countries) + " |")
+    for label, setting in doc["settings"].items():
+        masking, where = setting["masking"], setting["placement"]
+        lines += [f"\n#### Rates: {label} ({setting['rates'] if isinstance(setting['rates'], str) else ' '.join(setting['rates'])})\n",
+                  "| group | neurons per site | MLP per layer | attention per layer |", "|---|---|---|---|"]
+        lines += [f"| {g} | " + ", ".join(f"{s} {n}" for s, n in e["sites"].items()) +
+                  f" | {e['mlp_per_layer']} | {e['attention_per_layer']} |" for g, e in where.items()]
+        baseline = masking["baseline"]
+        lines += [f"\nUnmodified accuracy: BLEnD test {baseline['blend/all']:.3f}, CountryRC test "
+                  f"{baseline['countryrc/all']:.3f}, QNLI {baseline['qnli/all']:.3f}.\n",
+                  "| suppressed | cultural change | margin over random | NLU change | NLU margin over random |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['condition']} | {r['cultural_change']:+.3f} | {_f(r.get('cultural_margin_over_random'))} | "
+                  f"{r['nlu_change']:+.3f} | {_f(r.get('nlu_margin_over_random'))} |"
+                  for r in masking["summary"] if not r["condition"].startswith("random")]
+        lines += ["\nOwn country vs the others (accuracy change when a country's culture-specific neurons are "
+                  "suppressed; margin over its random neurons, 95% CI):\n",
+                  "| country | BLEnD own | BLEnD others | BLEnD margin (CI) | CountryRC own | CountryRC others | "
+                  "CountryRC margin (CI) |", "|---|---:|---:|---|---:|---:|---|"]
+        for country, entry in masking["own_country"].items():
+            cells = []
+            for benchmark in ("blend", "countryrc"):
+                e = entry.get(benchmark)
+                cells += ([f"{e['own_change']:+.3f}", f"{e['mean_other_change']:+.3f}",
+                           f"{e['own_margin_over_random']:+.3f} ({_interval(e['own_margin_ci95'], 2)})"]
+                          if e else ["", "", ""])
+            lines.append(f"| {country} | " + " | ".join(cells) + " |")
+        lines += ["\nRelated cultures, BLEnD test (rows: suppressed group; columns: evaluated country; accuracy "
+                  "change):\n", *_matrix(masking["related"]["blend"], corner="suppressed \\ evaluated")]
+    lines += ["\nFine-tuning only the MLPs of 2 layers on QNLI (culture-general neurons of the x5 set decide "
+              "the layers):\n", "| layers | modules | parameters | before | after |", "|---|---|---:|---|---|"]
+    for layers, run in doc["finetune"].items():
+        lines.append(f"| {layers} | {', '.join(run.get('modules', [])[:2])}{', ...' if len(run.get('modules', [])) > 2 else ''} "
+                     f"| {run.get('num_parameters', '')} | {_scores(run.get('before'))} | {_scores(run.get('after'))} |")
+    return lines
+
+
+def _scores(scores) -> str:
+    if not isinstance(scores, dict):
+        return ""
+    return ", ".join(f"{name} {value:.3f}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in scores.items())
+
+
 def tables(names: list[str]) -> None:
     """Print the Markdown tables of RESULTS.md from the findings JSON."""
     for name in names:
         path = RESULTS / f"findings_{name}.json"
         if path.exists():
-            print(f"\n### {name}")
-            print("\n".join(globals()[f"tables_{name}"](_json(path))))
+            doc = _json(path)
+            print(f"\n### {name}\n\n```bash\nTOY=~/.cache/neurospec/toy\n" + "\n".join(doc["commands"]) + "\n```")
+            print("\n".join(globals()[f"tables_{name}"](doc)))
 
 
 def main(argv: list[str]) -> None:

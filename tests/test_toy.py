@@ -73,13 +73,15 @@ def test_saved_toy_loads_like_any_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_small_fixture_is_built_when_missing_and_learned_something(tmp_path):
+def test_small_fixture_is_built_when_missing_and_learned_something():
     import math
 
-    from neurospec.toy import ensure_toy
+    from neurospec.toy import default_cache_dir, ensure_toy
 
-    folder = ensure_toy("small", tmp_path)
+    folder = ensure_toy("small")  # the user cache, shared with tests/test_findings.py: trained there when missing
+    assert folder.parent == default_cache_dir()
     report = json.loads((folder / "training.json").read_text())
     uniform = math.log(RECIPES["small"].vocab_size)
     assert max(report["heldout_loss"].values()) < uniform - 1.0
-    assert ensure_toy("small", tmp_path) == folder  # cached: not trained again
+    assert report["weights_sha256"].startswith("sha256:")
+    assert ensure_toy("small") == folder  # cached: not trained again
