@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -295,8 +296,8 @@ def stage_culture() -> None:
                                  "--split", "find", "--countries", countries, "--limit", "100", *toy_prompts,
                                  "--target", "answer", "--quiet", "--out", run.folder / f"attr_{data}")
     body: dict = {"countries": list(CULTURE_COUNTRIES), "attribution": {
-        data: _json(folder / "attribution.json").get("accuracy") for data, folder in attributions.items()},
-        "settings": {}}
+        data: {key: _json(folder / "attribution.json")[key] for key in ("examples", "clamped_examples", "target")}
+        for data, folder in attributions.items()}, "settings": {}}
     for label, rates in CULTURE_RATES.items():
         neurons = run(f"select-{label}", f"culture_{label}.json", "select", "culture", "--blend", attributions["blend"],
                       "--control", attributions["blend-control"], "--countryrc", attributions["countryrc"], *rates,
@@ -315,7 +316,11 @@ def stage_culture() -> None:
                      "--data", "qnli", "--samples", "4000", "--lr", "3e-4", "--evaluate", "blend,qnli",
                      "--eval-limit", "40", "--scoring", "loglik", "--batch-size", "16", "--quiet",
                      "--out", run.folder / f"finetune_{layers.replace(':', '')}")
-        body["finetune"][layers] = {k: v for k, v in _json(folder / "finetune.json").items() if k != "losses"}
+        result = _json(folder / "finetune.json")
+        losses = result["training"].pop("losses")
+        result["training"].pop("parameter_names")
+        result["training"]["loss_last_20_steps"] = round(sum(losses[-20:]) / len(losses[-20:]), 3)
+        body["finetune"][layers] = result
     _save("culture", run, model, body)
 
 
@@ -333,7 +338,8 @@ def _interval(pair, digits: int = 3) -> str:
 
 
 def _short_lang(key: str) -> str:
-    return key.split("_")[0]
+    """``eng_Latn`` -> ``eng``; any other name (a country) as it is."""
+    return key.split("_")[0] if re.fullmatch(r"[a-z]{3}_[A-Z][a-z]{3}", key) else key
 
 
 def tables_lape(doc: dict) -> list[str]:
@@ -408,10 +414,8 @@ def tables_steering(doc: dict) -> list[str]:
 
 def tables_culture(doc: dict) -> list[str]:
     countries = doc["countries"]
-    lines = ["\nAttribution (find split, 100 items per country): accuracy of the culture toy on its own items\n",
-             "| data | " + " | ".join(countries) + " |", "|---|" + "---:|" * len(countries)]
-    for data, accuracy in doc["attribution"].items():
-        lines.append(f"| {data} | " + " | ".join(_f((accuracy or {}).get(c), 2) for c in countries) + " |")
+    lines = ["\nAttribution examples (find split, at most 100 per country of " + ", ".join(countries) + "): " +
+             ", ".join(f"{data} {a['examples']}" for data, a in doc["attribution"].items()) + "."]
     for label, setting in doc["settings"].items():
         masking, where = setting["masking"], setting["placement"]
         lines += [f"\n#### Rates: {label} ({setting['rates'] if isinstance(setting['rates'], str) else ' '.join(setting['rates'])})\n",
@@ -440,19 +444,16 @@ def tables_culture(doc: dict) -> list[str]:
             lines.append(f"| {country} | " + " | ".join(cells) + " |")
         lines += ["\nRelated cultures, BLEnD test (rows: suppressed group; columns: evaluated country; accuracy "
                   "change):\n", *_matrix(masking["related"]["blend"], corner="suppressed \\ evaluated")]
-    lines += ["\nFine-tuning only the MLPs of 2 layers on QNLI (culture-general neurons of the x5 set decide "
-              "the layers):\n", "| layers | modules | parameters | before | after |", "|---|---|---:|---|---|"]
+    lines += ["\nFine-tuning only the MLPs of 2 layers on QNLI letters (layers chosen by the x5 set's culture-general "
+              "neurons):\n", "| layers | trained modules | parameters | loss, last 20 steps | BLEnD before -> after | "
+              "QNLI before -> after |", "|---|---|---:|---|---|---|"]
     for layers, run in doc["finetune"].items():
-        lines.append(f"| {layers} | {', '.join(run.get('modules', [])[:2])}{', ...' if len(run.get('modules', [])) > 2 else ''} "
-                     f"| {run.get('num_parameters', '')} | {_scores(run.get('before'))} | {_scores(run.get('after'))} |")
+        training, evaluation = run["training"], run["evaluation"]
+        scores = [f"{e['before']['accuracy']:.3f} -> {e['after']['accuracy']:.3f} (n {e['after']['n']})"
+                  for e in (evaluation["blend"], evaluation["qnli"])]
+        lines.append(f"| {layers} | {', '.join(training['modules'])} | {training['num_parameters']:,} | "
+                     f"{training['loss_last_20_steps']} | {scores[0]} | {scores[1]} |")
     return lines
-
-
-def _scores(scores) -> str:
-    if not isinstance(scores, dict):
-        return ""
-    return ", ".join(f"{name} {value:.3f}" if isinstance(value, float) else f"{name} {value}"
-                     for name, value in scores.items())
 
 
 def tables(names: list[str]) -> None:
