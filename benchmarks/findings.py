@@ -86,9 +86,12 @@ def _environment() -> dict:
 
 
 def _save(stage: str, runner: Runner, model: Path, body: dict) -> None:
+    """Write the stage's results; the times of verbs skipped in this run are kept from the previous file."""
+    path = RESULTS / f"findings_{stage}.json"
+    seconds = {**(_json(path).get("seconds", {}) if path.exists() else {}), **runner.seconds}
     document = {"stage": stage, "model": _short(str(model)), "environment": _environment(),
-                "commands": runner.commands, "seconds": runner.seconds, **body}
-    atomic_write_json(RESULTS / f"findings_{stage}.json", document)
+                "commands": runner.commands, "seconds": seconds, **body}
+    atomic_write_json(path, document)
     print(f"wrote {RESULTS / f'findings_{stage}.json'}")
 
 
