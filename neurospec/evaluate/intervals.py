@@ -39,10 +39,7 @@ def bootstrap_mean(values, *, resamples: int = 1000, confidence: float = 0.95, s
         raise NeurospecError("a bootstrap interval needs at least one value")
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(0, data.numel(), (resamples, data.numel()), generator=generator)
-    means = data[picks].mean(dim=1)
-    alpha = (1 - confidence) / 2
-    low, high = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).tolist()
-    return float(low), float(high)
+    return _percentiles(data[picks].mean(dim=1), confidence)
 
 
 def bootstrap_clustered_mean(values, clusters, *, resamples: int = 1000, confidence: float = 0.95,
@@ -65,7 +62,13 @@ def bootstrap_clustered_mean(values, clusters, *, resamples: int = 1000, confide
     counts = torch.zeros(len(index), dtype=torch.float64).index_add_(0, rows, torch.ones_like(data))
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(0, len(index), (resamples, len(index)), generator=generator)
-    means = sums[picks].sum(dim=1) / counts[picks].sum(dim=1)
+    return _percentiles(sums[picks].sum(dim=1) / counts[picks].sum(dim=1), confidence)
+
+
+def _percentiles(means, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` interval of the bootstrap means."""
+    import torch
+
     alpha = (1 - confidence) / 2
     low, high = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).tolist()
     return float(low), float(high)

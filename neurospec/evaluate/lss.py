@@ -108,7 +108,11 @@ class ShiftCell:
     @property
     def shifted(self) -> torch.Tensor:
         """1 where DI - D0 > 0, per item (float64)."""
-        return (self.di - self.d0 > 0).to(torch.float64)
+        return self.shifted_by(self.di)
+
+    def shifted_by(self, di) -> torch.Tensor:
+        """1 where another intervention's DI (a control's) exceeds this cell's D0, per item (float64)."""
+        return (torch.as_tensor(di, dtype=torch.float64) - self.d0 > 0).to(torch.float64)
 
     @property
     def lss(self) -> float:
@@ -124,7 +128,7 @@ class ShiftCell:
 
     def add_control(self, name: str, di: torch.Tensor, **info: Any) -> None:
         """Record a control's DI on the same items: its LSS and the paired margin of this cell over it."""
-        other = (di - self.d0 > 0).to(torch.float64)
+        other = self.shifted_by(di)
         difference = self.shifted - other
         self.controls[name] = {
             **info, "lss": float(other.mean()), "ci95": bootstrap_mean(other, resamples=self.bootstrap, seed=self.seed),
@@ -215,8 +219,7 @@ class LSSMatrix:
         for name in sorted({name for cell in cells for name in cell.controls}):
             having = [cell for cell in cells if name in cell.controls]
             ids = [item for cell in having for item in cell.ids]
-            other = torch.cat([(torch.as_tensor(cell.controls[name]["di"], dtype=torch.float64) - cell.d0 > 0)
-                               .to(torch.float64) for cell in having])
+            other = torch.cat([cell.shifted_by(cell.controls[name]["di"]) for cell in having])
             difference = torch.cat([cell.shifted for cell in having]) - other
             out["controls"][name] = {
                 "cells": len(having), "lss": float(other.mean()), "margin": float(difference.mean()),
