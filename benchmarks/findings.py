@@ -30,14 +30,13 @@ import torch
 
 from neurospec.io import atomic_write_json
 from neurospec.neurons import NeuronSet
-from neurospec.toy import ensure_toy
+from neurospec.toy import RECIPES, ensure_toy
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "runs" / "findings"
 DATA = ROOT.parent / "shared" / "data"
-LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn", "rus_Cyrl", "ukr_Cyrl", "zho_Hans",
-             "jpn_Jpan", "arb_Arab", "hin_Deva", "swh_Latn"]
+LANGUAGES = list(RECIPES["main"].languages)
 STEERING_LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab"]
 LAPE_RATES = {"paper": 0.01, "toy": 0.05}   # top-rate: the paper's 1%, and 5% for a 4128-neuron model
 THREADS = "2"
@@ -57,9 +56,11 @@ class Runner:
         argv = [str(a) for a in args]
         shown = _short("neurospec " + " ".join(shlex.quote(a) for a in argv))
         self.commands.append(shown)
-        if target.exists():
+        if _finished(target):
             print(f"[skip] {shown}", flush=True)
             return target
+        if target.is_dir() and argv[0] in ("collect", "attribute"):
+            argv.append("--resume")   # both continue an unfinished run folder
         print(f"[run]  {shown}", flush=True)
         start = time.perf_counter()
         environment = {**os.environ, "OMP_NUM_THREADS": THREADS, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -67,6 +68,21 @@ class Runner:
         subprocess.run([str(executable), *argv], check=True, env=environment)
         self.seconds[name] = round(time.perf_counter() - start, 1)
         return target
+
+
+# the file each verb writes last in its output folder (collect and attribute mark it "complete")
+FINAL_FILES = ("stats.json", "attribution.json", "ppl.json", "lss.json", "sweep.json", "steer.json", "mask_eval.json",
+               "finetune.json")
+
+
+def _finished(target: Path) -> bool:
+    """A file output exists, or an output folder holds its verb's final, complete JSON."""
+    if target.is_file():
+        return True
+    for name in FINAL_FILES:
+        if (target / name).is_file():
+            return _json(target / name).get("complete", True) is True
+    return False
 
 
 def _short(text: str) -> str:
@@ -134,12 +150,18 @@ def perplexity_findings(ppl: dict) -> dict:
             "unmodified_ppl": {lang: cell["ppl"] for lang, cell in ppl["cells"]["none"].items()}}
 
 
+def _collect_packed(run: Runner, model: Path) -> Path:
+    """LAPE's statistics: packed 128-token rows of all of NTREX-128, every language of the main toy."""
+    return run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
+               "--languages", ",".join(LANGUAGES), "--mode", "packed", "--seq-len", "128", "--quiet",
+               "--out", run.folder / "stats_packed")
+
+
 def stage_lape() -> None:
     model = ensure_toy("main", quiet=False)
     run = Runner(RUNS / "main")
     languages = ",".join(LANGUAGES)
-    stats = run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
-                "--languages", languages, "--mode", "packed", "--seq-len", "128", "--quiet", "--out", run.folder / "stats_packed")
+    stats = _collect_packed(run, model)
     body: dict = {"languages": LANGUAGES, "rates": LAPE_RATES, "settings": {}}
     for label, rate in LAPE_RATES.items():
         neurons = run(f"select-{label}", f"lape_{label}.json", "select", "lape", "--stats", stats, "--top-rate",
@@ -216,9 +238,7 @@ def _target(steer: dict, row: str) -> str | None:
 def stage_steering() -> None:
     model = ensure_toy("main", quiet=False)
     run = Runner(RUNS / "main")
-    stats_packed = run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
-                       "--languages", ",".join(LANGUAGES), "--mode", "packed", "--seq-len", "128", "--quiet",
-                       "--out", run.folder / "stats_packed")
+    stats_packed = _collect_packed(run, model)
     neurons = run("select-toy", "lape_toy.json", "select", "lape", "--stats", stats_packed, "--top-rate",
                   str(LAPE_RATES["toy"]), "--out", run.folder / "lape_toy.json")
     stats = run("collect-sentence", "stats_sentence", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
