@@ -58,7 +58,7 @@ from neurospec.progress import progress
 from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, encode, ensure_pad_token
 from neurospec.scoring import _length_sorted_chunks, bare_question, encode_lettered, lettered_prompt, model_device
 from neurospec.sites import site_map
-from neurospec.stats import _commit, _free_slot, _load_tensors, _write, read_run_document
+from neurospec.stats import _commit, _free_slot, _write, read_run_document, read_run_tensors
 
 __all__ = [
     "AttributionScores", "DEFAULT_SITES", "Example", "OBJECTIVES", "TARGETS", "attribute", "prepare_examples",
@@ -247,24 +247,20 @@ class AttributionScores:
         """Read a run folder, every tensor file checked against its fingerprint in ``attribution.json``."""
         folder = Path(folder)
         meta = cls.read_meta(folder)
-        if not meta.get("complete") and not allow_incomplete:
-            raise NeurospecError(f"{folder} holds an unfinished attribution (a checkpoint); finish it with "
-                                 "`neurospec attribute ... --resume`")
-        files = meta.get("files") or {}
-        name = meta.get("tensor_file", TENSOR_FILE)
-        if name not in files:
-            raise FileFormatError(f"{folder / META_FILE} lists no {name}; run the attribution again")
-        tensors = _load_tensors(folder / name, files[name])
+        tensors = read_run_tensors(folder, meta, META_FILE, TENSOR_FILE, what="attribution",
+                                   command="neurospec attribute", redo="run the attribution again",
+                                   allow_incomplete=allow_incomplete)
         groups = list(meta["groups"])
         scores = {}
         for site in meta["sites"]:
             tensor = tensors.get(f"scores.{site}")
             expected = (len(groups), int(meta["num_layers"]), int(meta["widths"][site]))
             if tensor is None or tuple(tensor.shape) != expected:
-                raise FileFormatError(f"{folder / name}: scores of site {site!r} missing or not of shape {expected}")
+                raise FileFormatError(f"{folder / meta.get('tensor_file', TENSOR_FILE)}: scores of site {site!r} missing or not of shape {expected}")
             scores[site] = tensor
         kept = {k: v for k, v in meta.items() if k not in _DERIVED}
-        return cls(scores, groups, tensors["counts"], tensors["prob_sums"], tensors["correct"], kept, folder, files)
+        return cls(scores, groups, tensors["counts"], tensors["prob_sums"], tensors["correct"], kept, folder,
+                   meta.get("files") or {})
 
     def check_model(self, model) -> "AttributionScores":
         """Raise ShapeMismatchError unless every scored site has this model's layer count and width."""

@@ -212,15 +212,9 @@ class ActivationStats:
         """Read a statistics folder; every tensor file is checked against the fingerprint in ``stats.json``."""
         folder = Path(folder)
         meta = cls.read_meta(folder)
-        if not meta.get("complete") and not allow_incomplete:
-            raise NeurospecError(
-                f"{folder} holds an unfinished collection (a checkpoint); finish it with `neurospec collect ... --resume`"
-            )
-        files = meta.get("files") or {}
-        main = meta.get("tensor_file", TENSOR_FILE)
-        if main not in files:
-            raise FileFormatError(f"{folder / META_FILE} lists no {main}; the folder is corrupt: collect it again")
-        tensors = _load_tensors(folder / main, files[main])
+        tensors = read_run_tensors(folder, meta, META_FILE, TENSOR_FILE, what="collection",
+                                   command="neurospec collect", redo="collect it again",
+                                   allow_incomplete=allow_incomplete)
         languages = list(meta["languages"])
         shape = (len(languages), int(meta["num_layers"]), int(meta["width"]))
         for name, dtype in _TENSORS.items():
@@ -235,7 +229,7 @@ class ActivationStats:
             site=meta["site"], languages=languages,
             **{name: tensors[name] for name in _TENSORS},
             model=meta.get("model") or {}, corpora=meta.get("corpora") or {}, options=meta.get("options") or {},
-            sentences={k: int(v) for k, v in (meta.get("sentences") or {}).items()}, path=folder, files=files,
+            sentences={k: int(v) for k, v in (meta.get("sentences") or {}).items()}, path=folder, files=meta.get("files") or {},
             sample_files=dict(meta.get("sample_files") or {}),
         )
 
@@ -293,6 +287,23 @@ def read_run_document(folder: str | Path, meta_file: str, fmt: str, version: int
     if meta.get("version") != version:
         raise FileFormatError(f"{meta_path} has version {meta.get('version')!r}; this neurospec reads version {version}")
     return meta
+
+
+def read_run_tensors(folder: Path, meta: dict[str, Any], meta_file: str, default_file: str, *, what: str,
+                     command: str, redo: str, allow_incomplete: bool = False) -> dict[str, torch.Tensor]:
+    """The main tensor file of a run folder, refused while the run is unfinished, checked against its fingerprint.
+
+    ``read_run_tensors(folder, meta, "stats.json", "stats.safetensors", what="collection",
+    command="neurospec collect", redo="collect it again")``.
+    """
+    if not meta.get("complete") and not allow_incomplete:
+        raise NeurospecError(f"{folder} holds an unfinished {what} (a checkpoint); finish it with "
+                             f"`{command} ... --resume`")
+    files = meta.get("files") or {}
+    name = meta.get("tensor_file", default_file)
+    if name not in files:
+        raise FileFormatError(f"{folder / meta_file} lists no {name}; the folder is corrupt: {redo}")
+    return _load_tensors(folder / name, files[name])
 
 
 def _commit(meta_path: Path, document: dict, files: dict[str, str], previous: dict[str, str],
