@@ -256,7 +256,8 @@ class AttributionScores:
             tensor = tensors.get(f"scores.{site}")
             expected = (len(groups), int(meta["num_layers"]), int(meta["widths"][site]))
             if tensor is None or tuple(tensor.shape) != expected:
-                raise FileFormatError(f"{folder / meta.get('tensor_file', TENSOR_FILE)}: scores of site {site!r} missing or not of shape {expected}")
+                raise FileFormatError(f"{folder / meta.get('tensor_file', TENSOR_FILE)}: scores of site {site!r} "
+                                      f"missing or not of shape {expected}")
             scores[site] = tensor
         kept = {k: v for k, v in meta.items() if k not in _DERIVED}
         return cls(scores, groups, tensors["counts"], tensors["prob_sums"], tensors["correct"], kept, folder,

@@ -229,7 +229,8 @@ class ActivationStats:
             site=meta["site"], languages=languages,
             **{name: tensors[name] for name in _TENSORS},
             model=meta.get("model") or {}, corpora=meta.get("corpora") or {}, options=meta.get("options") or {},
-            sentences={k: int(v) for k, v in (meta.get("sentences") or {}).items()}, path=folder, files=meta.get("files") or {},
+            sentences={k: int(v) for k, v in (meta.get("sentences") or {}).items()}, path=folder,
+            files=meta.get("files") or {},
             sample_files=dict(meta.get("sample_files") or {}),
         )
 
