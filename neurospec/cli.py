@@ -585,6 +585,7 @@ def select_random_command(
 
 from neurospec import cli_evaluate  # noqa: E402,F401  registers ppl, steer, lss, sweep, eval
 from neurospec import cli_culture  # noqa: E402,F401  registers attribute, select culture, mask-eval, finetune
+from neurospec import cli_study  # noqa: E402,F401  registers run, report
 
 if __name__ == "__main__":  # python -m neurospec.cli (torchrun -m neurospec.cli ...)
     from neurospec.cli import app as registered  # the imported module's app: the verbs above registered on it

@@ -21,3 +21,7 @@ class ShapeMismatchError(NeurospecError):
 
 class FileFormatError(NeurospecError):
     """A file is not in the format neurospec expected."""
+
+
+class ConfigError(NeurospecError):
+    """A config file (a study) is wrong; the message starts with FILE:LINE."""

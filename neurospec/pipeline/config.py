@@ -1,0 +1,328 @@
+"""A study config (YAML): the model, shared defaults and the steps, checked before any work starts.
+
+    study = load_study("examples/toy-study.yaml")
+    [step.name for step in study.steps]          # in the file's order
+    study.steps[0].verb.name                     # 'collect'
+
+The file::
+
+    title: LAPE on the small toy model          # optional, shown in the report
+    model: toy:small                             # hub id, local folder, or toy:NAME (trained on first use)
+    data: ../../shared/data                      # optional: the data folder verbs read by default (NEUROSPEC_DATA)
+    defaults:                                    # options given to every step whose verb has them
+      languages: [en, de, fr]
+    steps:
+      collect:                                   # a step named like its verb ...
+        corpus_dir: ../../shared/data/ntrex128
+        mode: sentence
+      lape:
+        verb: select lape                        # ... or any name with `verb:`
+        stats: $collect                          # the output of an earlier step
+
+A step's options are its verb's command-line options, with ``_`` or ``-``. Paths are relative to the
+config file. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path inside it, and ``$NAME.random``
+a companion file it writes (``select culture --random-seeds N``). Every mistake -- a misspelt key,
+an unknown step or verb, a missing path, a value the verb refuses, a reference to a later step --
+is refused here, naming the file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neurospec.errors import ConfigError, NeurospecError
+from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
+from neurospec.pipeline.yaml_lines import LineMap, load_yaml_with_lines
+
+TOP_LEVEL_KEYS = ("title", "model", "data", "defaults", "steps")
+STEP_NAME = re.compile(r"^[A-Za-z][\w-]*$")
+REFERENCE = re.compile(r"^\$(?P<step>[A-Za-z][\w-]*)(?:\.(?P<companion>\w+))?(?P<sub>/.*)?$")
+# Options whose value is NAME=PATH (repeatable); the PATH part is a path like any other.
+NAMED_PATH_OPTIONS = ("corpus", "path")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``$step``, ``$step.companion`` or ``$step/sub``: a path inside the run folder, known once it runs."""
+
+    step: str
+    companion: str | None = None
+    sub: str | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    """The model every step uses: ``kind`` is hub, local or toy."""
+
+    kind: str
+    value: str                  # hub id, absolute folder, or toy recipe name
+    line: int
+
+    @property
+    def label(self) -> str:
+        return f"toy:{self.value}" if self.kind == "toy" else self.value
+
+
+@dataclass
+class Step:
+    """One step: a verb and its options, with resolved values and the line of each key."""
+
+    name: str
+    verb: Verb
+    line: int
+    values: dict[str, Any] = field(default_factory=dict)     # option -> str | bool | list | Path | Reference
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def references(self) -> list[Reference]:
+        found = []
+        for value in self.values.values():
+            for item in value if isinstance(value, list) else [value]:
+                target = item[1] if isinstance(item, tuple) else item
+                if isinstance(target, Reference):
+                    found.append(target)
+        return found
+
+    @property
+    def upstream(self) -> list[str]:
+        return list(dict.fromkeys(ref.step for ref in self.references()))
+
+
+@dataclass
+class Study:
+    """A parsed and checked study config."""
+
+    path: Path
+    text: str
+    title: str | None
+    model: Model | None
+    data: Path | None
+    steps: list[Step]
+
+    def step(self, name: str) -> Step:
+        return next(step for step in self.steps if step.name == name)
+
+
+def _where(path: Path, line: int) -> str:
+    return f"{path}:{line}"
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and check the study config at ``path`` (see the module docstring); nothing runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study config {path} not found; give the path of a YAML file (examples/ has some)")
+    document = load_yaml_with_lines(path)
+    if not isinstance(document, LineMap):
+        raise ConfigError(f"{_where(path, 1)}: a study config is a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
+    base = path.resolve().parent
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"{_where(path, document.line_of(key))}: unknown key {key!r}"
+                              f"{_suggest(key, TOP_LEVEL_KEYS)} (a study has {', '.join(TOP_LEVEL_KEYS)})")
+    model = _model(document.get("model"), path, base, document.line_of("model")) if "model" in document else None
+    data = None
+    if document.get("data") is not None:
+        data = _existing_path(document["data"], path, base, document.line_of("data"), "data folder")
+    defaults = document.get("defaults") or LineMap()
+    if not isinstance(defaults, LineMap):
+        raise ConfigError(f"{_where(path, document.line_of('defaults'))}: defaults is a mapping of option: value")
+    raw_steps = document.get("steps")
+    if not isinstance(raw_steps, LineMap) or not raw_steps:
+        raise ConfigError(f"{_where(path, document.line_of('steps'))}: a study needs `steps:`, a mapping of step name "
+                          f"to options, e.g. `collect: {{corpus_dir: data/ntrex128}}`")
+    steps: list[Step] = []
+    for name, options in raw_steps.items():
+        steps.append(_step(str(name), options, raw_steps.line_of(name), defaults, model, path, base, steps))
+    _check_defaults_used(defaults, steps, path)
+    study = Study(path=path, text=path.read_text(encoding="utf-8"), title=document.get("title"), model=model,
+                  data=data, steps=steps)
+    _check_command_lines(study)
+    return study
+
+
+def _model(value: Any, path: Path, base: Path, line: int) -> Model:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{_where(path, line)}: model is a hub id, a local folder or toy:NAME, not {value!r}")
+    if value.startswith("toy:"):
+        from neurospec.toy import RECIPES
+
+        name = value[4:]
+        if name not in RECIPES:
+            raise ConfigError(f"{_where(path, line)}: unknown toy model {name!r}{_suggest(name, RECIPES)} "
+                              f"(toy recipes: {', '.join(RECIPES)})")
+        return Model("toy", name, line)
+    local = (base / value).expanduser()
+    if local.exists():
+        return Model("local", str(local.resolve()), line)
+    if value.startswith((".", "/", "~")):
+        raise ConfigError(f"{_where(path, line)}: model folder {value} not found (looked at {local}); "
+                          f"fix the path, or give a hub id such as Qwen/Qwen2.5-0.5B")
+    return Model("hub", value, line)
+
+
+def _existing_path(value: Any, path: Path, base: Path, line: int, what: str) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ConfigError(f"{_where(path, line)}: {what} must be a path, not {value!r}")
+    resolved = (base / str(value)).expanduser()
+    if not resolved.exists():
+        raise ConfigError(f"{_where(path, line)}: {what} {value} not found (looked at {resolved}); "
+                          f"paths in a study config are relative to the config file")
+    return resolved.resolve()
+
+
+def _step(name: str, options: Any, line: int, defaults: LineMap, model: Model | None, path: Path, base: Path,
+          earlier: list[Step]) -> Step:
+    if not STEP_NAME.match(name):
+        raise ConfigError(f"{_where(path, line)}: step name {name!r} must start with a letter and hold only "
+                          f"letters, digits, _ and -")
+    if options is None:
+        options = LineMap()
+        options.line, options.key_lines = line, {}
+    if not isinstance(options, LineMap):
+        raise ConfigError(f"{_where(path, line)}: step {name!r} needs a mapping of options, not {options!r}")
+    verb_name = options.get("verb", name)
+    if verb_name not in STEP_VERBS:
+        hint = _suggest(verb_name, STEP_VERBS)
+        where = options.line_of("verb") if "verb" in options else line
+        raise ConfigError(f"{_where(path, where)}: unknown step {verb_name!r}{hint} "
+                          f"(a step runs one of: {', '.join(STEP_VERBS)}; name it so or add `verb:`)")
+    step = Step(name=name, verb=step_verb(verb_name), line=line)
+    given = {key: options.line_of(key) for key in options if key != "verb"}
+    for key, key_line in given.items():
+        option = _option_name(step, key, path, key_line)
+        step.values[option] = _value(step, option, options[key], path, base, key_line, earlier)
+        step.lines[option] = key_line
+    for key in defaults:
+        option = step.verb.option_named(str(key))
+        if option is not None and option not in step.values and option != "out":
+            step.values[option] = _value(step, option, defaults[key], path, base, defaults.line_of(key), earlier)
+            step.lines[option] = defaults.line_of(key)
+    if "model" in step.verb.options and "model" not in step.values:
+        if model is None:
+            raise ConfigError(f"{_where(path, line)}: step {name!r} needs a model: add `model:` at the top of the file")
+        step.values["model"] = model
+        step.lines["model"] = model.line
+    return step
+
+
+def _option_name(step: Step, key: Any, path: Path, line: int) -> str:
+    option = step.verb.option_named(str(key)) or str(key).replace("-", "_")
+    if option == "out" or option in step.verb.kind.output_options:
+        raise ConfigError(f"{_where(path, line)}: step {step.name!r} sets {key!r}, but the pipeline chooses where "
+                          f"steps write (RUN_DIR/{step.name}); remove it and refer to the output as ${step.name}")
+    if option not in step.verb.options:
+        choices = step.verb.keys
+        raise ConfigError(f"{_where(path, line)}: unknown option {key!r} for step {step.name!r} (verb "
+                          f"{step.verb.name}){_suggest(option, choices)}; its options: {', '.join(choices)}")
+    return option
+
+
+def _value(step: Step, option: str, value: Any, path: Path, base: Path, line: int, earlier: list[Step]) -> Any:
+    spec = step.verb.options[option]
+    if isinstance(value, LineMap) and option in NAMED_PATH_OPTIONS:     # {name: path}, each on its own line
+        return [_item(step, option, f"{key}={item}", path, base, value.line_of(key), earlier)
+                for key, item in value.items()]
+    if isinstance(value, (dict, LineMap)):
+        raise ConfigError(f"{_where(path, line)}: option {option!r} of step {step.name!r} takes a value or a list, "
+                          f"not a mapping")
+    if spec.is_flag:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{_where(path, line)}: option {option!r} of step {step.name!r} is a switch: "
+                              f"write true or false, not {value!r}")
+        return value
+    if option == "model":
+        return _model(value, path, base, line)
+    items = value if isinstance(value, list) else [value]
+    if spec.multiple and not isinstance(value, list):
+        value = items
+    resolved = [_item(step, option, item, path, base, line, earlier) for item in items]
+    return resolved if isinstance(value, list) else resolved[0]
+
+
+def _item(step: Step, option: str, item: Any, path: Path, base: Path, line: int, earlier: list[Step]) -> Any:
+    if isinstance(item, (list, dict)) or item is None:
+        raise ConfigError(f"{_where(path, line)}: option {option!r} of step {step.name!r} has an empty or nested "
+                          f"value {item!r}")
+    spec = step.verb.options[option]
+    text = str(item).lower() if isinstance(item, bool) else str(item)
+    if option in NAMED_PATH_OPTIONS and "=" in text:
+        name, _, target = text.partition("=")
+        if target.startswith("hf:"):
+            return text
+        return (name, _path_or_reference(step, option, target, path, base, line, earlier))
+    if spec.is_path:
+        return _path_or_reference(step, option, text, path, base, line, earlier)
+    if text.startswith("$"):
+        raise ConfigError(f"{_where(path, line)}: option {option!r} of step {step.name!r} is not a path, so it "
+                          f"cannot take the step output {text}")
+    return text
+
+
+def _path_or_reference(step: Step, option: str, text: str, path: Path, base: Path, line: int,
+                       earlier: list[Step]) -> Path | Reference:
+    if text.startswith("$"):
+        match = REFERENCE.match(text)
+        names = [s.name for s in earlier]
+        if not match:
+            raise ConfigError(f"{_where(path, line)}: {text!r} is not a step output; write $STEP, $STEP/sub/path "
+                              f"or $STEP.companion")
+        if match["step"] not in names:
+            later = "" if match["step"] != step.name else " (a step cannot use its own output)"
+            raise ConfigError(f"{_where(path, line)}: {text} refers to no earlier step{later}"
+                              f"{_suggest(match['step'], names)}; steps run in the file's order, "
+                              f"earlier ones: {', '.join(names) or 'none'}")
+        source = next(s for s in earlier if s.name == match["step"])
+        companion = match["companion"]
+        if companion and companion not in source.verb.kind.companions:
+            have = ", ".join(source.verb.kind.companions) or "none"
+            raise ConfigError(f"{_where(path, line)}: step {source.name!r} ({source.verb.name}) writes no "
+                              f"{companion!r} file (its companions: {have})")
+        if match["sub"] and source.verb.kind.output != "folder":
+            raise ConfigError(f"{_where(path, line)}: step {source.name!r} writes a file, so {text} has no "
+                              f"path inside it; write ${source.name}")
+        return Reference(match["step"], companion, match["sub"].lstrip("/") if match["sub"] else None)
+    return _existing_path(text, path, base, line, f"option {option!r} of step {step.name!r}: path")
+
+
+def _check_defaults_used(defaults: LineMap, steps: list[Step], path: Path) -> None:
+    for key in defaults:
+        if str(key).replace("-", "_") == "out":
+            raise ConfigError(f"{_where(path, defaults.line_of(key))}: defaults cannot set out: the pipeline "
+                              f"chooses where each step writes")
+        if not any(step.verb.option_named(str(key)) for step in steps):
+            every = sorted({k for step in steps for k in step.verb.keys})
+            raise ConfigError(f"{_where(path, defaults.line_of(key))}: default {key!r} is an option of no step"
+                              f"{_suggest(str(key).replace('-', '_'), every)}")
+
+
+def _check_command_lines(study: Study) -> None:
+    """Parse every step's command line now, with stand-in paths for outputs not yet written."""
+    import tempfile
+
+    from neurospec.pipeline.paths import command_line, reference_path
+
+    with tempfile.TemporaryDirectory(prefix="neurospec-check-") as scratch:
+        stand_ins = Path(scratch)
+        for step in study.steps:
+            for ref in step.references():
+                target = reference_path(study, ref, stand_ins)
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.mkdir() if target.suffix != ".json" else target.write_text("{}")
+            argv = command_line(study, step, stand_ins, model_folder=stand_ins / "model")
+            try:
+                step.verb.check(argv)
+            except NeurospecError as err:
+                line = next((step.lines.get(name, step.line) for name, spec in step.verb.options.items()
+                             if spec.flag and f"'{spec.flag}'" in str(err)), step.line)
+                raise ConfigError(f"{_where(study.path, line)}: step {step.name!r}: {err}") from None
+

@@ -1,0 +1,103 @@
+"""Fingerprints of a step's inputs: content hashes of files and folders, and of everything a step reads.
+
+    cache = ContentHashes(run_dir / ".fingerprints.json")
+    cache.of(Path("../shared/data/ntrex128"))        # 'sha256:...' over every file's name and bytes
+    step_fingerprint(step, inputs=..., upstream={"collect": "8f3c..."}, model="toy:small-bae15ab65ef3")
+
+A file is hashed once per (size, modification time); the cache keeps the hashes between runs. A step's
+fingerprint covers its verb, its options (output-only options left out), the content of every path it
+names, the model, the data folder, the neurospec version, and the output id of every step it reads,
+which changes whenever that step is run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from neurospec import __version__
+from neurospec.io import atomic_write_json, file_fingerprint
+from neurospec.pipeline.verbs import COSMETIC_OPTIONS
+
+
+class ContentHashes:
+    """sha256 of files and folders, remembered by (size, mtime) in a JSON file."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self._changed = False
+        self._known: dict[str, list] = {}
+        if path is not None and path.exists():
+            try:
+                self._known = json.loads(path.read_text())
+            except ValueError:   # a damaged cache is only a cache
+                self._known = {}
+
+    def _file(self, path: Path) -> str:
+        stat = path.stat()
+        key = str(path.resolve())
+        known = self._known.get(key)
+        if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+            return known[2]
+        digest = file_fingerprint(path)
+        self._known[key] = [stat.st_size, stat.st_mtime_ns, digest]
+        self._changed = True
+        return digest
+
+    def of(self, path: Path) -> str:
+        """The fingerprint of a file, or of a folder (every file below it, by relative name and content)."""
+        if path.is_file():
+            return self._file(path)
+        digest = hashlib.sha256()
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                file = Path(root) / name
+                digest.update(f"{file.relative_to(path).as_posix()}\0{self._file(file)}\n".encode())
+        return f"sha256:{digest.hexdigest()}"
+
+    def save(self) -> None:
+        if self.path is not None and self._changed:
+            atomic_write_json(self.path, self._known)
+            self._changed = False
+
+
+def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
+    """``hub:ID`` for a hub model, the content of a local folder, ``toy:NAME-RECIPEHASH`` for a toy."""
+    if model is None:
+        return "none"
+    if model.kind == "toy":
+        from neurospec.toy import RECIPES
+
+        return f"toy:{model.value}-{RECIPES[model.value].fingerprint()}"
+    if model.kind == "local":
+        return hashes.of(Path(model.value))
+    return f"hub:{model.value}"
+
+
+def step_fingerprint(step: Any, *, hashes: ContentHashes, upstream: dict[str, str], model: str,
+                     data: str | None) -> str:
+    """sha256 of everything the step's result depends on (see the module docstring)."""
+    from neurospec.pipeline.config import Model, Reference
+
+    def describe(value: Any) -> Any:
+        if isinstance(value, list):
+            return [describe(item) for item in value]
+        if isinstance(value, tuple):
+            return [value[0], describe(value[1])]
+        if isinstance(value, Reference):
+            return {"step": value.step, "companion": value.companion, "sub": value.sub,
+                    "output_id": upstream.get(value.step)}
+        if isinstance(value, Model):
+            return model
+        if isinstance(value, Path):
+            return {"content": hashes.of(value)}      # where the input lies does not matter, only what it holds
+        return value
+
+    options = {name: describe(value) for name, value in sorted(step.values.items()) if name not in COSMETIC_OPTIONS}
+    document = {"verb": step.verb.name, "options": options, "neurospec": __version__,
+                "data": data if "model" in step.verb.options else None}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]

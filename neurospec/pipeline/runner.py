@@ -1,0 +1,301 @@
+"""Run a study: every step in order, skipping those whose inputs did not change, resuming after a crash.
+
+    from neurospec.pipeline import run_study
+    run_dir = run_study("examples/toy-study.yaml")                  # -> runs/toy-study
+    run_study("examples/toy-study.yaml", force=["ppl"])            # run ppl, and the steps reading it, again
+    run_study("examples/toy-study.yaml", dry_run=True)              # print the plan, run nothing
+
+The run folder holds ``config.yaml`` (the config as given), ``study.json`` (per step: verb, command line,
+fingerprint, status, times and the versions it ran with) and one output per step: ``RUN_DIR/NAME`` or
+``RUN_DIR/NAME.json``. ``study.json`` is rewritten atomically at every change of a step's status, so
+after a crash or Ctrl-C the next run knows what finished: finished steps are skipped, the step that
+was running is resumed where its verb can (collect, attribute) and run again otherwise. A step runs
+again when its fingerprint changes (an option, an input file's content, the model, an earlier step it
+reads was run again, or the neurospec version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from neurospec import __version__
+from neurospec.errors import NeurospecError
+from neurospec.io import atomic_write_json, atomic_write_text
+from neurospec.pipeline.config import Step, Study, load_study
+from neurospec.pipeline.fingerprints import ContentHashes, model_fingerprint, step_fingerprint
+from neurospec.pipeline.paths import command_line, output_path, outputs
+
+STUDY_FILE = "study.json"
+CONFIG_FILE = "config.yaml"
+FORMAT = "neurospec-study"
+VERSION = 1
+UNFINISHED = ("running", "interrupted", "failed")
+
+
+class StepFailed(NeurospecError):
+    """A step's verb exited with an error; the steps before it are kept."""
+
+
+@dataclass
+class Decision:
+    """What the run does with one step, and why."""
+
+    step: Step
+    action: str          # "skip", "run", "resume"
+    reason: str
+    fingerprint: str
+
+
+def versions() -> dict[str, str]:
+    """The versions a step ran with: Python, platform, neurospec and the libraries that shape results."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version(), "platform": platform.platform(), "neurospec": __version__}
+    for package in ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "numpy", "sacrebleu",
+                    "lm_eval"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            found["cuda_devices"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return found
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunState:
+    """``study.json`` of a run folder: the record of every step, saved at each change."""
+
+    def __init__(self, run_dir: Path, study: Study):
+        self.path = run_dir / STUDY_FILE
+        self.previous: dict[str, dict] = {}
+        created = _now()
+        if self.path.exists():
+            from neurospec.stats import read_run_document
+
+            document = read_run_document(run_dir, STUDY_FILE, FORMAT, VERSION, what="study run",
+                                         command="neurospec run STUDY.yaml",
+                                         redo=f"remove {run_dir} to start the study afresh")
+            self.previous = {record["name"]: record for record in document.get("steps", [])}
+            created = document.get("created", created)
+        self.document = {"format": FORMAT, "version": VERSION, "title": study.title, "config": CONFIG_FILE,
+                         "config_source": str(study.path.resolve()),
+                         "model": study.model.label if study.model else None, "created": created,
+                         "versions": versions(), "steps": []}
+        self.records: dict[str, dict] = {}
+        for step in study.steps:
+            record = dict(self.previous.get(step.name, {}))
+            record.update(name=step.name, verb=step.verb.name, out=output_path(Path("."), step).as_posix())
+            record.setdefault("status", "pending")
+            self.records[step.name] = record
+
+    def save(self) -> None:
+        self.document["updated"] = _now()
+        self.document["steps"] = list(self.records.values())
+        atomic_write_json(self.path, self.document)
+
+    def update(self, name: str, **fields) -> None:
+        self.records[name].update(fields)
+        self.save()
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """One ``neurospec run`` per run folder at a time."""
+    with open(run_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NeurospecError(f"another `neurospec run` is using {run_dir}; wait for it to end") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _data_folder(study: Study) -> Iterator[None]:
+    """NEUROSPEC_DATA set to the study's ``data:`` folder while its steps run."""
+    if study.data is None:
+        yield
+        return
+    before = os.environ.get("NEUROSPEC_DATA")
+    os.environ["NEUROSPEC_DATA"] = str(study.data)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("NEUROSPEC_DATA", None)
+        else:
+            os.environ["NEUROSPEC_DATA"] = before
+
+
+def _data_fingerprint(study: Study, hashes: ContentHashes) -> str | None:
+    from neurospec.data.parallel import shared_data_dir
+
+    folder = study.data or shared_data_dir()
+    return hashes.of(folder) if folder.exists() else None
+
+
+def _forced(study: Study, force: Iterable[str]) -> set[str]:
+    """The named steps and every step reading them, directly or not."""
+    names = {step.name for step in study.steps}
+    chosen = set()
+    for name in force:
+        if name not in names:
+            raise NeurospecError(f"--force {name}: the study has no such step; its steps: {', '.join(sorted(names))}")
+        chosen.add(name)
+    for step in study.steps:
+        if chosen & set(step.upstream):
+            chosen.add(step.name)
+    return chosen
+
+
+def plan_step(step: Step, record: dict, fingerprint: str, run_dir: Path, forced: bool) -> Decision:
+    """Skip, resume or run the step, given its last record and its inputs' fingerprint now."""
+    present = all(path.exists() for path in outputs(run_dir, step)[:1])
+    same = record.get("fingerprint") == fingerprint
+    if forced:
+        return Decision(step, "run", "forced", fingerprint)
+    if same and record.get("status") == "complete" and present:
+        return Decision(step, "skip", "up to date", fingerprint)
+    if same and record.get("status") in UNFINISHED and present and step.verb.kind.resumable:
+        return Decision(step, "resume", f"{record['status']} before", fingerprint)
+    if same and record.get("status") in UNFINISHED:
+        return Decision(step, "run", f"{record['status']} before", fingerprint)
+    if same and record.get("status") == "complete":
+        return Decision(step, "run", "output missing", fingerprint)
+    if record.get("fingerprint"):
+        return Decision(step, "run", "inputs changed", fingerprint)
+    return Decision(step, "run", "new", fingerprint)
+
+
+def _remove_outputs(run_dir: Path, step: Step) -> None:
+    for path in outputs(run_dir, step):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _model_folder(study: Study, dry_run: bool, echo: Callable[[str], None]) -> Path | None:
+    if study.model is None or study.model.kind != "toy":
+        return None
+    from neurospec.toy import RECIPES, default_cache_dir, ensure_toy
+
+    folder = default_cache_dir() / f"{study.model.value}-{RECIPES[study.model.value].fingerprint()}"
+    if dry_run:
+        return folder
+    if not (folder / "training.json").exists():
+        echo(f"training the toy model {study.model.value!r} (once; cached in {folder.parent})")
+    return ensure_toy(study.model.value, quiet=False)
+
+
+def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, force: Iterable[str] = (),
+              dry_run: bool = False, echo: Callable[[str], None] = print) -> Path:
+    """Run the study ``config`` into ``run_dir`` (default ``runs/<config name>``); the run folder.
+
+    Raises :class:`StepFailed` when a step's verb fails; the steps before it stay complete, and running
+    the study again continues from that step.
+    """
+    study = config if isinstance(config, Study) else load_study(config)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / study.path.stem
+    forced = _forced(study, force)
+    if dry_run:
+        _print_plan(study, run_dir, forced, echo)
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(run_dir):
+        state = RunState(run_dir, study)
+        if not (run_dir / CONFIG_FILE).exists() or (run_dir / CONFIG_FILE).read_text(encoding="utf-8") != study.text:
+            atomic_write_text(run_dir / CONFIG_FILE, study.text)
+        state.save()
+        model_folder = _model_folder(study, False, echo)
+        hashes = ContentHashes(run_dir / ".fingerprints.json")
+        model_id = model_fingerprint(study.model, hashes)
+        data_id = _data_fingerprint(study, hashes)
+        hashes.save()
+        with _data_folder(study):
+            for number, step in enumerate(study.steps, 1):
+                record = state.records[step.name]
+                upstream = {name: state.records[name].get("output_id") for name in step.upstream}
+                fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, model=model_id, data=data_id)
+                hashes.save()
+                decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
+                prefix = f"[{number}/{len(study.steps)}] {step.name}"
+                if decision.action == "skip":
+                    echo(f"{prefix}: up to date, skipped")
+                    continue
+                _run_step(study, decision, state, run_dir, model_folder, prefix, echo)
+    echo(f"study complete: {run_dir}   (next: neurospec report {run_dir})")
+    return run_dir
+
+
+def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, model_folder: Path | None,
+              prefix: str, echo: Callable[[str], None]) -> None:
+    step = decision.step
+    argv = command_line(study, step, run_dir, model_folder=model_folder)
+    if decision.action == "resume":
+        argv.append("--resume")
+    else:
+        _remove_outputs(run_dir, step)
+    echo(f"{prefix}: {'resuming' if decision.action == 'resume' else 'running'} ({decision.reason}): "
+         f"{step.verb.shell(argv)}")
+    started = time.perf_counter()
+    state.update(step.name, status="running", fingerprint=decision.fingerprint, command=step.verb.shell(argv),
+                 started=_now(), finished=None, seconds=None, versions=versions(), output_id=None)
+    try:
+        code = step.verb.run(argv)
+    except KeyboardInterrupt:
+        state.update(step.name, status="interrupted")
+        raise
+    except BaseException:
+        state.update(step.name, status="failed")
+        raise
+    finally:
+        gc.collect()
+    seconds = round(time.perf_counter() - started, 2)
+    if code != 0:
+        state.update(step.name, status="failed", seconds=seconds)
+        raise StepFailed(f"step {step.name!r} ({step.verb.name}) failed with exit code {code} (its error is above); "
+                         f"fix it in {study.path} and run the study again: the finished steps are kept")
+    state.update(step.name, status="complete", finished=_now(), seconds=seconds, output_id=uuid.uuid4().hex[:16])
+    echo(f"{prefix}: done in {seconds:.1f} s")
+
+
+def _print_plan(study: Study, run_dir: Path, forced: set[str], echo: Callable[[str], None]) -> None:
+    """What a run would do now; a step after one that runs is shown as running too (its input will change)."""
+    previous = {}
+    if (run_dir / STUDY_FILE).exists():
+        previous = RunState(run_dir, study).previous
+    hashes = ContentHashes(run_dir / ".fingerprints.json" if run_dir.exists() else None)
+    model_id = model_fingerprint(study.model, hashes)
+    data_id = _data_fingerprint(study, hashes)
+    running: set[str] = set()
+    for number, step in enumerate(study.steps, 1):
+        record = previous.get(step.name, {})
+        upstream = {name: previous.get(name, {}).get("output_id") for name in step.upstream}
+        fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, model=model_id, data=data_id)
+        decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
+        if decision.action == "skip" and running & set(step.upstream):
+            decision = Decision(step, "run", "an earlier step it reads runs", fingerprint)
+        if decision.action != "skip":
+            running.add(step.name)
+        argv = command_line(study, step, run_dir, model_folder=_model_folder(study, True, echo))
+        echo(f"[{number}/{len(study.steps)}] {step.name}: {decision.action} ({decision.reason}): "
+             f"{step.verb.shell(argv)}")

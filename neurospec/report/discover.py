@@ -1,0 +1,223 @@
+"""Finding the artifacts of a run folder: every JSON file whose ``format`` is one the report draws.
+
+    from neurospec.report.discover import discover
+    found = discover("runs/study")                 # walks the folder recursively
+    [(a.kind, a.label) for a in found.artifacts]   # [("neurons", "lape.json"), ("ppl", "ppl/ppl.json"), ...]
+    found.skipped                                  # [("notes.json", "not valid JSON"), ...]
+
+Each artifact is labelled by its path relative to the run folder (``/`` separators). When the run
+folder holds ``study.json`` (``{"steps": [{"name": ..., "verb": ..., "out": "relative/path"}, ...]}``,
+written by a pipeline), artifacts follow the order of its steps and carry their step's name; the
+others come after, sorted by path. Without it every artifact is sorted by path.
+
+Statistics, attribution runs, intervention files and JSON of other programs are left out. A file
+that cannot be parsed is an error when it is recognisably a neurospec artifact (a known artifact
+file name, or a ``"neurospec.`` format tag near its start) and is listed in ``skipped`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from neurospec.report.fields import ReportError
+
+# format tag -> artifact kind drawn by the report
+FORMATS: dict[str, str] = {
+    "neurospec.neuronset": "neurons",
+    "neurospec.ppl_matrix": "ppl",
+    "neurospec.lss_matrix": "lss",
+    "neurospec.sweep": "sweep",
+    "neurospec.steering": "steer",
+    "neurospec.downstream": "downstream",
+    "neurospec.mask_eval": "mask_eval",
+    "neurospec.finetune": "finetune",
+}
+
+# neurospec formats that are internals of a run, not results: left out without a note
+INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.stats", "neurospec.attribution", "neurospec.intervention"})
+
+# the command that writes each kind (for error messages)
+COMMANDS: dict[str, str] = {
+    "neurons": "neurospec select ... / neurospec neurons import",
+    "ppl": "neurospec ppl",
+    "lss": "neurospec lss",
+    "sweep": "neurospec sweep",
+    "steer": "neurospec steer",
+    "downstream": "neurospec eval TASK",
+    "mask_eval": "neurospec mask-eval",
+    "finetune": "neurospec finetune",
+}
+
+VERSION = 1  # the artifact version every kind above has
+STUDY_FILE = "study.json"
+_KNOWN_NAMES = frozenset({"ppl.json", "lss.json", "sweep.json", "steer.json", "mask_eval.json", "finetune.json"})
+_HEAD = 4096
+
+
+@dataclass
+class Artifact:
+    """One artifact: its ``kind`` (a value of :data:`FORMATS`), ``label`` (path relative to the run
+    folder), absolute ``path``, parsed ``data`` and, with a study.json, the ``step`` that wrote it."""
+
+    kind: str
+    label: str
+    path: Path
+    data: dict[str, Any]
+    step: str | None = None
+
+    @property
+    def fix(self) -> str:
+        return f"regenerate it with `{COMMANDS[self.kind]}` or remove it from the run folder"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of study.json: its ``name``, the ``verb`` it ran and its output ``out`` (relative path)."""
+
+    name: str
+    verb: str | None
+    out: str
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover` found in ``run_dir``."""
+
+    run_dir: Path
+    artifacts: list[Artifact] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    steps: list[Step] | None = None
+    study: dict[str, Any] | None = None
+
+
+def discover(run_dir: str | os.PathLike, *, exclude: tuple[str | os.PathLike, ...] = ()) -> Discovery:
+    """Every artifact under ``run_dir`` (recursively), ordered as the module docstring says.
+
+    Folders in ``exclude`` (e.g. the report's own output folder) and hidden folders are not entered.
+    Raises :class:`ReportError` for a run folder that does not exist, an unreadable study.json, or a
+    neurospec artifact that is not valid JSON.
+    """
+    root = Path(run_dir)
+    if not root.exists():
+        raise ReportError(f"run folder '{root}' does not exist; give the folder a neurospec run wrote into")
+    if not root.is_dir():
+        raise ReportError(f"'{root}' is a file, not a run folder; give the folder holding the artifacts")
+    root = root.resolve()
+    skip_dirs = {Path(p).resolve() for p in exclude}
+    found = Discovery(root)
+    study_path = root / STUDY_FILE
+    if study_path.is_file():
+        found.study, found.steps = _read_study(study_path)
+    for path in _json_files(root, skip_dirs):
+        label = path.relative_to(root).as_posix()
+        if path == study_path:
+            continue
+        parsed = _read(path, label)
+        if isinstance(parsed, str):
+            found.skipped.append((label, parsed))
+            continue
+        tag = parsed.get("format") if isinstance(parsed, dict) else None
+        if not isinstance(tag, str) or tag in INTERNAL_FORMATS:
+            continue
+        if tag not in FORMATS:
+            if tag.startswith("neurospec."):
+                found.skipped.append((label, f"format {tag!r} is not one the report draws"))
+            continue
+        version = parsed.get("version")
+        if version != VERSION:
+            found.skipped.append((label, f"{tag} version {version!r}; this neurospec reads version {VERSION} "
+                                         "(a newer neurospec wrote it? upgrade)"))
+            continue
+        found.artifacts.append(Artifact(FORMATS[tag], label, path, parsed))
+    found.artifacts = _ordered(found.artifacts, found.steps)
+    return found
+
+
+def _json_files(root: Path, skip_dirs: set[Path]) -> list[Path]:
+    """``*.json`` files under ``root``, walked in sorted order, hidden and excluded folders left out."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() not in skip_dirs)
+        out += [here / name for name in sorted(files) if name.endswith(".json") and not name.startswith(".")]
+    return out
+
+
+def _read(path: Path, label: str) -> Any:
+    """The parsed JSON, or a string saying why a file that is no artifact was skipped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ReportError(f"{path}: cannot be read ({err.strerror or err}); check its permissions") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        head = raw[:_HEAD].decode("utf-8", errors="replace")
+        if path.name in _KNOWN_NAMES or '"neurospec.' in head:
+            raise ReportError(f"{path}: artifact '{label}' is not valid JSON ({_reason(err)}); the file is "
+                              "truncated or corrupt: regenerate it with the command that wrote it, or remove "
+                              "it from the run folder") from None
+        return "not valid JSON"
+
+
+def _reason(err: Exception) -> str:
+    return "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
+
+
+def _read_study(path: Path) -> tuple[dict[str, Any], list[Step]]:
+    """study.json and its steps; a malformed one is an error naming the file and the entry."""
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ReportError(f"{path} is not valid JSON ({_reason(err)}); fix it or remove it (the report then "
+                          "orders sections by path)") from None
+    if not isinstance(study, dict) or not isinstance(study.get("steps"), list):
+        raise ReportError(f"{path}: expected an object with a \"steps\" list "
+                          "([{\"name\": ..., \"verb\": ..., \"out\": \"relative/path\"}, ...])")
+    steps = []
+    for i, entry in enumerate(study["steps"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("out"), str) or not entry["out"].strip():
+            raise ReportError(f"{path}: steps[{i}] needs an \"out\" string (the step's output path, relative "
+                              "to the run folder)")
+        out = PurePosixPath(entry["out"].replace("\\", "/")).as_posix().strip("/") or "."
+        verb = entry.get("verb") if isinstance(entry.get("verb"), str) else None
+        name = entry.get("name") if isinstance(entry.get("name"), str) and entry["name"] else (verb or out)
+        steps.append(Step(name, verb, out))
+    return study, steps
+
+
+def step_owns(step: Step, label: str) -> bool:
+    """Whether artifact ``label`` is the output of ``step``: the path itself, inside it (a folder), or a
+    sibling named after it (``culture.json`` owns ``culture.random.json``)."""
+    if step.out == ".":
+        return True
+    if label == step.out or label.startswith(step.out + "/"):
+        return True
+    out = PurePosixPath(step.out)
+    here = PurePosixPath(label)
+    return out.suffix == ".json" and here.parent == out.parent and here.name.startswith(out.stem + ".")
+
+
+def _ordered(artifacts: list[Artifact], steps: list[Step] | None) -> list[Artifact]:
+    by_path = sorted(artifacts, key=lambda a: a.label)
+    if not steps:
+        return by_path
+    placed: list[Artifact] = []
+    taken: set[str] = set()
+    # the most specific step claims an artifact (a step writing "." would otherwise take all)
+    owner: dict[str, int] = {}
+    for artifact in by_path:
+        matches = [i for i, step in enumerate(steps) if step_owns(step, artifact.label)]
+        if matches:
+            owner[artifact.label] = max(matches, key=lambda i: (len(steps[i].out), -i))
+    for i, step in enumerate(steps):
+        for artifact in by_path:
+            if owner.get(artifact.label) == i and artifact.label not in taken:
+                artifact.step = step.name
+                placed.append(artifact)
+                taken.add(artifact.label)
+    return placed + [a for a in by_path if a.label not in taken]

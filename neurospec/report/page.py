@@ -1,0 +1,78 @@
+"""The whole report in memory: run facts and one section per artifact, figures rendered, nothing written.
+
+    from neurospec.report.discover import discover
+    from neurospec.report.page import build_page
+    page = build_page(discover("runs/study"))
+    [s.title for s in page.sections], [f.slug for f in page.figures]
+
+A sweep's per-setting lss.json files are drawn inside the sweep's section, not as sections of
+their own. Anchors and figure slugs (the PNG file names) are made unique over the page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from neurospec.report.content import Figure, Section
+from neurospec.report.discover import Discovery
+from neurospec.report.runinfo import RunFacts, run_facts
+from neurospec.report.sections import SECTIONS, sweep_section, sweep_setting_labels
+
+
+@dataclass
+class Page:
+    """Everything the HTML writer needs."""
+
+    title: str
+    facts: RunFacts
+    sections: list[Section] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [figure for section in self.sections for figure in section.figures]
+
+
+def slugify(label: str) -> str:
+    """``"runs/lss_p_max/lss.json"`` -> ``"runs-lss-p-max-lss"``; ``"ppl/ppl.json"`` -> ``"ppl"`` (a file named
+    like its folder adds nothing): lower-case letters, digits and dashes."""
+    parts = re.sub(r"\.json$", "", label.lower()).split("/")
+    if len(parts) >= 2 and parts[-1] == parts[-2]:
+        parts.pop()
+    return re.sub(r"[^a-z0-9]+", "-", "/".join(parts)).strip("-") or "artifact"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in used:
+        candidate, n = f"{name}-{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def build_page(found: Discovery) -> Page:
+    """Build every section (raising ReportError on a malformed artifact) and name anchors and figures."""
+    page = Page(f"neurospec report: {found.run_dir.name}", run_facts(found), skipped=list(found.skipped))
+    by_label = {a.label: a for a in found.artifacts}
+    owned: dict[str, list[str]] = {}
+    for artifact in found.artifacts:
+        if artifact.kind == "sweep":
+            owned[artifact.label] = [label for label in sweep_setting_labels(artifact)
+                                     if label in by_label and by_label[label].kind == "lss"]
+    inside_sweeps = {label for labels in owned.values() for label in labels}
+    anchors: set[str] = set()
+    slugs: set[str] = set()
+    for artifact in found.artifacts:
+        if artifact.label in inside_sweeps:
+            continue
+        if artifact.kind == "sweep":
+            section = sweep_section(artifact, {label: by_label[label] for label in owned[artifact.label]})
+        else:
+            section = SECTIONS[artifact.kind](artifact)
+        base = slugify(artifact.label)
+        section.anchor = _unique(f"s-{base}", anchors)
+        for figure in section.figures:
+            figure.slug = _unique(f"{base}-{figure.name}", slugs)
+        page.sections.append(section)
+    return page

@@ -1,0 +1,289 @@
+"""Report sections of Language Steering Shift: one LSS matrix (lss.json) and a sweep of settings (sweep.json).
+
+    from neurospec.report.sections.lss import lss_section, sweep_section, sweep_setting_labels
+    section = lss_section(artifact)                          # an Artifact of kind "lss"
+    labels = sweep_setting_labels(sweep_artifact)            # the lss.json labels the sweep owns
+    section = sweep_section(sweep_artifact, {label: lss_artifact, ...})
+
+lss.json: ``sources``, ``targets``, ``cells[]`` (source, target, n, lss, ci95, mean_d0, controls),
+``pooled`` (lss, ci95, controls' lss and margin with margin_ci95), ``mean_offdiagonal``, ``mean_d0``.
+sweep.json: ``curve[]`` (recipe, value, factor, positions, mean_lss, pooled_lss, pooled_lss_ci95,
+mean_d0, folder) and ``best``; each setting's lss.json lives in ``<sweep folder>/<folder>/lss.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+
+from neurospec.report.content import Section, Table, label, number, text
+from neurospec.report.discover import Artifact
+from neurospec.report.fields import Doc
+from neurospec.report.plots import bar_values, ci_errors, colors, draw, grid_shape, heatmap
+
+
+def _doc(artifact: Artifact) -> Doc:
+    return Doc(artifact.data, str(artifact.path), artifact.fix)
+
+
+def _matrix(doc: Doc) -> tuple[list[str], list[str], list[list[float | None]], dict]:
+    sources, targets = doc["sources"].texts(), doc["targets"].texts()
+    cells = {(c["source"].text(), c["target"].text()): c for c in doc["cells"].list()}
+    values = [[cells[(s, t)]["lss"].opt_number() if (s, t) in cells else None for t in targets] for s in sources]
+    return sources, targets, values, cells
+
+
+def _interval_text(interval) -> str:
+    return "" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def lss_section(artifact: Artifact) -> Section:
+    doc = _doc(artifact)
+    recipe = doc["recipe"]["name"].text()
+    section = Section("lss", artifact.label, "Language steering shift", artifact.step)
+    sources, targets, values, cells = _matrix(doc)
+    pooled = doc.get("pooled")
+    mean_d0 = doc["mean_d0"].opt_number()
+    section.facts += [("recipe", recipe), ("sources", ", ".join(sources)), ("targets", ", ".join(targets)),
+                      ("mean off-diagonal LSS", _fmt(doc["mean_offdiagonal"].opt_number())),
+                      ("mean D0", _fmt(mean_d0))]
+    if pooled is not None and "lss" in pooled:
+        section.facts.append(("pooled LSS", f"{pooled['lss'].number():.3f} "
+                                            f"{_interval_text(pooled['ci95'].interval())} over {pooled['n'].raw} "
+                                            f"item-cells ({pooled['items'].raw} items)"))
+    if mean_d0 is not None and not mean_d0 < 0:
+        section.warnings.append("The mean D0 is not negative: without intervention the target answers are as likely "
+                                "as the source answers, so this cut of the items is degenerate.")
+    subtitle = ""
+    if pooled is not None and "lss" in pooled:
+        subtitle = f"; pooled {pooled['lss'].number():.2f} {_interval_text(pooled['ci95'].interval())}"
+    figure = draw("lss", f"LSS, source \u2192 target ({recipe}){subtitle}",
+                  lambda fig: _paint_matrix(fig, fig.add_subplot(), sources, targets, values, colorbar=True),
+                  size=(max(4.5, 0.7 * len(targets) + 2.6), max(3.2, 0.5 * len(sources) + 1.8)),
+                  alt=f"Heatmap of LSS for {len(sources)} sources by {len(targets)} targets",
+                  caption="Share of items whose answer moves toward the target language when the target's neurons "
+                          "are intervened; the diagonal is undefined. Intervals are in the table.")
+    section.add(figure, _cells_table(cells))
+    if pooled is not None and "lss" in pooled:
+        controls = pooled.get("controls")
+        figure = _pooled_figure(pooled, controls) if controls is not None and controls.keys() else None
+        section.add(figure, _pooled_table(pooled))
+    return section
+
+
+def _fmt(value) -> str:
+    return "\u2014" if value is None else f"{value:.4g}"
+
+
+def _paint_matrix(fig, ax, sources, targets, values, *, colorbar: bool, annotate=None):
+    heatmap(fig, ax, values, sources, targets, cmap="viridis", vmin=0.0, vmax=1.0, annotate=annotate,
+            colorbar="LSS" if colorbar else None)
+    ax.set_xlabel("target (neurons intervened)")
+    ax.set_ylabel("source (prompt language)")
+
+
+def _cells_table(cells: dict) -> Table:
+    names = sorted({name for c in cells.values() for name, _ in (c.get("controls").items() if c.get("controls")
+                                                                  else [])})
+    columns = ["source", "target", "n", "excluded", "LSS", "95% CI low", "95% CI high", "mean D0"]
+    for name in names:
+        columns += [f"{name}: LSS", f"{name}: margin", f"{name}: margin CI low", f"{name}: margin CI high"]
+    table = Table("cells", "LSS per source and target, with its 95% bootstrap interval and controls", columns)
+    for (source, target), cell in cells.items():
+        interval = cell["ci95"].interval()
+        row = [label(source), text(target), number(cell["n"].number()),
+               number(cell["excluded_identical"].number() if "excluded_identical" in cell else None),
+               number(cell["lss"].opt_number(), ".3f"), number(interval[0] if interval else None, ".3f"),
+               number(interval[1] if interval else None, ".3f"), number(cell["mean_d0"].opt_number(), ".3f")]
+        controls = cell.get("controls")
+        for name in names:
+            control = controls.get(name) if controls is not None else None
+            if control is None:
+                row += [text(None)] * 4
+                continue
+            margin = control["margin_ci95"].interval()
+            row += [number(control["lss"].opt_number(), ".3f"), number(control["margin"].opt_number(), "+.3f"),
+                    number(margin[0] if margin else None, "+.3f"), number(margin[1] if margin else None, "+.3f")]
+        table.add(*row)
+    return table
+
+
+def _pooled_table(pooled: Doc) -> Table:
+    table = Table("pooled", "Pooled over every cell's items (intervals resample items)",
+                  ["neurons", "LSS", "95% CI low", "95% CI high", "margin", "margin CI low", "margin CI high"])
+    interval = pooled["ci95"].interval()
+    table.add(label("target's own"), number(pooled["lss"].number(), ".3f"),
+              number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"),
+              text(None), text(None), text(None))
+    controls = pooled.get("controls")
+    for name, control in (controls.items() if controls is not None else []):
+        margin = control["margin_ci95"].interval()
+        table.add(label(f"control: {name}"), number(control["lss"].number(), ".3f"), text(None), text(None),
+                  number(control["margin"].number(), "+.3f"), number(margin[0] if margin else None, "+.3f"),
+                  number(margin[1] if margin else None, "+.3f"))
+    return table
+
+
+def _pooled_figure(pooled: Doc, controls: Doc):
+    names = controls.keys()
+    margins = [controls[n]["margin"].number() for n in names]
+    intervals = [controls[n]["margin_ci95"].interval() for n in names]
+
+    def paint(fig):
+        left, right = fig.subplots(1, 2)
+        labels = ["own"] + list(names)
+        shares = [pooled["lss"].number()] + [controls[n]["lss"].number() for n in names]
+        own_ci = pooled["ci95"].interval()
+        palette = colors(len(labels))
+        left.bar(range(len(labels)), shares, color=palette,
+                 yerr=ci_errors(shares, [own_ci] + [None] * len(names)), capsize=4)
+        left.set_xticks(range(len(labels)), labels=labels)
+        left.set_ylim(0, 1)
+        left.set_ylabel("pooled LSS")
+        left.set_xlabel("neurons intervened")
+        left.set_title("pooled LSS")
+        right.bar(range(len(names)), margins, color=palette[1:], yerr=ci_errors(margins, intervals), capsize=4)
+        right.axhline(0, color="black", linewidth=0.8)
+        right.set_xticks(range(len(names)), labels=names)
+        right.set_ylabel("own minus control")
+        right.set_xlabel("control")
+        right.set_title("paired margin (95% CI)")
+
+    return draw("pooled", "Pooled LSS: the target's own neurons against the controls", paint,
+                size=(3.6 + 1.4 * len(names), 3.3), alt="Bar charts of pooled LSS and margins over controls",
+                caption="Left: LSS pooled over every cell's items for the target's own neurons (with its 95% "
+                        "interval) and for each control. Right: the paired margin over each control with its 95% "
+                        "interval; a margin whose interval lies above zero means the target's neurons move answers "
+                        "toward the target more than the control does.")
+
+
+# ---- sweeps
+
+
+def sweep_setting_labels(artifact: Artifact) -> list[str]:
+    """The labels of the per-setting lss.json files of a sweep (whether they exist or not), in curve order."""
+    doc = _doc(artifact)
+    base = PurePosixPath(artifact.label).parent
+    out = []
+    for point in doc["curve"].list():
+        folder = point.get("folder")
+        if folder is not None:
+            out.append((base / folder.text() / "lss.json").as_posix())
+    return out
+
+
+def _value_label(point: Doc) -> str:
+    value = point["value"].raw
+    value = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    recipe = point["recipe"].text()
+    op = recipe.split(":", 1)[0] if ":" in recipe else recipe.split("*", 1)[0]
+    positions = point.get("positions")
+    where = positions.text() if positions is not None else "all"
+    return f"{op}:{value}" + ("" if where == "all" else f"@{where}")
+
+
+def sweep_section(artifact: Artifact, settings: dict[str, Artifact]) -> Section:
+    doc = _doc(artifact)
+    curve = doc["curve"].list()
+    best = doc["best"]["name"].text()
+    section = Section("sweep", artifact.label, "Sweep of intervention settings (LSS)", artifact.step)
+    section.facts += [("settings", str(len(curve))), ("best setting", best)]
+    extra = doc.get("settings")
+    if extra is not None and "items" in extra:
+        section.facts.append(("items", str(extra["items"].raw)))
+    points = [(_value_label(p), p["factor"].number(), p["pooled_lss"].opt_number(), p["pooled_lss_ci95"].interval(),
+               p["mean_lss"].opt_number(), p) for p in curve]
+    table = Table("curve", "LSS per setting: mean over cells and pooled over items (95% CI)",
+                  ["setting", "value", "factor", "positions", "mean LSS", "pooled LSS", "95% CI low", "95% CI high",
+                   "mean D0", "best"])
+    for value, factor, pooled, interval, mean, point in points:
+        positions = point.get("positions")
+        table.add(label(point["recipe"].text()), text(value), number(factor, "g"),
+                  text(positions.text() if positions is not None else "all"), number(mean, ".3f"),
+                  number(pooled, ".3f"), number(interval[0] if interval else None, ".3f"),
+                  number(interval[1] if interval else None, ".3f"), number(point["mean_d0"].opt_number(), ".3f"),
+                  text("best" if point["recipe"].text() == best else ""))
+    section.add(_curve_figure(points, best) if curve else None, table)
+    present = [(p["recipe"].text(), settings.get(lbl)) for p, lbl in zip(curve, sweep_setting_labels(artifact))]
+    found = [(name, a) for name, a in present if a is not None]
+    missing = [name for name, a in present if a is None]
+    if missing:
+        section.notes.append(f"No per-setting lss.json found for: {', '.join(missing)}.")
+    if found:
+        section.add(*_settings_block(found))
+    return section
+
+
+def _curve_figure(points, best: str):
+    series: dict[str, list] = {}
+    for point in points:
+        series.setdefault(point[0], []).append(point)
+    factors = [p[1] for p in points]
+    log_x = all(f > 0 for f in factors) and max(factors) / min(factors) >= 4
+
+    def paint(fig):
+        ax = fig.add_subplot()
+        for (name, members), color in zip(series.items(), colors(len(series))):
+            members = sorted(members, key=lambda p: p[1])
+            xs = [p[1] for p in members]
+            ys = bar_values([p[2] for p in members])
+            low = bar_values([p[3][0] if p[3] else None for p in members])
+            high = bar_values([p[3][1] if p[3] else None for p in members])
+            ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+            ax.plot(xs, ys, marker="o", color=color, label=f"{name} (pooled, 95% CI band)")
+            ax.plot(xs, bar_values([p[4] for p in members]), linestyle="--", linewidth=1, color=color,
+                    label=f"{name} (mean over cells)")
+            for p in members:
+                if p[5]["recipe"].text() == best and p[2] is not None:
+                    ax.plot([p[1]], [p[2]], marker="*", markersize=14, color="black", linestyle="none",
+                            label=f"best: {best}")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xticks(sorted(set(factors)), labels=[f"{f:g}" for f in sorted(set(factors))])
+        ax.minorticks_off()
+        ax.set_xlabel("factor")
+        ax.set_ylabel("LSS")
+        ax.set_ylim(0, 1)
+        ax.legend(loc="best")
+
+    return draw("curve", "Sweep: pooled LSS against the factor, per value (band: 95% CI)", paint, size=(6.4, 3.8),
+                alt=f"Line chart of pooled LSS for {len(points)} settings", caption="Solid: LSS pooled over every "
+                "cell's items, with its 95% interval as a band; dashed: mean LSS over cells (the selection criterion); "
+                "star: the best setting.")
+
+
+def _settings_block(found: list[tuple[str, Artifact]]):
+    matrices = []
+    table = Table("settings", "LSS per setting, source and target (each setting's lss.json), 95% CI",
+                  ["setting", "file", "source", "target", "LSS", "95% CI low", "95% CI high"])
+    for name, artifact in found:
+        sources, targets, values, cells = _matrix(_doc(artifact))
+        matrices.append((name, sources, targets, values))
+        for (source, target), cell in cells.items():
+            interval = cell["ci95"].interval()
+            table.add(label(name), text(artifact.label), text(source), text(target),
+                      number(cell["lss"].opt_number(), ".3f"), number(interval[0] if interval else None, ".3f"),
+                      number(interval[1] if interval else None, ".3f"))
+    rows, cols = grid_shape(len(matrices), 4)
+    width = max(len(m[2]) for m in matrices)
+
+    def paint(fig):
+        grid = fig.subplots(rows, cols, squeeze=False)
+        image = None
+        for k, ax in enumerate(grid.flat):
+            if k >= len(matrices):
+                ax.set_visible(False)
+                continue
+            name, sources, targets, values = matrices[k]
+            image = heatmap(fig, ax, values, sources, targets, cmap="viridis", vmin=0.0, vmax=1.0,
+                            annotate=len(sources) * len(targets) <= 64)
+            ax.set_title(name)
+        if image is not None:
+            fig.colorbar(image, ax=grid, label="LSS", shrink=0.6)
+
+    panel = max(2.6, 0.45 * width + 1.4)
+    figure = draw("settings", "LSS matrix of every setting (rows: source, columns: target)", paint,
+                  size=(panel * cols + 1.0, panel * rows * 0.9 + 0.6),
+                  alt=f"{len(matrices)} LSS heatmaps, one per sweep setting",
+                  caption="Same colour scale in every panel; the diagonal is undefined.")
+    return figure, table

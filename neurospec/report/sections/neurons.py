@@ -1,0 +1,160 @@
+"""Report section of a neuron set: neurons per layer and group (MLP and attention sites apart) and overlaps.
+
+    from neurospec.report.sections.neurons import neuron_section
+    section = neuron_section(artifact)      # an Artifact of kind "neurons" (neurospec.report.discover)
+
+Counts are distinct neurons (site, layer, index) as :class:`neurospec.neurons.NeuronSet` holds them
+(the file is loaded, and so checked, with ``NeuronSet.load``). Random baselines (method ``random`` or
+``random-pooled``, or every group named ``random...``) get their count table only.
+"""
+
+from __future__ import annotations
+
+from neurospec.errors import NeurospecError
+from neurospec.neurons import NeuronSet
+from neurospec.report.content import Section, Table, label, number, text
+from neurospec.report.discover import Artifact
+from neurospec.report.fields import ReportError
+from neurospec.report.plots import colors, draw, grid_shape, heatmap
+
+MLP_SITES = ("act", "down_in", "gate_pre", "up_pre")
+ATTENTION_SITES = ("q", "k", "v", "o")
+
+
+def site_family(site: str) -> str:
+    """``"MLP"``, ``"attention"`` or ``"other"``."""
+    return "MLP" if site in MLP_SITES else "attention" if site in ATTENTION_SITES else "other"
+
+
+def ordered_sites(sites) -> list[str]:
+    """MLP sites first, then attention sites, each in the canonical order; unknown ones last."""
+    order = {site: i for i, site in enumerate(MLP_SITES + ATTENTION_SITES)}
+    return sorted(set(sites), key=lambda s: (order.get(s, len(order)), s))
+
+
+def is_random(neurons: NeuronSet) -> bool:
+    return neurons.meta.method in ("random", "random-pooled") or (
+        bool(neurons.groups) and all(g.startswith("random") for g in neurons.groups))
+
+
+def neuron_section(artifact: Artifact) -> Section:
+    try:
+        neurons = NeuronSet.load(artifact.path)
+    except NeurospecError as err:
+        raise ReportError(f"{err} (artifact '{artifact.label}'; {artifact.fix})") from None
+    meta = neurons.meta
+    random = is_random(neurons)
+    title = "Random baseline neuron set" if random else "Neuron set" + (f" ({meta.method})" if meta.method else "")
+    section = Section("neurons", artifact.label, title, artifact.step)
+    sites = ordered_sites(site for group in neurons.groups for site in neurons.sites(group))
+    section.facts += [
+        ("method", str(meta.method)), ("model", str(meta.model_id)), ("layers", str(neurons.num_layers)),
+        ("widths", ", ".join(f"{s} {w}" for s, w in meta.widths.items()) or "unknown"),
+        ("groups", str(len(neurons.groups))), ("distinct neurons", str(neurons.count())),
+        ("sites", ", ".join(f"{s} ({site_family(s)})" for s in sites) or "none"),
+        ("created", str(meta.created)), ("neurospec", str(meta.neurospec_version)),
+    ]
+    if not neurons.groups:
+        section.notes.append("This neuron set has no groups.")
+        return section
+    counts = {(g, s): neurons.per_layer_counts(g, s).tolist() for g in neurons.groups for s in sites}
+    table = _per_layer_table(neurons, sites, counts)
+    if random or not sites:
+        if random:
+            section.notes.append("A random baseline: its figures are left out; the table gives its counts.")
+        section.add(None, table)
+        return section
+    section.add(_per_layer_figure(neurons, sites, counts), table)
+    if len(neurons.groups) >= 2:
+        shared, jaccard = _overlaps(neurons)
+        section.add(_overlap_figure(neurons.groups, shared, jaccard), *_overlap_tables(neurons.groups, shared, jaccard))
+    return section
+
+
+def _per_layer_table(neurons: NeuronSet, sites: list[str], counts: dict) -> Table:
+    layers = list(range(neurons.num_layers))
+    table = Table("per-layer", "Neurons per layer, by group and site", ["group", "site", *[f"L{l}" for l in layers],
+                                                                         "total"])
+    for group in neurons.groups:
+        for site in sites:
+            row = counts[(group, site)]
+            table.add(label(group), text(site), *[number(int(c)) for c in row], number(int(sum(row))))
+    return table
+
+
+def _per_layer_figure(neurons: NeuronSet, sites: list[str], counts: dict):
+    groups = list(neurons.groups)
+    palette = colors(len(groups))
+    layers = list(range(neurons.num_layers))
+    rows, cols = grid_shape(len(sites), 4)
+
+    def paint(fig):
+        grid = fig.subplots(rows, cols, squeeze=False)
+        handles = None
+        for k, ax in enumerate(grid.flat):
+            if k >= len(sites):
+                ax.set_visible(False)
+                continue
+            site = sites[k]
+            for group, color in zip(groups, palette):
+                ax.plot(layers, counts[(group, site)], marker="o", markersize=3, linewidth=1.2, color=color,
+                        label=group)
+            ax.set_title(f"{site_family(site)} site {site}")
+            ax.set_xlabel("layer")
+            ax.set_ylabel("neurons")
+            ax.set_ylim(bottom=0)
+            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.set_xticks(layers if len(layers) <= 16 else layers[::max(1, len(layers) // 8)])
+            handles = ax.get_legend_handles_labels()
+        if handles:
+            fig.legend(*handles, loc="outside lower center", ncols=min(len(groups), legend_columns))
+
+    legend_columns = max(3, 4 * cols)
+    legend_rows = -(-len(groups) // legend_columns)
+    return draw("per-layer", "Neurons per layer and group, one panel per site (MLP and attention apart)", paint,
+                size=(max(4.6, 3.4 * cols), 2.7 * rows + 0.7 + 0.22 * legend_rows),
+                alt=f"Line charts of neuron counts per layer for {len(groups)} groups at sites {', '.join(sites)}",
+                caption="Distinct neurons per layer; one line per group, one panel per site; MLP sites come first, "
+                        "then attention sites.")
+
+
+def _overlaps(neurons: NeuronSet) -> tuple[list[list[int]], list[list[float]]]:
+    members = {g: {(site, layer, int(i)) for _, site, layer, idx in neurons.entries([g]) for i in idx.tolist()}
+               for g in neurons.groups}
+    shared, jaccard = [], []
+    for a in neurons.groups:
+        shared.append([])
+        jaccard.append([])
+        for b in neurons.groups:
+            both = len(members[a] & members[b])
+            either = len(members[a] | members[b])
+            shared[-1].append(both)
+            jaccard[-1].append(both / either if either else 0.0)
+    return shared, jaccard
+
+
+def _overlap_figure(groups, shared, jaccard):
+    n = len(groups)
+    side = max(3.5, min(14.0, 0.45 * n + 2.2))
+
+    def paint(fig):
+        ax = fig.add_subplot()
+        notes = [[str(v) for v in row] for row in shared]
+        heatmap(fig, ax, jaccard, groups, groups, cmap="Blues", vmin=0.0, vmax=1.0, annotations=notes,
+                annotate=n <= 20, colorbar="Jaccard index")
+        ax.set_xlabel("group")
+        ax.set_ylabel("group")
+
+    return draw("overlap", "Overlap between groups: colour = Jaccard index, numbers = shared neurons", paint,
+                size=(side + 1.2, side), alt=f"Heatmap of Jaccard overlap between {n} groups",
+                caption="Jaccard index |A \u2229 B| / |A \u222a B| (colour) and shared neurons |A \u2229 B| (numbers); "
+                        "the diagonal holds each group's size.")
+
+
+def _overlap_tables(groups, shared, jaccard) -> list[Table]:
+    counts = Table("overlap-shared", "Shared neurons between groups (diagonal: group size)", ["group", *groups])
+    index = Table("overlap-jaccard", "Jaccard index between groups", ["group", *groups])
+    for group, row_counts, row_index in zip(groups, shared, jaccard):
+        counts.add(label(group), *[number(v) for v in row_counts])
+        index.add(label(group), *[number(v, ".3f") for v in row_index])
+    return [counts, index]

@@ -1,0 +1,110 @@
+"""Report section of steering by generation (steer.json): share of continuations in the target language.
+
+    from neurospec.report.sections.steering import steer_section
+    section = steer_section(artifact)       # an Artifact of kind "steer"
+
+Reads ``table[]``: per target row (a group, or ``random<seed>:<group>``) and source language, the
+share ``k / n`` of continuations identified as the row's target language, its 95% Wilson interval
+``ci95``, and ``baseline`` (the unmodified model's share in that language, with its interval).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurospec.report.content import Section, Table, label, number, text
+from neurospec.report.discover import Artifact
+from neurospec.report.fields import Doc
+from neurospec.report.plots import GREY, LIGHT, bar_values, ci_errors, colors, draw, grid_shape, rotate_labels
+
+
+def steer_section(artifact: Artifact) -> Section:
+    doc = Doc(artifact.data, str(artifact.path), artifact.fix)
+    recipe = doc["recipe"]["name"].text()
+    sources = doc["sources"].texts()
+    lines = doc["table"].list()
+    section = Section("steer", artifact.label, "Steering by generation: share in the target language", artifact.step)
+    section.facts += [("recipe", recipe), ("sources", ", ".join(sources))]
+    settings = doc.get("settings")
+    if settings is not None:
+        for key, name in (("max_new_tokens", "new tokens"), ("language_id", "language identifier"),
+                          ("do_sample", "sampling")):
+            if key in settings:
+                section.facts.append((name, str(settings[key].raw)))
+    table = Table("share", "Share of continuations in the target language (95% Wilson intervals)",
+                  ["row", "kind", "target", "source", "k", "n", "share", "95% CI low", "95% CI high",
+                   "baseline k", "baseline n", "baseline share", "baseline CI low", "baseline CI high"])
+    records = []
+    for line in lines:
+        interval = line["ci95"].interval()
+        base = line["baseline"]
+        base_interval = base["ci95"].interval()
+        record = {"row": line["row"].text(), "kind": line["kind"].text(), "target": line["target"].text(),
+                  "source": line["source"].text(), "share": line["share"].number(), "ci": interval,
+                  "base": base["share"].number(), "base_ci": base_interval}
+        records.append(record)
+        table.add(label(record["row"]), text(record["kind"]), text(record["target"]), text(record["source"]),
+                  number(line["k"].number()), number(line["n"].number()), number(record["share"], ".3f"),
+                  number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"),
+                  number(base["k"].number()), number(base["n"].number()), number(record["base"], ".3f"),
+                  number(base_interval[0] if base_interval else None, ".3f"),
+                  number(base_interval[1] if base_interval else None, ".3f"))
+    if not records:
+        section.notes.append("The steering table is empty (no target rows).")
+        return section
+    section.add(_figure(records, sources, recipe), table)
+    return section
+
+
+def _figure(records, sources, recipe):
+    targets = list(dict.fromkeys(r["target"] for r in records))
+    # per target: the group row(s) and the random rows, in file order
+    by_target = {t: list(dict.fromkeys(r["row"] for r in records if r["target"] == t)) for t in targets}
+    lookup = {(r["row"], r["source"]): r for r in records}
+    rows, cols = grid_shape(len(targets), 4)
+    widest = max(len(v) for v in by_target.values())
+
+    def paint(fig):
+        grid = fig.subplots(rows, cols, squeeze=False, sharey=True)
+        legend = {}
+        for k, ax in enumerate(grid.flat):
+            if k >= len(targets):
+                ax.set_visible(False)
+                continue
+            target = targets[k]
+            names = by_target[target]
+            series = [("unmodified", [lookup.get((names[0], s)) for s in sources], "base", GREY)]
+            group_rows = [n for n in names if not n.startswith("random")]
+            random_rows = [n for n in names if n.startswith("random")]
+            palette = colors(max(1, len(group_rows)))
+            for n, color in zip(group_rows, palette):
+                series.append((f"{n} neurons", [lookup.get((n, s)) for s in sources], "share", color))
+            for n in random_rows:
+                series.append((f"{n} (random)", [lookup.get((n, s)) for s in sources], "share", LIGHT))
+            width = 0.8 / len(series)
+            x = np.arange(len(sources))
+            for i, (name, recs, key, color) in enumerate(series):
+                values = [r[key] if r else None for r in recs]
+                intervals = [(r["base_ci"] if key == "base" else r["ci"]) if r else None for r in recs]
+                handle = ax.bar(x + (i - (len(series) - 1) / 2) * width, bar_values(values), width, color=color,
+                                yerr=ci_errors(values, intervals), capsize=2, error_kw={"linewidth": 0.8},
+                                edgecolor="black" if key == "share" and color != LIGHT else "none", linewidth=0.4)
+                legend.setdefault("unmodified model" if key == "base" else
+                                  ("random neurons" if color == LIGHT else "target's neurons"), handle)
+            ax.set_title(f"target {target}")
+            ax.set_xticks(x, labels=sources)
+            rotate_labels(ax, sources, limit=4)
+            ax.set_ylim(0, 1.05)
+            if k % cols == 0:
+                ax.set_ylabel("share in target")
+            if k + cols >= len(targets):
+                ax.set_xlabel("prompt language")
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend))
+
+    panel_w = max(3.0, 0.45 * len(sources) * (1 + widest * 0.3) + 1.2)
+    return draw("share", f"Steering ({recipe}): share of continuations in the target language, 95% Wilson CI", paint,
+                size=(panel_w * cols, 2.6 * rows + 0.9),
+                alt=f"Bar charts of the share in the target language for {len(targets)} targets",
+                caption="One panel per target language: grey the unmodified model's share in that language, coloured "
+                        "the share with the target's neurons intervened, light grey random neurons; error bars are "
+                        "95% Wilson intervals.")
