@@ -204,7 +204,7 @@ def lss_command(
             say(f"pooled margin over {name}: {control['margin']:+.3f} (95% interval {low:+.3f} to {high:+.3f})")
         if not matrix.mean_d0 < 0:
             console.print("[yellow]warning: mean D0 is not negative: without intervention the target answers are as "
-                          "likely as the source answers, so the cut is degenerate (see docs/steering.md)[/]")
+                          "likely as the source answers, so the cut is degenerate (see docs/evaluation.md)[/]")
         _done(matrix.save(out))
 
 

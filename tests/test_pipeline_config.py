@@ -133,3 +133,29 @@ def test_an_unknown_forced_step_is_refused(folder):
     with pytest.raises(Exception, match="--force lap: the study has no such step"):
         run_study(_write(folder, GOOD), folder / "run", force=["lap"])
     assert not (folder / "run").exists()
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_the_offline_example_is_a_valid_study():
+    study = load_study(EXAMPLES / "toy-study.yaml")
+    assert study.model.label == "toy:small"
+    verbs = {step.verb.name for step in study.steps}
+    assert {"collect", "select lape", "ppl", "lss", "sweep", "steer", "attribute", "select culture",
+            "mask-eval"} <= verbs
+
+
+def test_the_online_example_is_a_valid_study_once_its_data_is_fetched(tmp_path):
+    """Its hub model and hf: corpora are not touched by the check; its data folders only need to exist."""
+    (tmp_path / "examples").mkdir()
+    config = tmp_path / "examples" / "qwen-flores.yaml"
+    config.write_text((EXAMPLES / "qwen-flores.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="data folder data not found"):
+        load_study(config)
+    for folder in ("sib200_flores", "xcopa"):
+        (tmp_path / "examples" / "data" / folder).mkdir(parents=True)
+    study = load_study(config)
+    assert study.model.label == "Qwen/Qwen2.5-0.5B"
+    assert study.step("xcopa").values["task"] == "xcopa"
+    assert study.step("lss").values["stats"] == Reference("sentences")

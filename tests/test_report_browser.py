@@ -45,16 +45,15 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def opened(tmp_path_factory):
-    """report.html opened from file://, every request routed: only file: and data: are let through."""
+def browse(html: Path, screenshot: Path) -> SimpleNamespace:
+    """Open ``html`` from file:// with every request routed (only file: and data: let through); what was
+    requested, refused, logged and raised, the images, figures and tables, and a full-page screenshot."""
     executable = chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail('playwright is not installed: pip install -e ".[test]"', pytrace=False)
-    run, html = shared_run(tmp_path_factory)
-    seen = SimpleNamespace(run=run, html=html, requests=[], refused=[], console=[], errors=[])
+    seen = SimpleNamespace(html=html, requests=[], refused=[], console=[], errors=[])
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
         try:
@@ -78,12 +77,21 @@ def opened(tmp_path_factory):
             seen.figures = page.evaluate("() => Array.from(document.querySelectorAll('figure[data-figure]'))"
                                          ".map(f => [f.dataset.figure, f.querySelectorAll('img').length])")
             seen.tables = page.evaluate(READ_TABLES)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-            seen.page = page
-            yield seen
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def opened(tmp_path_factory):
+    """The shared run's report.html as the browser saw it."""
+    chromium()
+    run, html = shared_run(tmp_path_factory)
+    seen = browse(html, SCREENSHOT)
+    seen.run = run
+    return seen
 
 
 def test_no_request_leaves_the_machine_and_nothing_errs(opened):

@@ -15,7 +15,7 @@ JSONL, one item per line; languages in any code the registry knows::
 A template's prompt is its text before ``[Y]`` with ``[X]`` replaced by the subject (what follows
 ``[Y]`` is dropped: the answer is scored as the continuation of the prompt).
 
-The cut of a parallel sentence (documented in docs/steering.md): trailing punctuation is removed;
+The cut of a parallel sentence (documented in docs/evaluation.md): trailing punctuation is removed;
 in a language written with spaces the answer is the last ``answer_words`` words and the prompt the
 words before them (followed by a space, which scoring moves to the front of the answer); in a
 language written without spaces between words (Chinese, Japanese, Thai, Burmese, Khmer, Lao,

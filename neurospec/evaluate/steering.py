@@ -12,7 +12,7 @@ intervention), each target group with ``recipe`` applied to its neurons, and per
 ``random<seed>:<target>`` (matched random neurons, same recipe). The language of each continuation
 (the generated text only, not the prompt) is identified offline with py3langid, whose model is in
 its wheel and which covers all 18 languages of the amplification paper, Haitian and Quechua
-included (lingua-language-detector lacks both; docs/steering.md). A continuation without letters
+included (lingua-language-detector lacks both; docs/evaluation.md). A continuation without letters
 counts as no language. Shares carry 95% Wilson intervals.
 """
 
