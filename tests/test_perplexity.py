@@ -115,3 +115,20 @@ def test_bad_inputs_are_refused():
     wrong = NeuronSet({"fra_Latn": {"act": {0: [1]}}}, NeuronSetMeta(num_layers=7, widths={"act": 5}))
     with pytest.raises(NeurospecError, match="layer|width|7"):
         perplexity_matrix(model, tok(), TEXTS, wrong)
+
+
+def test_a_row_that_changes_no_other_language_saves_with_an_undefined_selectivity(tmp_path):
+    """Neurons that only matter to their own language leave the other columns unchanged: the ratio has no
+    value, and ppl.json (which refuses infinities) must still be written."""
+    from neurospec.evaluate.perplexity import Perplexity, PerplexityMatrix, Row
+
+    def cell(nll: float) -> Perplexity:
+        return Perplexity(nll=nll * 10, tokens=10, texts=2)
+
+    rows = [Row("none", "none"), Row("eng_Latn", "group", "eng_Latn", neurons=3)]
+    cells = {"none": {"eng_Latn": cell(2.0), "fra_Latn": cell(3.0)},
+             "eng_Latn": {"eng_Latn": cell(2.5), "fra_Latn": cell(3.0)}}
+    matrix = PerplexityMatrix(rows, ["eng_Latn", "fra_Latn"], cells, Recipe.parse("zero"))
+    saved = json.loads(matrix.save(tmp_path).read_text())
+    entry = saved["summary"]["eng_Latn"]["neurons"]["nll"]
+    assert entry["own"] == pytest.approx(0.5) and entry["mean_other"] == 0 and entry["selectivity"] is None

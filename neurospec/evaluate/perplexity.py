@@ -186,11 +186,13 @@ class PerplexityMatrix:
         return atomic_write_json(folder / "ppl.json", self.to_json())
 
 
-def _selectivity(changes: Mapping[str, float], own: str) -> dict[str, float]:
+def _selectivity(changes: Mapping[str, float], own: str) -> dict[str, float | None]:
+    """Own change, mean change elsewhere, and their ratio; None (``null`` in ppl.json) where nothing else
+    changed, as with neurons that only ever fire in their own language, so the ratio has no value."""
     others = [value for lang, value in changes.items() if lang != own]
     mean_other = sum(others) / len(others)
     return {"own": changes[own], "mean_other": mean_other,
-            "selectivity": changes[own] / mean_other if mean_other != 0 else math.inf}
+            "selectivity": changes[own] / mean_other if mean_other != 0 else None}
 
 
 def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neurons=None, *,
