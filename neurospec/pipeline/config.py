@@ -105,6 +105,12 @@ class Study:
     def step(self, name: str) -> Step:
         return next(step for step in self.steps if step.name == name)
 
+    def toy_models(self) -> list[str]:
+        """The toy recipes the steps load (``toy:NAME``), in order of first use."""
+        names = [step.values["model"].value for step in self.steps
+                 if isinstance(step.values.get("model"), Model) and step.values["model"].kind == "toy"]
+        return list(dict.fromkeys(names))
+
 
 def _where(path: Path, line: int) -> str:
     return f"{path}:{line}"
@@ -318,7 +324,8 @@ def _check_command_lines(study: Study) -> None:
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.mkdir() if target.suffix != ".json" else target.write_text("{}")
-            argv = command_line(study, step, stand_ins, model_folder=stand_ins / "model")
+            argv = command_line(study, step, stand_ins,
+                                toy_folders={name: stand_ins / "model" for name in study.toy_models()})
             try:
                 step.verb.check(argv)
             except NeurospecError as err:

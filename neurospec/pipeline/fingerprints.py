@@ -2,7 +2,7 @@
 
     cache = ContentHashes(run_dir / ".fingerprints.json")
     cache.of(Path("../shared/data/ntrex128"))        # 'sha256:...' over every file's name and bytes
-    step_fingerprint(step, inputs=..., upstream={"collect": "8f3c..."}, model="toy:small-bae15ab65ef3")
+    step_fingerprint(step, hashes=cache, upstream={"collect": "8f3c..."}, data=cache.of(data_folder))
 
 A file is hashed once per (size, modification time); the cache keeps the hashes between runs. A step's
 fingerprint covers its verb, its options (output-only options left out), the content of every path it
@@ -67,8 +67,6 @@ class ContentHashes:
 
 def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
     """``hub:ID`` for a hub model, the content of a local folder, ``toy:NAME-RECIPEHASH`` for a toy."""
-    if model is None:
-        return "none"
     if model.kind == "toy":
         from neurospec.toy import RECIPES
 
@@ -78,8 +76,7 @@ def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
     return f"hub:{model.value}"
 
 
-def step_fingerprint(step: Any, *, hashes: ContentHashes, upstream: dict[str, str], model: str,
-                     data: str | None) -> str:
+def step_fingerprint(step: Any, *, hashes: ContentHashes, upstream: dict[str, str], data: str | None) -> str:
     """sha256 of everything the step's result depends on (see the module docstring)."""
     from neurospec.pipeline.config import Model, Reference
 
@@ -92,7 +89,7 @@ def step_fingerprint(step: Any, *, hashes: ContentHashes, upstream: dict[str, st
             return {"step": value.step, "companion": value.companion, "sub": value.sub,
                     "output_id": upstream.get(value.step)}
         if isinstance(value, Model):
-            return model
+            return model_fingerprint(value, hashes)
         if isinstance(value, Path):
             return {"content": hashes.of(value)}      # where the input lies does not matter, only what it holds
         return value

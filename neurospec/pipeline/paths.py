@@ -1,13 +1,13 @@
 """Where each step of a study writes, and the command line it runs.
 
     output_path(run_dir, step)          # RUN_DIR/collect (a folder) or RUN_DIR/lape.json (a file)
-    command_line(study, step, run_dir, model_folder=toy_folder)   # ['--model', ..., '--out', 'RUN_DIR/collect']
+    command_line(study, step, run_dir, toy_folders={"small": folder})   # ['--model', ..., '--out', 'RUN_DIR/collect']
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from neurospec.pipeline.config import Reference, Step, Study
@@ -38,8 +38,9 @@ def reference_path(study: "Study", ref: "Reference", run_dir: Path) -> Path:
     return target / ref.sub if ref.sub else target
 
 
-def command_line(study: "Study", step: "Step", run_dir: Path, *, model_folder: Path | None = None) -> list[str]:
-    """The step's arguments for its verb, every reference and model resolved; ``--out`` chosen by the pipeline."""
+def command_line(study: "Study", step: "Step", run_dir: Path, *, toy_folders: Mapping[str, Path]) -> list[str]:
+    """The step's arguments for its verb, every reference and model resolved (``toy:NAME`` to the toy's
+    folder); ``--out`` chosen by the pipeline."""
     from neurospec.pipeline.config import Model, Reference
 
     def resolve(value: Any) -> Any:
@@ -50,7 +51,7 @@ def command_line(study: "Study", step: "Step", run_dir: Path, *, model_folder: P
         if isinstance(value, Reference):
             return str(reference_path(study, value, run_dir))
         if isinstance(value, Model):
-            return str(model_folder) if value.kind == "toy" else value.value
+            return str(toy_folders[value.value]) if value.kind == "toy" else value.value
         return str(value) if isinstance(value, Path) else value
 
     values = {name: resolve(value) for name, value in step.values.items()}

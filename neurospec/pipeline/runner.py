@@ -33,7 +33,7 @@ from neurospec import __version__
 from neurospec.errors import NeurospecError
 from neurospec.io import atomic_write_json, atomic_write_text
 from neurospec.pipeline.config import Step, Study, load_study
-from neurospec.pipeline.fingerprints import ContentHashes, model_fingerprint, step_fingerprint
+from neurospec.pipeline.fingerprints import ContentHashes, step_fingerprint
 from neurospec.pipeline.paths import command_line, output_path, outputs
 
 STUDY_FILE = "study.json"
@@ -168,7 +168,7 @@ def _forced(study: Study, force: Iterable[str]) -> set[str]:
 
 def plan_step(step: Step, record: dict, fingerprint: str, run_dir: Path, forced: bool) -> Decision:
     """Skip, resume or run the step, given its last record and its inputs' fingerprint now."""
-    present = all(path.exists() for path in outputs(run_dir, step)[:1])
+    present = output_path(run_dir, step).exists()
     same = record.get("fingerprint") == fingerprint
     if forced:
         return Decision(step, "run", "forced", fingerprint)
@@ -193,17 +193,18 @@ def _remove_outputs(run_dir: Path, step: Step) -> None:
             path.unlink()
 
 
-def _model_folder(study: Study, dry_run: bool, echo: Callable[[str], None]) -> Path | None:
-    if study.model is None or study.model.kind != "toy":
-        return None
+def _toy_folders(study: Study, *, train: bool, echo: Callable[[str], None]) -> dict[str, Path]:
+    """The folder of every toy model the study loads; with ``train``, trained first where missing."""
     from neurospec.toy import RECIPES, default_cache_dir, ensure_toy
 
-    folder = default_cache_dir() / f"{study.model.value}-{RECIPES[study.model.value].fingerprint()}"
-    if dry_run:
-        return folder
-    if not (folder / "training.json").exists():
-        echo(f"training the toy model {study.model.value!r} (once; cached in {folder.parent})")
-    return ensure_toy(study.model.value, quiet=False)
+    folders = {}
+    for name in study.toy_models():
+        folders[name] = default_cache_dir() / f"{name}-{RECIPES[name].fingerprint()}"
+        if train:
+            if not (folders[name] / "training.json").exists():
+                echo(f"training the toy model {name!r} (once; cached in {folders[name].parent})")
+            folders[name] = ensure_toy(name, quiet=False)
+    return folders
 
 
 def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, force: Iterable[str] = (),
@@ -225,31 +226,30 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
         if not (run_dir / CONFIG_FILE).exists() or (run_dir / CONFIG_FILE).read_text(encoding="utf-8") != study.text:
             atomic_write_text(run_dir / CONFIG_FILE, study.text)
         state.save()
-        model_folder = _model_folder(study, False, echo)
+        toy_folders = _toy_folders(study, train=True, echo=echo)
         hashes = ContentHashes(run_dir / ".fingerprints.json")
-        model_id = model_fingerprint(study.model, hashes)
         data_id = _data_fingerprint(study, hashes)
         hashes.save()
         with _data_folder(study):
             for number, step in enumerate(study.steps, 1):
                 record = state.records[step.name]
                 upstream = {name: state.records[name].get("output_id") for name in step.upstream}
-                fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, model=model_id, data=data_id)
+                fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, data=data_id)
                 hashes.save()
                 decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
                 prefix = f"[{number}/{len(study.steps)}] {step.name}"
                 if decision.action == "skip":
                     echo(f"{prefix}: up to date, skipped")
                     continue
-                _run_step(study, decision, state, run_dir, model_folder, prefix, echo)
+                _run_step(study, decision, state, run_dir, toy_folders, prefix, echo)
     echo(f"study complete: {run_dir}   (next: neurospec report {run_dir})")
     return run_dir
 
 
-def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, model_folder: Path | None,
+def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, toy_folders: dict[str, Path],
               prefix: str, echo: Callable[[str], None]) -> None:
     step = decision.step
-    argv = command_line(study, step, run_dir, model_folder=model_folder)
+    argv = command_line(study, step, run_dir, toy_folders=toy_folders)
     if decision.action == "resume":
         argv.append("--resume")
     else:
@@ -284,18 +284,18 @@ def _print_plan(study: Study, run_dir: Path, forced: set[str], echo: Callable[[s
     if (run_dir / STUDY_FILE).exists():
         previous = RunState(run_dir, study).previous
     hashes = ContentHashes(run_dir / ".fingerprints.json" if run_dir.exists() else None)
-    model_id = model_fingerprint(study.model, hashes)
     data_id = _data_fingerprint(study, hashes)
+    toy_folders = _toy_folders(study, train=False, echo=echo)
     running: set[str] = set()
     for number, step in enumerate(study.steps, 1):
         record = previous.get(step.name, {})
         upstream = {name: previous.get(name, {}).get("output_id") for name in step.upstream}
-        fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, model=model_id, data=data_id)
+        fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, data=data_id)
         decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
         if decision.action == "skip" and running & set(step.upstream):
             decision = Decision(step, "run", "an earlier step it reads runs", fingerprint)
         if decision.action != "skip":
             running.add(step.name)
-        argv = command_line(study, step, run_dir, model_folder=_model_folder(study, True, echo))
+        argv = command_line(study, step, run_dir, toy_folders=toy_folders)
         echo(f"[{number}/{len(study.steps)}] {step.name}: {decision.action} ({decision.reason}): "
              f"{step.verb.shell(argv)}")

@@ -157,3 +157,11 @@ def grid_shape(panels: int, columns: int) -> tuple[int, int]:
     """(rows, columns) of a grid of ``panels`` small multiples, at most ``columns`` wide."""
     cols = max(1, min(columns, panels))
     return math.ceil(panels / cols), cols
+
+
+def small_multiples(fig: MplFigure, panels: int, columns: int = 4, **subplots) -> tuple[np.ndarray, list]:
+    """The grid of ``grid_shape(panels, columns)`` subplots and its first ``panels`` axes; the rest hidden."""
+    grid = fig.subplots(*grid_shape(panels, columns), squeeze=False, **subplots)
+    for ax in grid.flat[panels:]:
+        ax.set_visible(False)
+    return grid, list(grid.flat[:panels])

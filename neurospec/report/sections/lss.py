@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import Doc
-from neurospec.report.plots import bar_values, ci_errors, colors, draw, grid_shape, heatmap
+from neurospec.report.plots import bar_values, ci_errors, colors, draw, grid_shape, heatmap, small_multiples
 
 
 def _doc(artifact: Artifact) -> Doc:
@@ -268,13 +268,9 @@ def _settings_block(found: list[tuple[str, Artifact]]):
     width = max(len(m[2]) for m in matrices)
 
     def paint(fig):
-        grid = fig.subplots(rows, cols, squeeze=False)
+        grid, axes = small_multiples(fig, len(matrices))
         image = None
-        for k, ax in enumerate(grid.flat):
-            if k >= len(matrices):
-                ax.set_visible(False)
-                continue
-            name, sources, targets, values = matrices[k]
+        for (name, sources, targets, values), ax in zip(matrices, axes):
             image = heatmap(fig, ax, values, sources, targets, cmap="viridis", vmin=0.0, vmax=1.0,
                             annotate=len(sources) * len(targets) <= 64)
             ax.set_title(name)

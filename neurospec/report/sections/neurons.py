@@ -15,7 +15,7 @@ from neurospec.neurons import NeuronSet
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import ReportError
-from neurospec.report.plots import colors, draw, grid_shape, heatmap
+from neurospec.report.plots import colors, draw, grid_shape, heatmap, small_multiples
 
 MLP_SITES = ("act", "down_in", "gate_pre", "up_pre")
 ATTENTION_SITES = ("q", "k", "v", "o")
@@ -89,13 +89,8 @@ def _per_layer_figure(neurons: NeuronSet, sites: list[str], counts: dict):
     rows, cols = grid_shape(len(sites), 4)
 
     def paint(fig):
-        grid = fig.subplots(rows, cols, squeeze=False)
         handles = None
-        for k, ax in enumerate(grid.flat):
-            if k >= len(sites):
-                ax.set_visible(False)
-                continue
-            site = sites[k]
+        for site, ax in zip(sites, small_multiples(fig, len(sites))[1]):
             for group, color in zip(groups, palette):
                 ax.plot(layers, counts[(group, site)], marker="o", markersize=3, linewidth=1.2, color=color,
                         label=group)

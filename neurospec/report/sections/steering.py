@@ -15,7 +15,8 @@ import numpy as np
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import Doc
-from neurospec.report.plots import GREY, LIGHT, bar_values, ci_errors, colors, draw, grid_shape, rotate_labels
+from neurospec.report.plots import (GREY, LIGHT, bar_values, ci_errors, colors, draw, grid_shape, rotate_labels,
+                                    small_multiples)
 
 
 def steer_section(artifact: Artifact) -> Section:
@@ -65,13 +66,8 @@ def _figure(records, sources, recipe):
     widest = max(len(v) for v in by_target.values())
 
     def paint(fig):
-        grid = fig.subplots(rows, cols, squeeze=False, sharey=True)
         legend = {}
-        for k, ax in enumerate(grid.flat):
-            if k >= len(targets):
-                ax.set_visible(False)
-                continue
-            target = targets[k]
+        for k, (target, ax) in enumerate(zip(targets, small_multiples(fig, len(targets), sharey=True)[1])):
             names = by_target[target]
             series = [("unmodified", [lookup.get((names[0], s)) for s in sources], "base", GREY)]
             group_rows = [n for n in names if not n.startswith("random")]
