@@ -26,7 +26,7 @@ import torch
 PathLike = str | os.PathLike
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -61,7 +61,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp_name)
         _fsync_file(tmp_name)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):

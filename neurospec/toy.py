@@ -303,12 +303,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("NEUROSPEC_CACHE", Path.home() / ".cache" / "neurospec")) / "toy"
 
 
-def ensure_toy(name: str, cache_dir: str | Path | None = None, *, quiet: bool = True) -> Path:
-    """The folder of toy model ``name`` for this recipe; trained first when missing or made by another recipe."""
+def toy_folder(name: str, cache_dir: str | Path | None = None) -> Path:
+    """Where toy model ``name`` of the current recipe is cached (``small-<recipe hash>``), trained or not."""
     if name not in RECIPES:
         raise NeurospecError(f"unknown toy recipe {name!r}: choose one of {', '.join(RECIPES)}")
+    return Path(cache_dir or default_cache_dir()) / f"{name}-{RECIPES[name].fingerprint()}"
+
+
+def ensure_toy(name: str, cache_dir: str | Path | None = None, *, quiet: bool = True) -> Path:
+    """The folder of toy model ``name`` for this recipe; trained first when missing or made by another recipe."""
+    folder = toy_folder(name, cache_dir)
     recipe = RECIPES[name]
-    folder = Path(cache_dir or default_cache_dir()) / f"{name}-{recipe.fingerprint()}"
     report = folder / "training.json"
     if report.exists() and json.loads(report.read_text()).get("recipe_fingerprint") == recipe.fingerprint():
         return folder

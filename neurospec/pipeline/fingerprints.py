@@ -68,9 +68,9 @@ class ContentHashes:
 def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
     """``hub:ID`` for a hub model, the content of a local folder, ``toy:NAME-RECIPEHASH`` for a toy."""
     if model.kind == "toy":
-        from neurospec.toy import RECIPES
+        from neurospec.toy import toy_folder
 
-        return f"toy:{model.value}-{RECIPES[model.value].fingerprint()}"
+        return f"toy:{toy_folder(model.value).name}"
     if model.kind == "local":
         return hashes.of(Path(model.value))
     return f"hub:{model.value}"

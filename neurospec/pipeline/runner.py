@@ -195,11 +195,11 @@ def _remove_outputs(run_dir: Path, step: Step) -> None:
 
 def _toy_folders(study: Study, *, train: bool, echo: Callable[[str], None]) -> dict[str, Path]:
     """The folder of every toy model the study loads; with ``train``, trained first where missing."""
-    from neurospec.toy import RECIPES, default_cache_dir, ensure_toy
+    from neurospec.toy import ensure_toy, toy_folder
 
     folders = {}
     for name in study.toy_models():
-        folders[name] = default_cache_dir() / f"{name}-{RECIPES[name].fingerprint()}"
+        folders[name] = toy_folder(name)
         if train:
             if not (folders[name] / "training.json").exists():
                 echo(f"training the toy model {name!r} (once; cached in {folders[name].parent})")
@@ -254,10 +254,10 @@ def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, 
         argv.append("--resume")
     else:
         _remove_outputs(run_dir, step)
-    echo(f"{prefix}: {'resuming' if decision.action == 'resume' else 'running'} ({decision.reason}): "
-         f"{step.verb.shell(argv)}")
+    command = step.verb.shell(argv)
+    echo(f"{prefix}: {'resuming' if decision.action == 'resume' else 'running'} ({decision.reason}): {command}")
     started = time.perf_counter()
-    state.update(step.name, status="running", fingerprint=decision.fingerprint, command=step.verb.shell(argv),
+    state.update(step.name, status="running", fingerprint=decision.fingerprint, command=command,
                  started=_now(), finished=None, seconds=None, versions=versions(), output_id=None)
     try:
         code = step.verb.run(argv)

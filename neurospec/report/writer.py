@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from neurospec.io import _umask, atomic_write_bytes, atomic_write_text
+from neurospec.io import atomic_write_bytes, current_umask, atomic_write_text
 from neurospec.report.discover import discover
 from neurospec.report.fields import ReportError
 from neurospec.report.html import render
@@ -48,7 +48,7 @@ def _write(target: Path, page: Page, html: str) -> None:
     figures = target / FIGURES_DIR
     retired: Path | None = None
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the usual permissions
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the folder the usual permissions
         for figure in page.figures:
             atomic_write_bytes(staging / f"{figure.slug}.png", figure.png)
         if figures.exists():
