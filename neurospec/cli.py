@@ -17,6 +17,7 @@ below, next to ``neurons``.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional
@@ -28,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from neurospec import __version__
-from neurospec.errors import NeurospecError
+from neurospec.errors import EmptyGroupWarning, NeurospecError, NeurospecWarning
 from neurospec.io import atomic_torch_save, json_text
 
 app = typer.Typer(
@@ -65,9 +66,13 @@ def main(
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """``with user_errors(): ...``: a NeurospecError or OSError becomes one red line and exit code 2."""
+    """``with user_errors(): ...``: a NeurospecError or OSError becomes one red line and exit code 2; a warning of
+    neurospec's own (e.g. a skipped empty group) one yellow line."""
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", NeurospecWarning)
+            warnings.showwarning = _warning_line(warnings.showwarning)
+            yield
     except NeurospecError as err:
         err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(str(err)))}[/]")
         raise typer.Exit(code=2) from None
@@ -75,6 +80,16 @@ def user_errors() -> Iterator[None]:
         where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
         err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(f'{err.strerror or err}{where}'))}[/]")
         raise typer.Exit(code=2) from None
+
+
+def _warning_line(previous):
+    """A ``warnings.showwarning`` that prints neurospec's warnings as one line and hands others to ``previous``."""
+    def show(message, category, *where, **more) -> None:
+        if issubclass(category, NeurospecWarning):
+            err_console.print(f"[bold yellow]warning:[/] [yellow]{escape(_one_line(str(message)))}[/]")
+        else:
+            previous(message, category, *where, **more)
+    return show
 
 
 def _one_line(message: str) -> str:
@@ -513,9 +528,16 @@ _LANGUAGES = typer.Option(None, "--languages", help="Only these languages of the
 
 
 def _write_selection(neurons, out: Path) -> None:
+    """Save a selection, print its counts, and warn (one line) about groups left without neurons."""
+    from neurospec.evaluate.targets import empty_reason
+
     neurons.save(out)
     console.print(escape(f"{out}: " + _header(neurons).split(": ", 1)[1]), soft_wrap=True)
     console.print(_counts_table(neurons))
+    empty = [group for group in neurons.groups if neurons.is_empty(group)]
+    if empty:
+        warnings.warn(f"{out}: {', '.join(empty)}: {empty_reason(neurons, empty[0])}; the evaluation verbs will "
+                      "skip them", EmptyGroupWarning)
 
 
 def _load_stats(folder: Path):

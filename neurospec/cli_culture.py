@@ -218,12 +218,14 @@ def _sets(names: list[str], paths: dict[str, Path], *, split: Optional[str], cou
 
 
 def _layers(spec: str, neurons, group: str, num_layers: int) -> list[int]:
+    from neurospec.evaluate.targets import target_groups
     from neurospec.train import layers_by_neuron_count
 
     order, sep, count = spec.partition(":")
     if sep and order in ("richest", "none", "poorest"):
         if neurons is None:
             raise NeurospecError(f"--layers {spec}: give --neurons (and --group) to rank layers by neuron count")
+        target_groups(neurons, [group], verb=f"finetune --layers {spec} --group")  # an empty group ranks nothing
         return layers_by_neuron_count(neurons, group, int(count), order=order)  # type: ignore[arg-type]
     try:
         layers = [int(x) for x in spec.split(",") if x.strip()]

@@ -168,6 +168,7 @@ def steer_command(
 _ITEMS = typer.Option(None, "--items", help="LSS items: JSONL with prompt (or template+subject) and answer per language.")
 _ANSWER_WORDS = typer.Option(1, "--answer-words", min=1, help="Parallel cut: words in the answer (spaced scripts).")
 _ANSWER_CHARS = typer.Option(2, "--answer-chars", min=1, help="Parallel cut: characters in the answer (zh, ja, th...).")
+_SOURCES = typer.Option(None, "--sources", help="Only these source languages (default: the targets' languages).")
 _BOOTSTRAP = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the intervals.")
 
 
@@ -178,7 +179,7 @@ def lss_command(
     split: Optional[str] = _SPLIT, data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = _LIMIT,
     answer_words: int = _ANSWER_WORDS, answer_chars: int = _ANSWER_CHARS,
     recipe: str = typer.Option("set:p_max", "--recipe", help="set:p_max, set:p_median*2, ..."),
-    targets: Optional[str] = _TARGETS, sources: Optional[str] = typer.Option(None, "--sources", help="Only these sources."),
+    targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES,
     controls: Optional[str] = typer.Option("random,other", "--controls", help="Paired controls: random, other ('' for none)."),
     random_seed: int = typer.Option(0, "--random-seed"), bootstrap: int = _BOOTSTRAP,
     batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
@@ -219,7 +220,7 @@ def sweep_command(
     values: str = typer.Option("p_max,p_median", "--values", help="Grid: p_max, p_median, mean, numbers, runtime:max..."),
     factors: str = typer.Option("1,2,5,10", "--factors", help="Grid: factors."),
     positions: str = typer.Option("all", "--positions", help="Grid: all, prompt, continuation."),
-    targets: Optional[str] = _TARGETS, bootstrap: int = _BOOTSTRAP,
+    targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES, bootstrap: int = _BOOTSTRAP,
     batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
     device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
 ) -> None:
@@ -242,8 +243,8 @@ def sweep_command(
         neuron_set, statistics = _inputs(neurons, stats, lm)
         say = _progress(quiet)
         result = sweep(lm.model, lm.tokenizer, parallel_items, neuron_set, recipes, stats=statistics,
-                       targets=_split_names(targets), batch_size=batch_size, bootstrap=bootstrap,
-                       on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
+                       sources=_split_names(sources), targets=_split_names(targets), batch_size=batch_size,
+                       bootstrap=bootstrap, on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
         say(f"best: {result.best.name}")
         _done(result.save(out))
 

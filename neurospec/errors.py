@@ -25,3 +25,11 @@ class FileFormatError(NeurospecError):
 
 class ConfigError(NeurospecError):
     """A config file (a study) is wrong; the message starts with FILE:LINE."""
+
+
+class NeurospecWarning(UserWarning):
+    """Base class: something a user should know that did not stop the work (the CLI prints one yellow line)."""
+
+
+class EmptyGroupWarning(NeurospecWarning):
+    """A requested group holds no neurons and was skipped (recorded as ``empty_groups`` in the output)."""

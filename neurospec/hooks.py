@@ -151,18 +151,23 @@ def _read_call(module: nn.Module, args: tuple, kwargs: dict):
     return tokens.shape[0], tokens.shape[1], mask2d, _past_length(arguments)
 
 
+_CACHE_ARGUMENTS = ("cache", "past_key_values", "cache_params")
+
+
 def _past_length(arguments: dict) -> int:
     """Tokens already in the KV cache.
 
     ``cache_position`` when given (exact; the static and hybrid caches of transformers 4.x only
     estimate ``get_seq_length`` from non-zero keys of the first row), else the cache's own count; a
     legacy tuple cache (transformers 4.x) by its value tensors, whose next-to-last dimension is the
-    sequence in every layout (BLOOM keeps keys transposed, not values).
+    sequence in every layout (BLOOM keeps keys transposed, not values). The cache argument is
+    ``past_key_values`` up to transformers 5.24 and ``cache`` from 5.25 on (which renames the old
+    name before the decoder sees it, and no longer passes ``cache_position``).
     """
     position = arguments.get("cache_position")
     if isinstance(position, torch.Tensor) and position.numel():
         return int(position.reshape(-1)[0])
-    past = arguments.get("past_key_values")
+    past = next((arguments[name] for name in _CACHE_ARGUMENTS if arguments.get(name) is not None), None)
     if past is None:
         return 0
     if hasattr(past, "get_seq_length"):

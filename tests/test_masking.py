@@ -135,8 +135,8 @@ def test_loglik_scoring_and_bad_input():
     with pytest.raises(NeurospecError, match="not in the neuron set"):
         masking_conditions(chosen, ["Japan"])
     empty = NeuronSet({"Empty": {}}, NeuronSetMeta(num_layers=2, widths={"gate_pre": 10}))
-    with pytest.raises(NeurospecError, match="no neurons"):
-        masking_conditions(empty)
+    with pytest.raises(NeurospecError, match="every group asked for has no neurons"):
+        masking_conditions(empty, ["Empty"])
     with pytest.raises(NeurospecError, match="no items"):
         mask_eval(model, tokenizer, {"blend": []}, {}, quiet=True)
     with pytest.raises(NeurospecError, match="mode"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -241,16 +242,38 @@ def test_ctrl_c_marks_the_step_interrupted_and_the_next_run_goes_on(finished, pr
     assert _artifacts(run_dir, copied_from=finished) == _artifacts(finished)
 
 
-def test_a_failing_step_stops_the_study_and_keeps_earlier_steps(project, tmp_path):
+def test_a_failing_step_stops_the_study_keeps_earlier_steps_and_the_report_says_so(project, tmp_path):
     bad = tmp_path / "bad"
     _copy_run(project, bad)
-    (bad / "study.yaml").write_text(STUDY.replace("limit: 6", "limit: 6\n    recipe: set:p_nothing"), encoding="utf-8")
-    result = runner.invoke(app, ["run", str(bad / "study.yaml"), "--run-dir", str(tmp_path / "run")])
-    assert result.exit_code == 2
-    assert "step 'lss' (lss) failed" in result.output
-    status = {s["name"]: s["status"] for s in _record(tmp_path / "run")["steps"]}
-    assert status == {"collect": "complete", "lape": "complete", "random": "complete", "ppl": "complete",
-                      "lss": "failed"}
+    (bad / "study.yaml").write_text(STUDY.replace("random_seeds: 0", "random_seeds: 0\n    recipe: set:p_nothing"),
+                                    encoding="utf-8")
+    for attempt in range(2):  # the second run skips what finished and fails again
+        result = runner.invoke(app, ["run", str(bad / "study.yaml"), "--run-dir", str(tmp_path / "run")])
+        assert result.exit_code == 2
+        assert "step 'ppl' (ppl) failed" in result.output
+    record = _record(tmp_path / "run")
+    assert record["status"] == "failed"
+    assert {s["name"]: (s["status"], s["this_run"]) for s in record["steps"]} == {
+        "collect": ("complete", "skipped"), "lape": ("complete", "skipped"), "random": ("complete", "skipped"),
+        "ppl": ("failed", "ran"), "lss": ("pending", None)}
+    result = runner.invoke(app, ["report", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "run" / "report" / "report.html").read_text(encoding="utf-8")
+    top = html.split("<main")[0]
+    assert "This study FAILED at step ppl." in top.split("<dl")[0]  # above everything else
+    steps = re.findall(r'<tr><th scope="row">([^<]+)</th><td>[^<]*</td><td><code>[^<]*</code></td>'
+                       r'<td class="status [^"]+">([^<]+)</td>', top)
+    assert steps == [("collect", "skipped (unchanged)"), ("lape", "skipped (unchanged)"),
+                     ("random", "skipped (unchanged)"), ("ppl", "failed"), ("lss", "not run")]
+
+
+def test_a_finished_study_is_reported_done(finished):
+    record = _record(finished)
+    assert record["status"] == "complete" and {s["this_run"] for s in record["steps"]} == {"ran"}
+    result = runner.invoke(app, ["report", str(finished), "--out", str(finished.parent / "report")])
+    assert result.exit_code == 0, result.output
+    html = (finished.parent / "report" / "report.html").read_text(encoding="utf-8")
+    assert 'class="outcome"' not in html and html.count('<td class="status done">done</td>') == len(STEPS)
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(project, finished, tmp_path):

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from neurospec.errors import EmptyGroupWarning
+
 STEPS = [  # study.json: deliberately not in path order
     ("select", "select lape", "lape.json"),
     ("perplexity", "ppl", "ppl"),
@@ -108,6 +110,7 @@ def build_run(root: Path) -> Path:
         "culture-general": {"gate_pre": {0: [1, 5, 9], 1: [2]}, "q": {1: [3, 4]}, "v": {0: [7]}},
         "China": {"gate_pre": {0: [5, 9, 11]}, "k": {0: [1]}},
         "Iran": {"gate_pre": {1: [2, 20]}, "q": {0: [6]}, "k": {1: [0, 2]}},
+        "Spain": {},  # a country the selection left without neurons: shown as such, skipped by mask-eval
     }, NeuronSetMeta(num_layers=2, widths={s: widths[s] for s in ("gate_pre", "q", "k", "v")},
                      model_id="tests/tiny-llama", method="union"))
     culture.save(run / "culture.json")
@@ -115,7 +118,9 @@ def build_run(root: Path) -> Path:
     randoms.save(run / "culture.random.json")
     sets = {"blend": load_mc_set("blend", countries=["China", "Iran"], split="test", limit=3),
             "qnli": load_mc_set("qnli", limit=3)}
-    mask_eval(model, tokenizer, sets, masking_conditions(culture, random=randoms), fmt=blend_prompt_format(),
+    with pytest.warns(EmptyGroupWarning, match="Spain"):
+        conditions = masking_conditions(culture, random=randoms)
+    mask_eval(model, tokenizer, sets, conditions, fmt=blend_prompt_format(),
               templates=[BLEND_TEMPLATES["blend"]], kinds={"qnli": "nlu"}, resamples=200, quiet=True).save(run / "mask")
     runner = CliRunner()
     for args in (["eval", "xwinograd", "--model", root / "model", "--neurons", run / "lape.json", "--stats",
@@ -426,6 +431,17 @@ def test_sections_follow_study_steps_and_skip_non_artifacts(report):
     assert "tests/tiny-llama" in html and "never-ran" in html
     for label in SECTION_ORDER:
         assert f"<code>{label}</code>" in html.split("<main")[0]  # table of contents
+
+
+def test_groups_without_neurons_are_named_where_they_are_missing(report):
+    run, html_path = report
+    html = html_path.read_text(encoding="utf-8")
+    warnings_of = {label: re.findall(r'<p class="warning">([^<]*)</p>', section)
+                   for label, section in re.findall(r'data-artifact="([^"]+)">(.*?)</section>', html, flags=re.S)}
+    assert load(run, "mask/mask_eval.json")["empty_groups"] == {"Spain": "no neurons selected by union"}
+    assert warnings_of["mask/mask_eval.json"] == ["Spain: no neurons selected by union"]
+    assert warnings_of["culture.json"] == ["Spain: no neurons selected by union"]
+    assert warnings_of["lape.json"] == [] and warnings_of["ppl/ppl.json"] == []
 
 
 def test_matplotlib_state_is_left_alone(report, tmp_path):

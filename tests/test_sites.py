@@ -3,6 +3,8 @@ q/k before q/k norm, the multimodal wrapper, the structural fallback, errors, re
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
@@ -126,6 +128,36 @@ def _flat_heads(x: torch.Tensor, heads_dim: int) -> torch.Tensor:
     return x.reshape(*x.shape[:2], -1)
 
 
+class _Captured(Exception):
+    pass
+
+
+def _falcon_attention_inputs(attention: nn.Module, fused: torch.Tensor) -> dict[str, torch.Tensor]:
+    """q, k, v as FalconAttention.forward itself hands them to the attention function (transformers >= 5.25
+    splits inline and has no ``_split_heads``): its fused projection's output replaced by ``fused``, rotary
+    embedding left out (it acts after the split), and the attention function stopped at its inputs."""
+    from transformers.models.falcon import modeling_falcon
+
+    seen: dict[str, torch.Tensor] = {}
+
+    def capture(module, query, key, value, *args, **kwargs):
+        seen.update(q=_flat_heads(query, 1), k=_flat_heads(key, 1), v=_flat_heads(value, 1))
+        raise _Captured
+
+    handle = attention.query_key_value.register_forward_hook(lambda module, args, output: fused)
+    implementation = attention.config._attn_implementation
+    attention.config._attn_implementation = "eager"
+    try:
+        with mock.patch.object(modeling_falcon, "apply_rotary_pos_emb", lambda q, k, cos, sin: (q, k)), \
+                mock.patch.object(modeling_falcon, "eager_attention_forward", capture), pytest.raises(_Captured):
+            hidden = torch.zeros(*fused.shape[:2], attention.hidden_size)
+            attention(hidden, None, position_embeddings=(None, None))
+    finally:
+        handle.remove()
+        attention.config._attn_implementation = implementation
+    return seen
+
+
 def model_split(fam, model, fused: torch.Tensor) -> dict[str, torch.Tensor]:
     """q, k, v (each [batch, seq, heads*head_dim]) as the model computes them from its fused output."""
     layer = SiteMap(model).layers[0]
@@ -133,7 +165,9 @@ def model_split(fam, model, fused: torch.Tensor) -> dict[str, torch.Tensor]:
     if fam.model_type == "bloom":  # BloomAttention._reshape -> [batch, heads, seq, d] each
         q, k, v = layer.self_attention._reshape(fused)
         return {"q": _flat_heads(q, 1), "k": _flat_heads(k, 1), "v": _flat_heads(v, 1)}
-    if fam.model_type == "falcon":  # FalconAttention._split_heads -> [batch, seq, heads, d] each
+    if fam.model_type == "falcon" and not hasattr(layer.self_attention, "_split_heads"):
+        return _falcon_attention_inputs(layer.self_attention, fused)
+    if fam.model_type == "falcon":  # FalconAttention._split_heads (transformers < 5.25) -> [batch, seq, heads, d] each
         attention = layer.self_attention
         q, k, v = attention._split_heads(fused)
         if config.new_decoder_architecture:

@@ -20,9 +20,10 @@ from typing import Any, Callable, Sequence
 
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.evaluate.targets import target_groups
 from neurospec.languages import language_of
 from neurospec.io import atomic_write_json
-from neurospec.recipes import Recipe, match_group
+from neurospec.recipes import Recipe
 
 
 @dataclass
@@ -35,6 +36,7 @@ class DownstreamTable:
     cells: dict[str, dict[str, Any]]
     recipe: Recipe | None
     settings: dict[str, Any] = field(default_factory=dict)
+    empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no row (no neurons)
 
     def scores(self) -> dict[str, dict[str, float]]:
         return {row: {lang: result.score for lang, result in cols.items()} for row, cols in self.cells.items()}
@@ -66,7 +68,8 @@ class DownstreamTable:
                 "recipe": self.recipe.to_json() if self.recipe else None, "rows": self.rows,
                 "languages": self.languages,
                 "cells": {row: {lang: r.to_json() for lang, r in cols.items()} for row, cols in self.cells.items()},
-                "change": self.change(), "summary": self.summary(), "settings": self.settings}
+                "change": self.change(), "summary": self.summary(), "empty_groups": self.empty_groups,
+                "settings": self.settings}
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -99,16 +102,16 @@ def self_cross(model, tokenizer, task: str, languages: Sequence[str], neurons=No
         raise NeurospecError(f"no language given for {task}: name at least one")
     recipe = Recipe.parse(recipe) if neurons is not None else None
     plans: list[tuple[str, Any]] = [("none", None)]
+    empty: dict[str, str] = {}
     if neurons is not None:
         neurons.validate_for(site_map(model).shape)
-        if targets:
-            groups = [match_group(t, neurons.groups) for t in targets]
-        else:
-            groups = [g for g in neurons.groups if (language_of(g) or g) in keys]
-            if not groups:
-                raise NeurospecError(f"none of the neuron set's groups ({', '.join(neurons.groups)}) is an evaluated "
-                                     f"language ({', '.join(keys)}); name the targets")
-        plans += [(group, recipe.edit(neurons, group, stats)) for group in groups]
+        evaluated = [g for g in neurons.groups if (language_of(g) or g) in keys]
+        if not targets and not evaluated:
+            raise NeurospecError(f"none of the neuron set's groups ({', '.join(neurons.groups)}) is an evaluated "
+                                 f"language ({', '.join(keys)}); name the targets")
+        chosen = target_groups(neurons, targets, verb=f"eval {task}", default=evaluated)
+        empty = chosen.empty
+        plans += [(group, recipe.edit(neurons, group, stats)) for group in chosen.groups]
     cells: dict[str, dict[str, Any]] = {}
     for row, edit in plans:
         cells[row] = {}
@@ -119,4 +122,4 @@ def self_cross(model, tokenizer, task: str, languages: Sequence[str], neurons=No
             if on_cell:
                 on_cell(row, language, result)
     settings = {"limit": limit, "split": split, "options": {k: str(v) for k, v in task_options.items()}}
-    return DownstreamTable(task, [row for row, _ in plans], keys, cells, recipe, settings)
+    return DownstreamTable(task, [row for row, _ in plans], keys, cells, recipe, settings, empty)

@@ -33,6 +33,7 @@ from neurospec.data.lss import ParallelItem
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
 from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.evaluate.targets import target_groups
 from neurospec.io import atomic_write_json
 from neurospec.languages import language_of
 from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
@@ -175,6 +176,7 @@ class LSSMatrix:
     cells: dict[tuple[str, str], ShiftCell]
     recipe: Recipe
     settings: dict[str, Any] = field(default_factory=dict)
+    empty_groups: dict[str, str] = field(default_factory=dict)  # target group -> why it has no column (no neurons)
 
     @property
     def lss(self) -> dict[str, dict[str, float]]:
@@ -232,7 +234,7 @@ class LSSMatrix:
             "format": "neurospec.lss_matrix", "version": 1, "recipe": self.recipe.to_json(),
             "sources": self.sources, "targets": self.targets, "lss": self.lss,
             "mean_offdiagonal": self.mean_offdiagonal, "mean_d0": self.mean_d0, "degenerate": not self.mean_d0 < 0,
-            "pooled": self.pooled(),
+            "pooled": self.pooled(), "empty_groups": self.empty_groups,
             "cells": [cell.to_json(items) for cell in self.cells.values()], "settings": self.settings,
         }
 
@@ -264,7 +266,8 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     """LSS of every source -> target pair, intervening on the target group's neurons with ``recipe``.
 
     Sources and targets are language keys present both in the items and as groups of ``neurons``
-    (all of them by default). ``controls`` is any of ``random`` and ``other`` (module docstring).
+    (all of them by default); a target whose group has no neurons is skipped and listed in ``empty_groups``
+    (:mod:`neurospec.evaluate.targets`). ``controls`` is any of ``random`` and ``other`` (module docstring).
     """
     from neurospec.select import select_random
     from neurospec.sites import site_map
@@ -278,12 +281,17 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     groups = {g: language_of(g) for g in neurons.groups}
     default = [groups[g] for g in neurons.groups if groups[g] in in_items]
     sources = [_item_language(s, in_items) for s in sources] if sources else default
+    explicit = bool(targets)
     targets = [_item_language(t, in_items) for t in targets] if targets else default
     if not sources or not targets:
         raise NeurospecError(f"no language is both in the items ({', '.join(in_items)}) and a group of the neuron set "
                              f"({', '.join(neurons.groups)})")
     group_of = {target: match_group(target, neurons.groups) for target in targets}
-    edits = {target: recipe.edit(neurons, group, stats) for target, group in group_of.items()}  # bad input fails here
+    chosen = target_groups(neurons, list(group_of.values()) if explicit else None, verb="lss",
+                           default=list(group_of.values()))
+    targets = [target for target in targets if group_of[target] in chosen.groups]
+    with_neurons = [group for group in neurons.groups if not neurons.is_empty(group)]
+    edits = {target: recipe.edit(neurons, group_of[target], stats) for target in targets}  # bad input fails here
     random_set = select_random(neurons, seed=random_seed) if "random" in controls else None
     pad_id = ensure_pad_token(tokenizer)
     cells: dict[tuple[str, str], ShiftCell] = {}
@@ -304,7 +312,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                 cell.add_control("random", requests.scores(model, pad_id, edit, batch_size), seed=random_seed)
             if "other" in controls:
                 source_group = next((g for g, lang in groups.items() if lang == source), None)
-                other = _other_group(list(neurons.groups), source_group or "", group)
+                other = _other_group(with_neurons, source_group or "", group)
                 if other is not None:
                     edit = recipe.edit(neurons, other, stats)
                     cell.add_control("other", requests.scores(model, pad_id, edit, batch_size), group=other)
@@ -313,7 +321,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                 on_cell(cell)
     settings = {"controls": list(controls), "random_seed": random_seed, "bootstrap": bootstrap, "seed": seed,
                 "items": len(items)}
-    return LSSMatrix(sources, targets, cells, recipe, settings)
+    return LSSMatrix(sources, targets, cells, recipe, settings, chosen.empty)
 
 
 def _item_language(name: str, in_items: Sequence[str]) -> str:

@@ -31,12 +31,13 @@ from neurospec.edits import Edit
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_mean
 from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.evaluate.targets import target_groups
 from neurospec.io import atomic_write_json, atomic_write_text
 from neurospec.progress import progress
 from neurospec.prompts import PLAIN, PromptFormat
 from neurospec.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
 
-__all__ = ["BASELINE", "MODES", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
+__all__ = ["BASELINE", "MODES", "Conditions", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
 
 BASELINE = "none"
 MODES = ("suppress", "enhance")
@@ -49,27 +50,36 @@ def random_group(name: str) -> str | None:
     return match.group(2) if match else None
 
 
+class Conditions(dict):
+    """The conditions of :func:`masking_conditions` (name -> Edit, ``none`` -> None), and the groups left out
+    for having no neurons (``empty_groups``: group -> reason)."""
+
+    empty_groups: dict[str, str] = {}
+
+
 def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Literal["suppress", "enhance"] = "suppress",
                        factor: float = 2.0, random=None, sites: Sequence[str] | None = None) -> dict[str, Edit | None]:
     """``{"none": None, group: Edit, ..., "random<seed>:<group>": Edit, ...}`` for :func:`mask_eval`.
 
     ``random`` is a NeuronSet of random baselines (e.g. :func:`neurospec.select.culture.select_random_pooled`);
-    its groups for the chosen ``groups`` are added. A group without neurons is an error.
+    its groups for the chosen ``groups`` are added. A group without neurons gets no condition: it is skipped with
+    a warning and kept, with the reason, in the result's ``empty_groups`` (:mod:`neurospec.evaluate.targets`).
     """
     if mode not in MODES:
         raise NeurospecError(f"mode={mode!r}: use suppress (set to 0) or enhance (multiply by factor)")
-    chosen = list(neurons.groups) if groups is None else list(groups)
+    for group in groups or ():
+        if group not in neurons.groups:
+            raise NeurospecError(f"group {group!r} is not in the neuron set (groups: {', '.join(neurons.groups)})")
+    targets = target_groups(neurons, groups, verb=f"mask-eval ({mode})")
+    chosen = targets.groups
 
     def edit(source, group: str) -> Edit:
-        if group not in source.groups:
-            raise NeurospecError(f"group {group!r} is not in the neuron set (groups: {', '.join(source.groups)})")
-        if source.is_empty(group):
-            raise NeurospecError(f"group {group!r} has no neurons: nothing to {mode}; check the selection's thresholds")
         if mode == "suppress":
             return Edit.zero(source, groups=[group], sites=sites, label=group)
         return Edit.scale(source, factor, groups=[group], sites=sites, label=group)
 
-    conditions: dict[str, Edit | None] = {BASELINE: None}
+    conditions = Conditions({BASELINE: None})
+    conditions.empty_groups = targets.empty
     for group in chosen:
         conditions[group] = edit(neurons, group)
     if random is not None:
@@ -91,6 +101,7 @@ class MaskingResult:
     settings: dict[str, Any] = field(default_factory=dict)
     resamples: int = 1000
     seed: int = 0
+    empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no condition (no neurons)
 
     # ---- per-item views
 
@@ -183,7 +194,8 @@ class MaskingResult:
             "format": "neurospec.mask_eval", "version": 1, "settings": self.settings, "conditions": self.conditions,
             "benchmarks": {b: {"kind": self.kinds.get(b), "items": len(items), "groups": self.groups(b)}
                            for b, items in self.benchmarks.items()},
-            "templates": self.templates, "summary": self.summary(), "cells": cells, "related": related})
+            "templates": self.templates, "summary": self.summary(), "cells": cells, "related": related,
+            "empty_groups": self.empty_groups})
         header = ["condition", "benchmark", "group", "n", "accuracy", "ci95_low", "ci95_high", "change",
                   "change_ci95_low", "change_ci95_high", "margin_over_random", "margin_ci95_low", "margin_ci95_high"]
         lines = [",".join(header)]
@@ -231,6 +243,7 @@ def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], cond
     for name, items in benchmarks.items():
         if not items:
             raise NeurospecError(f"benchmark {name!r} has no items (check its data and filters)")
+    empty_groups = dict(getattr(conditions, "empty_groups", {}))
     if BASELINE not in conditions:
         conditions = {BASELINE: None, **conditions}
     chosen = list(templates) if templates is not None else [lettered_prompt]
@@ -260,4 +273,4 @@ def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], cond
                                for name, edit in conditions.items()}}
     kinds = {b: (kinds or {}).get(b, "cultural") for b in benchmarks}
     return MaskingResult(list(conditions), {b: list(items) for b, items in benchmarks.items()}, correct, names, kinds,
-                         settings, resamples, seed)
+                         settings, resamples, seed, empty_groups)

@@ -33,6 +33,7 @@ import torch
 
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.evaluate.targets import target_groups
 from neurospec.io import atomic_write_json
 from neurospec.prompts import EncodedPrompt, collate, ensure_pad_token
 from neurospec.recipes import Recipe, match_group
@@ -133,6 +134,7 @@ class PerplexityMatrix:
     cells: dict[str, dict[str, Perplexity]]
     recipe: Recipe
     settings: dict[str, Any] = field(default_factory=dict)
+    empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no row (no neurons)
 
     @property
     def ppl(self) -> dict[str, dict[str, float]]:
@@ -173,7 +175,7 @@ class PerplexityMatrix:
             "languages": self.languages, "rows": [row.__dict__ for row in self.rows],
             "cells": {row: {lang: cell.to_json() for lang, cell in cols.items()} for row, cols in self.cells.items()},
             "change_ppl": self.change("ppl"), "change_nll": self.change("nll"), "summary": self.summary(),
-            "settings": self.settings,
+            "empty_groups": self.empty_groups, "settings": self.settings,
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -202,7 +204,8 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
                       on_cell: Callable[[str, str, Perplexity], None] | None = None) -> PerplexityMatrix:
     """The perplexity of every language in ``texts`` under no intervention, each group's, and random controls.
 
-    ``neurons`` is a NeuronSet (None: only the unmodified row); ``groups`` picks and orders its groups;
+    ``neurons`` is a NeuronSet (None: only the unmodified row); ``groups`` picks and orders its groups (a group
+    without neurons gets no row and is listed in ``empty_groups``, see :mod:`neurospec.evaluate.targets`);
     ``stats`` supplies corpus statistics when the recipe sets neurons to one. ``on_cell(row, language,
     result)`` is called as each cell is finished (progress).
     """
@@ -213,13 +216,13 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
     if not texts:
         raise NeurospecError("no languages to evaluate: give held-out texts for at least one language")
     plans: list[tuple[Row, Any]] = [(Row("none", "none"), None)]
+    empty: dict[str, str] = {}
     if neurons is not None:
         neurons.validate_for(site_map(model).shape)
-        chosen = [match_group(g, neurons.groups) for g in (groups or neurons.groups)]
+        targets = target_groups(neurons, groups, verb="ppl")
+        chosen, empty = targets.groups, targets.empty
         controls = {seed: select_random(neurons, seed=seed, exclude=random_exclude) for seed in random_seeds}
         for group in chosen:
-            if neurons.count(group) == 0:
-                continue
             plans.append((Row(group, "group", group, neurons=neurons.count(group)), recipe.edit(neurons, group, stats)))
         for seed, control in controls.items():
             for group in chosen:
@@ -238,4 +241,4 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
                 on_cell(row.name, language, result)
     settings = {"bos": bos, "max_length": max_length or default_max_length(model), "random_seeds": list(random_seeds),
                 "random_exclude": random_exclude, "texts": {lang: len(t) for lang, t in texts.items()}}
-    return PerplexityMatrix([row for row, _ in plans], list(texts), cells, recipe, settings)
+    return PerplexityMatrix([row for row, _ in plans], list(texts), cells, recipe, settings, empty)

@@ -27,10 +27,11 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.intervals import wilson
 from neurospec.evaluate.tables import write_matrix_csv
+from neurospec.evaluate.targets import target_groups
 from neurospec.languages import language_of
 from neurospec.io import atomic_write_json, atomic_write_text
 from neurospec.prompts import PLAIN, PromptFormat
-from neurospec.recipes import Recipe, match_group
+from neurospec.recipes import Recipe
 from neurospec.scoring import generate_texts
 
 
@@ -113,6 +114,7 @@ class SteeringResult:
     outputs: dict[str, dict[str, list[dict[str, Any]]]]
     recipe: Recipe
     settings: dict[str, Any] = field(default_factory=dict)
+    empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no row (no neurons)
 
     def share(self, row: str, source: str, language: str | None = None) -> ShareOf:
         """Share of ``row``'s outputs from ``source`` prompts identified as ``language`` (default: the row's target)."""
@@ -135,7 +137,7 @@ class SteeringResult:
     def to_json(self) -> dict[str, Any]:
         return {"format": "neurospec.steering", "version": 1, "recipe": self.recipe.to_json(),
                 "sources": self.sources, "rows": [r.__dict__ for r in self.rows], "table": self.table(),
-                "settings": self.settings}
+                "empty_groups": self.empty_groups, "settings": self.settings}
 
     def save(self, folder: str | Path) -> Path:
         """``steer.json``, ``steer_share.csv`` (rows x sources, share in the row's target) and ``generations.jsonl``."""
@@ -164,7 +166,8 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
         raise NeurospecError(f"no prompts for {', '.join(empty) or 'any language'}: give at least one prompt per source")
     neurons.validate_for(site_map(model).shape)
     sources = [language_of(s) or s for s in prompts]
-    groups = [match_group(t, neurons.groups) for t in (targets or neurons.groups)]
+    chosen = target_groups(neurons, targets, verb="steer")
+    groups = chosen.groups
     plans: list[tuple[SteeringRow, Any]] = [(SteeringRow("none", "none"), None)]
     for group in groups:
         plans.append((SteeringRow(group, "group", group, language_of(group) or group), recipe.edit(neurons, group, stats)))
@@ -188,7 +191,7 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
     settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": seed, "random_seeds": list(random_seeds),
                 "candidates": identifier.candidates, "language_id": "py3langid",
                 "prompts": {s: len(list(p)) for s, p in zip(sources, prompts.values())}}
-    return SteeringResult([row for row, _ in plans], sources, outputs, recipe, settings)
+    return SteeringResult([row for row, _ in plans], sources, outputs, recipe, settings, chosen.empty)
 
 
 def prompts_from_parallel(sentences: Mapping[str, Sequence[tuple[int, str]]], *, fraction: float = 0.5,

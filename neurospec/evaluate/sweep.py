@@ -13,11 +13,12 @@ LSS. Ties go to the setting listed first.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from neurospec.errors import NeurospecError
+from neurospec.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.lss import LSSMatrix, lss_matrix
 from neurospec.io import atomic_write_json
 from neurospec.recipes import Recipe, RecipeValue, parse_recipes
@@ -61,7 +62,8 @@ class SweepResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": "neurospec.sweep", "version": 1, "best": self.best.to_json(),
-                "recipes": [m.recipe.to_json() for m in self.matrices], "curve": self.curve(), "settings": self.settings}
+                "recipes": [m.recipe.to_json() for m in self.matrices], "curve": self.curve(),
+                "empty_groups": self.matrices[0].empty_groups if self.matrices else {}, "settings": self.settings}
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -79,8 +81,11 @@ def sweep(model, tokenizer, items, neurons, recipes: Sequence[Recipe | str], *, 
         raise NeurospecError("some recipes read corpus statistics (p_max, p_median, mean): pass stats=")
     matrices = []
     for recipe in recipes:
-        matrix = lss_matrix(model, tokenizer, items, neurons, recipe=recipe, stats=stats, sources=sources,
-                            targets=targets, batch_size=batch_size, bootstrap=bootstrap, seed=seed)
+        with warnings.catch_warnings():
+            if matrices:  # every setting skips the same empty groups: say so once
+                warnings.simplefilter("ignore", EmptyGroupWarning)
+            matrix = lss_matrix(model, tokenizer, items, neurons, recipe=recipe, stats=stats, sources=sources,
+                                targets=targets, batch_size=batch_size, bootstrap=bootstrap, seed=seed)
         matrices.append(matrix)
         if on_setting:
             on_setting(matrix)

@@ -102,6 +102,7 @@ class RunState:
             record = dict(self.previous.get(step.name, {}))
             record.update(name=step.name, verb=step.verb.name, out=output_path(Path("."), step).as_posix())
             record.setdefault("status", "pending")
+            record["this_run"] = None  # skipped / ran / resumed by the latest `neurospec run`; None: not reached
             self.records[step.name] = record
 
     def save(self) -> None:
@@ -230,18 +231,31 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
         hashes = ContentHashes(run_dir / ".fingerprints.json")
         data_id = _data_fingerprint(study, hashes)
         hashes.save()
-        with _data_folder(study):
-            for number, step in enumerate(study.steps, 1):
-                record = state.records[step.name]
-                upstream = {name: state.records[name].get("output_id") for name in step.upstream}
-                fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, data=data_id)
-                hashes.save()
-                decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
-                prefix = f"[{number}/{len(study.steps)}] {step.name}"
-                if decision.action == "skip":
-                    echo(f"{prefix}: up to date, skipped")
-                    continue
-                _run_step(study, decision, state, run_dir, toy_folders, prefix, echo)
+        state.document["status"] = "running"
+        try:
+            with _data_folder(study):
+                for number, step in enumerate(study.steps, 1):
+                    record = state.records[step.name]
+                    upstream = {name: state.records[name].get("output_id") for name in step.upstream}
+                    fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, data=data_id)
+                    hashes.save()
+                    decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
+                    prefix = f"[{number}/{len(study.steps)}] {step.name}"
+                    if decision.action == "skip":
+                        state.update(step.name, this_run="skipped")
+                        echo(f"{prefix}: up to date, skipped")
+                        continue
+                    _run_step(study, decision, state, run_dir, toy_folders, prefix, echo)
+        except KeyboardInterrupt:
+            state.document["status"] = "interrupted"
+            state.save()
+            raise
+        except BaseException:
+            state.document["status"] = "failed"
+            state.save()
+            raise
+        state.document["status"] = "complete"
+        state.save()
     echo(f"study complete: {run_dir}   (next: neurospec report {run_dir})")
     return run_dir
 
@@ -258,7 +272,8 @@ def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, 
     echo(f"{prefix}: {'resuming' if decision.action == 'resume' else 'running'} ({decision.reason}): {command}")
     started = time.perf_counter()
     state.update(step.name, status="running", fingerprint=decision.fingerprint, command=command,
-                 started=_now(), finished=None, seconds=None, versions=versions(), output_id=None)
+                 started=_now(), finished=None, seconds=None, versions=versions(), output_id=None,
+                 this_run="resumed" if decision.action == "resume" else "ran")
     try:
         code = step.verb.run(argv)
     except KeyboardInterrupt:

@@ -76,11 +76,13 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Step:
-    """A step of study.json: its ``name``, the ``verb`` it ran and its output ``out`` (relative path)."""
+    """A step of study.json: its ``name``, the ``verb`` it ran, its output ``out`` (relative path) and its
+    ``status`` as the report shows it (:func:`step_status`)."""
 
     name: str
     verb: str | None
     out: str
+    status: str = "not recorded"
 
 
 @dataclass
@@ -186,8 +188,24 @@ def _read_study(path: Path) -> tuple[dict[str, Any], list[Step]]:
         out = PurePosixPath(entry["out"].replace("\\", "/")).as_posix().strip("/") or "."
         verb = entry.get("verb") if isinstance(entry.get("verb"), str) else None
         name = entry.get("name") if isinstance(entry.get("name"), str) and entry["name"] else (verb or out)
-        steps.append(Step(name, verb, out))
+        steps.append(Step(name, verb, out, step_status(entry)))
     return study, steps
+
+
+STEP_STATUSES = ("done", "skipped (unchanged)", "done (earlier run)", "failed", "interrupted", "not run")
+
+
+def step_status(entry: dict[str, Any]) -> str:
+    """One of :data:`STEP_STATUSES` for a study.json step record: ``status`` says where the step stands,
+    ``this_run`` what the latest `neurospec run` did with it (absent in records written before it existed)."""
+    status, this_run = entry.get("status"), entry.get("this_run", "ran")
+    if status == "complete":
+        return {"skipped": "skipped (unchanged)", None: "done (earlier run)"}.get(this_run, "done")
+    if status == "failed":
+        return "failed"
+    if status in ("interrupted", "running"):  # "running" in a study that is not: killed mid-step
+        return "interrupted"
+    return "not run"
 
 
 def step_owns(step: Step, label: str) -> bool:

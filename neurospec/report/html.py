@@ -45,6 +45,10 @@ section.artifact { border-bottom: 1px solid var(--line); padding: 1.4rem 0; }
 p.source { color: var(--muted); margin: 0 0 0.4rem; }
 p.note { color: var(--muted); }
 p.warning { color: var(--warn); font-weight: 600; }
+p.outcome { background: #fbe9e7; border-left: 4px solid var(--warn); color: var(--warn); font-weight: 700;
+  padding: .6rem .9rem; }
+td.status.failed, td.status.interrupted { color: var(--warn); font-weight: 700; }
+td.status.not { color: var(--muted); }
 p.empty { font-size: 1.1rem; padding: 2rem 0; }
 figure { margin: 1rem 0 0.5rem; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
@@ -130,11 +134,13 @@ def _steps_table(page: Page) -> str:
     if not page.facts.steps:
         return ""
     rows = "".join(f"<tr><th scope=\"row\">{escape(name)}</th><td>{escape(verb)}</td><td><code>{escape(out)}</code>"
-                   f"</td><td class=\"num\" data-value=\"{count!r}\">{count}</td></tr>"
-                   for name, verb, out, count in page.facts.steps)
+                   f"</td><td class=\"status {_attr(status.split()[0])}\">{escape(status)}</td>"
+                   f"<td class=\"num\" data-value=\"{count!r}\">{count}</td></tr>"
+                   for name, verb, out, status, count in page.facts.steps)
     return ('<h3>Pipeline steps (study.json)</h3><div class="table-wrap"><table data-artifact="study.json" '
-            'data-table="steps"><caption>Steps in order, and the artifacts found for each</caption><thead><tr>'
-            '<th scope="col">step</th><th scope="col">verb</th><th scope="col">output</th>'
+            'data-table="steps"><caption>Steps in order, what the latest run did with each, and the artifacts '
+            'found for each</caption><thead><tr><th scope="col">step</th><th scope="col">verb</th>'
+            '<th scope="col">output</th><th scope="col">status</th>'
             f'<th scope="col">artifacts</th></tr></thead><tbody>{rows}</tbody></table></div>')
 
 
@@ -144,7 +150,10 @@ def _step_suffix(section: Section) -> str:
 
 def render(page: Page) -> str:
     facts = page.facts
-    header = [f"<h1>{escape(page.title)}</h1>", _facts(facts.items)]
+    header = [f"<h1>{escape(page.title)}</h1>"]
+    if facts.outcome:
+        header.append(f'<p class="outcome" role="alert">{escape(facts.outcome)}</p>')
+    header.append(_facts(facts.items))
     if facts.config_text is not None:
         header.append(f"<details><summary>Configuration ({escape(facts.config_name or 'config')})</summary>"
                       f'<pre class="config">{escape(facts.config_text)}</pre></details>')

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from neurospec.report.content import Figure, Section
-from neurospec.report.discover import Discovery
+from neurospec.report.discover import Artifact, Discovery
 from neurospec.report.runinfo import RunFacts, run_facts
 from neurospec.report.sections import SECTIONS, sweep_section, sweep_setting_labels
 
@@ -51,6 +51,22 @@ def _unique(name: str, used: set[str]) -> str:
     return candidate
 
 
+def groups_without_neurons(artifact: Artifact) -> dict[str, str]:
+    """The groups an artifact records as skipped for having no neurons (``empty_groups``), or, for a neuron set,
+    its groups that hold none; each with the reason ("no neurons selected by ...")."""
+    data = artifact.data
+    recorded = data.get("empty_groups")
+    if isinstance(recorded, dict):
+        return {str(group): str(reason) for group, reason in recorded.items()}
+    if artifact.kind != "neurons" or not isinstance(data.get("groups"), dict):
+        return {}
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    reason = "no neurons selected" + (f" by {meta['method']}" if isinstance(meta.get("method"), str) else "")
+    return {str(group): reason for group, sites in data["groups"].items()
+            if isinstance(sites, dict) and not any(layers for layer_map in sites.values()
+                                                   if isinstance(layer_map, dict) for layers in layer_map.values())}
+
+
 def build_page(found: Discovery) -> Page:
     """Build every section (raising ReportError on a malformed artifact) and name anchors and figures."""
     page = Page(f"neurospec report: {found.run_dir.name}", run_facts(found), skipped=list(found.skipped))
@@ -70,6 +86,7 @@ def build_page(found: Discovery) -> Page:
             section = sweep_section(artifact, {label: by_label[label] for label in owned[artifact.label]})
         else:
             section = SECTIONS[artifact.kind](artifact)
+        section.warnings += [f"{group}: {reason}" for group, reason in groups_without_neurons(artifact).items()]
         base = slugify(artifact.label)
         section.anchor = _unique(f"s-{base}", anchors)
         for figure in section.figures:

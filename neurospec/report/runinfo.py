@@ -26,12 +26,14 @@ _CONFIG_LIMIT = 20_000
 
 @dataclass
 class RunFacts:
-    """``items`` (label, value) pairs; ``config_name``/``config_text``; ``steps`` rows (name, verb, out, found)."""
+    """``items`` (label, value) pairs; ``config_name``/``config_text``; ``steps`` rows (name, verb, out, status,
+    found); ``outcome`` a sentence when the study did not complete (failed, interrupted, still running)."""
 
     items: list[tuple[str, str]] = field(default_factory=list)
     config_name: str | None = None
     config_text: str | None = None
-    steps: list[tuple[str, str, str, int]] = field(default_factory=list)
+    steps: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    outcome: str | None = None
 
 
 def _model_of(config: Any) -> str | None:
@@ -89,5 +91,21 @@ def run_facts(found: Discovery) -> RunFacts:
     if found.steps is not None:
         for step in found.steps:
             count = sum(a.step == step.name for a in found.artifacts)
-            facts.steps.append((step.name, step.verb or "", step.out, count))
+            facts.steps.append((step.name, step.verb or "", step.out, step.status, count))
+        facts.outcome = _outcome(found)
     return facts
+
+
+def _outcome(found: Discovery) -> str | None:
+    """A sentence for a study that did not complete, naming the step where it stopped; None when it completed."""
+    status = (found.study or {}).get("status")
+    stopped = [step.name for step in found.steps or [] if step.status in ("failed", "interrupted")]
+    where = f" at step {stopped[0]}" if stopped else ""
+    later = " Later steps did not run; the sections below show what finished."
+    if status == "failed" or (status is None and any(s.status == "failed" for s in found.steps or [])):
+        return f"This study FAILED{where}.{later} Its error is in the `neurospec run` output."
+    if status == "interrupted":
+        return f"This study was interrupted{where}.{later} Run it again to finish it."
+    if status == "running":
+        return "This study was still running (or was killed) when the report was written; some steps may be missing."
+    return None
