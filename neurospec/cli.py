@@ -42,8 +42,8 @@ app = typer.Typer(
 neurons_app = typer.Typer(help="Inspect, import and export neuron files.", no_args_is_help=True)
 app.add_typer(neurons_app, name="neurons")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, emoji=False)  # group names such as random0:Spain: are no emoji codes
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 GROUP_COLOURS = (
     "cyan", "magenta", "green", "yellow", "blue", "red",
@@ -529,15 +529,15 @@ _LANGUAGES = typer.Option(None, "--languages", help="Only these languages of the
 
 def _write_selection(neurons, out: Path) -> None:
     """Save a selection, print its counts, and warn (one line) about groups left without neurons."""
-    from neurospec.evaluate.targets import empty_reason
+    from neurospec.evaluate.targets import empty_reason, summary_reason
 
     neurons.save(out)
     console.print(escape(f"{out}: " + _header(neurons).split(": ", 1)[1]), soft_wrap=True)
     console.print(_counts_table(neurons))
     empty = [group for group in neurons.groups if neurons.is_empty(group)]
     if empty:
-        warnings.warn(f"{out}: {', '.join(empty)}: {empty_reason(neurons, empty[0])}; the evaluation verbs will "
-                      "skip them", EmptyGroupWarning)
+        reason = summary_reason({group: empty_reason(neurons, group) for group in empty})
+        warnings.warn(f"{out}: {', '.join(empty)}: {reason}; the evaluation verbs will skip them", EmptyGroupWarning)
 
 
 def _load_stats(folder: Path):

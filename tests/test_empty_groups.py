@@ -17,7 +17,7 @@ from neurospec.data.items import MCItem
 from neurospec.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.evaluate.targets import target_groups
+from neurospec.evaluate.targets import empty_reason, target_groups
 from neurospec.neurons import NeuronSet, NeuronSetMeta
 
 runner = CliRunner()
@@ -160,3 +160,16 @@ def test_a_selection_warns_about_groups_it_left_empty(tmp_path):
     with pytest.warns(EmptyGroupWarning, match=f"{EMPTY}: no neurons selected by lape"):
         _write_selection(with_empty_group(tiny_llama()), tmp_path / "set.json")
     assert NeuronSet.load(tmp_path / "set.json").is_empty(EMPTY)
+
+
+def test_the_reason_quotes_the_selections_own_counts_for_the_group_even_inside_a_union():
+    specific = NeuronSet({"China": {}, "Iran": {"gate_pre": {0: [1]}}},
+                         NeuronSetMeta(num_layers=2, widths={"gate_pre": 8}, method="culture-specific",
+                                       params={"rate": 0.003, "sites": ["gate_pre"],
+                                               "counts": {"China": {"top": 4, "below_z": 4, "kept": 0}}}))
+    general = NeuronSet({"culture-general": {"gate_pre": {1: [2]}}},
+                        NeuronSetMeta(num_layers=2, widths={"gate_pre": 8}, method="culture-general"))
+    expected = "no neurons selected by culture-specific (rate 0.003, top 4, below_z 4, kept 0)"
+    assert empty_reason(specific, "China") == expected
+    assert empty_reason(general.union(specific), "China") == expected
+    assert empty_reason(NeuronSet({"x": {}}, num_layers=1), "x") == "no neurons selected"

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from neurospec.errors import EmptyGroupWarning, NeurospecError
 from neurospec.recipes import match_group
 
-__all__ = ["TargetGroups", "empty_reason", "target_groups"]
+__all__ = ["TargetGroups", "empty_reason", "selection_reason", "summary_reason", "target_groups"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,52 @@ class TargetGroups:
 
 
 def empty_reason(neurons, group: str) -> str:
-    """Why ``group`` of ``neurons`` holds no neuron, from the selection that made the set (its method and options)."""
-    meta = neurons.meta
-    options = ", ".join(f"{key} {value}" for key, value in meta.params.items()
-                        if isinstance(value, (int, float, str)) and not isinstance(value, bool))
-    made_by = f" by {meta.method}{f' ({options})' if options else ''}" if meta.method else ""
-    return f"no neurons selected{made_by}"
+    """Why ``group`` of ``neurons`` holds no neuron (see :func:`selection_reason`)."""
+    return selection_reason(neurons.meta.method, neurons.meta.params, group)
+
+
+def summary_reason(empty: dict[str, str]) -> str:
+    """One reason for several empty groups: theirs when they share it, else the common part and where to look."""
+    reasons = list(dict.fromkeys(empty.values()))
+    if len(reasons) == 1:
+        return reasons[0]
+    stems = {reason.split(" (")[0] for reason in reasons}
+    stem = stems.pop() if len(stems) == 1 else "no neurons selected"
+    return f"{stem} (each group's counts under empty_groups in the output)"
+
+
+def selection_reason(method: str | None, params: dict, group: str) -> str:
+    """Why ``group`` got no neuron from the selection ``method`` with ``params`` (a neuron set's meta): the
+    per-group counts where the selection recorded them (culture-specific: ``top 44, removed_by_countryrc 21,
+    below_z 23, kept 0``), found inside unions too, else its method and options."""
+    method, params = _selection_of(method, params, group) or (method, params)
+    options = [f"{key} {value}" for key, value in params.items() if _short(value)]
+    counts = (params.get("counts") or {}).get(group)
+    if isinstance(counts, dict):
+        options = options[:4] + [f"{key} {value}" for key, value in counts.items() if _short(value)]
+    detail = f" ({', '.join(options)})" if options else ""
+    return f"no neurons selected by {method}{detail}" if method else "no neurons selected"
+
+
+def _short(value: Any) -> bool:
+    """A number, or a string without spaces: worth quoting in a one-line reason."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and " " not in value and len(value) <= 40)
+
+
+def _selection_of(method: str | None, params: dict, group: str) -> tuple[str | None, dict] | None:
+    """The (method, params) that recorded counts for ``group``: this selection's, or one a union was made of."""
+    counts = params.get("counts")
+    if isinstance(counts, dict) and isinstance(counts.get(group), dict):
+        return method, params
+    for side in ("left", "right"):
+        inner = params.get(side)
+        if isinstance(inner, dict) and isinstance(inner.get("params"), dict):
+            found = _selection_of(inner.get("method"), inner["params"], group)
+            if found is not None:
+                return found
+    return None
 
 
 def target_groups(neurons, requested: Sequence[str] | None, *, verb: str,
@@ -57,10 +97,10 @@ def target_groups(neurons, requested: Sequence[str] | None, *, verb: str,
     kept = [name for name in names if name not in empty]
     if explicit and empty and not kept:
         raise NeurospecError(
-            f"{verb}: every group asked for has no neurons: {', '.join(empty)}; {next(iter(empty.values()))}. "
+            f"{verb}: every group asked for has no neurons: {', '.join(empty)}; {summary_reason(empty)}. "
             "Name groups that have neurons (see `neurospec neurons show`) or select again with looser thresholds")
     if empty:
-        warnings.warn(f"{verb}: skipping {', '.join(empty)}: {next(iter(empty.values()))}", EmptyGroupWarning,
+        warnings.warn(f"{verb}: skipping {', '.join(empty)}: {summary_reason(empty)}", EmptyGroupWarning,
                       stacklevel=2)
     return TargetGroups(kept, empty)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from neurospec.evaluate.targets import selection_reason
 from neurospec.report.content import Figure, Section
 from neurospec.report.discover import Artifact, Discovery
 from neurospec.report.runinfo import RunFacts, run_facts
@@ -61,8 +62,9 @@ def groups_without_neurons(artifact: Artifact) -> dict[str, str]:
     if artifact.kind != "neurons" or not isinstance(data.get("groups"), dict):
         return {}
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    reason = "no neurons selected" + (f" by {meta['method']}" if isinstance(meta.get("method"), str) else "")
-    return {str(group): reason for group, sites in data["groups"].items()
+    method = meta.get("method") if isinstance(meta.get("method"), str) else None
+    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    return {str(group): selection_reason(method, params, str(group)) for group, sites in data["groups"].items()
             if isinstance(sites, dict) and not any(layers for layer_map in sites.values()
                                                    if isinstance(layer_map, dict) for layers in layer_map.values())}
 
