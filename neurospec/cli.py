@@ -536,7 +536,7 @@ def _write_selection(neurons, out: Path) -> None:
     console.print(_counts_table(neurons))
     empty = [group for group in neurons.groups if neurons.is_empty(group)]
     if empty:
-        reason = summary_reason({group: empty_reason(neurons, group) for group in empty})
+        reason = summary_reason({group: empty_reason(neurons, group) for group in empty}, "in its meta params")
         warnings.warn(f"{out}: {', '.join(empty)}: {reason}; the evaluation verbs will skip them", EmptyGroupWarning)
 
 

@@ -17,7 +17,7 @@ from neurospec.data.items import MCItem
 from neurospec.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.evaluate.targets import empty_reason, target_groups
+from neurospec.evaluate.targets import empty_reason, summary_reason, target_groups
 from neurospec.neurons import NeuronSet, NeuronSetMeta
 
 runner = CliRunner()
@@ -173,3 +173,11 @@ def test_the_reason_quotes_the_selections_own_counts_for_the_group_even_inside_a
     assert empty_reason(specific, "China") == expected
     assert empty_reason(general.union(specific), "China") == expected
     assert empty_reason(NeuronSet({"x": {}}, num_layers=1), "x") == "no neurons selected"
+
+
+def test_several_groups_with_different_counts_share_one_line_that_says_where_each_reason_is():
+    reasons = {"China": "no neurons selected by culture-specific (top 4, kept 0)",
+               "Spain": "no neurons selected by culture-specific (top 6, kept 0)"}
+    assert summary_reason(reasons) == ("no neurons selected by culture-specific (each group's counts under "
+                                       "empty_groups in the output)")
+    assert summary_reason({"China": reasons["China"]}) == reasons["China"]

@@ -37,14 +37,15 @@ def empty_reason(neurons, group: str) -> str:
     return selection_reason(neurons.meta.method, neurons.meta.params, group)
 
 
-def summary_reason(empty: dict[str, str]) -> str:
-    """One reason for several empty groups: theirs when they share it, else the common part and where to look."""
+def summary_reason(empty: dict[str, str], where: str = "under empty_groups in the output") -> str:
+    """One reason for several empty groups: theirs when they share it, else the common part and ``where`` each
+    group's own reason is written."""
     reasons = list(dict.fromkeys(empty.values()))
     if len(reasons) == 1:
         return reasons[0]
     stems = {reason.split(" (")[0] for reason in reasons}
     stem = stems.pop() if len(stems) == 1 else "no neurons selected"
-    return f"{stem} (each group's counts under empty_groups in the output)"
+    return f"{stem} (each group's counts {where})"
 
 
 def selection_reason(method: str | None, params: dict, group: str) -> str:
