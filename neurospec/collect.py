@@ -431,7 +431,8 @@ def sentence_packing_works(model, tokenizer, texts: Sequence[str], site: str = "
 
 
 def model_description(model, site: str) -> dict[str, Any]:
-    """What stats.json records of the model; ``config_fingerprint`` ignores names, dtype and versions."""
+    """What stats.json records of the model; ``config_fingerprint`` ignores names, dtype and versions; ``source``
+    is where :func:`~neurospec.models.load_model` got it (a GGUF file's path, sha256 and cache folder)."""
     sites = site_map(model)
     config = model.config.to_dict()
     for key in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures", "_commit_hash"):
@@ -439,7 +440,7 @@ def model_description(model, site: str) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
     return {"model_id": getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None),
             "model_type": model.config.model_type, "num_layers": sites.num_layers, "width": sites.width(site),
-            "config_fingerprint": f"sha256:{digest}"}
+            "config_fingerprint": f"sha256:{digest}", "source": getattr(model, "neurospec_source", None)}
 
 
 def _check_resumable(meta: dict, expected: dict, folder: Path) -> None:

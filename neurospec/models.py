@@ -4,6 +4,8 @@
     lm = load_model("Qwen/Qwen2.5-0.5B", dtype="bfloat16", device="cuda")
     lm = load_model("./my-local-model")                        # a folder saved with save_pretrained
     lm = load_model("google/gemma-3-27b-it", device_map="auto") # larger than one device
+    lm = load_model("gemma-3-270m")                             # built in: a real model, offline (the [demo] extra)
+    lm = load_model("models/qwen2.5-0.5b-q8_0.gguf")            # GGUF: dequantized once, cached as safetensors
     lm.model, lm.tokenizer, lm.sites.width("act")
 
 ``model_shape(name)`` reads only the config (weights are never loaded) to tell how many layers and
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from neurospec.errors import NeurospecError
+from neurospec.model_sources import BUILTIN_MODELS, dtype_kwarg, resolve_source
 from neurospec.sites import ModelShape, SiteMap, site_map
 
 _DTYPES = {
@@ -55,14 +58,6 @@ def parse_dtype(dtype: str | torch.dtype | None, on_cpu: bool) -> torch.dtype | 
         return _DTYPES[str(dtype).lower()]
     except KeyError:
         raise NeurospecError(f"unknown dtype {dtype!r}: use one of auto, {', '.join(sorted(_DTYPES))}") from None
-
-
-def _dtype_kwarg(value) -> dict:
-    """transformers 4.56 renamed ``torch_dtype`` to ``dtype``; pass whichever this version knows."""
-    import transformers
-
-    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
-    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": value}
 
 
 def _model_classes():
@@ -113,7 +108,9 @@ def load_model(
     attn_implementation: str | None = None,
     tokenizer: bool = True,
 ) -> LoadedModel:
-    """Load a causal LM (hub id or local folder) in eval mode, with its tokenizer.
+    """Load a causal LM in eval mode, with its tokenizer: a hub id, a local folder, a ``.gguf`` file (or hub
+    ``OWNER/REPO/FILE.gguf``), dequantized once and cached, or a built-in name such as ``gemma-3-270m``
+    (:mod:`neurospec.model_sources`).
 
     ``device_map="auto"`` spreads a model larger than one device over all of them (accelerate);
     otherwise the model goes to ``device`` (default: cuda when available, else cpu).
@@ -124,26 +121,29 @@ def load_model(
     if device_map is None and device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     on_cpu = str(device).startswith("cpu") if device_map is None else not torch.cuda.is_available()
-    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, **_dtype_kwarg(parse_dtype(dtype, on_cpu))}
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, **dtype_kwarg(parse_dtype(dtype, on_cpu))}
     if device_map is not None:
         kwargs["device_map"] = device_map
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    source = str(name_or_path)
+    resolved = resolve_source(name_or_path)
+    source = resolved.folder
     try:
         model = _from("from_pretrained", source, **kwargs)
     except _not_found_errors() as err:
         raise NeurospecError(
-            f"cannot load model {source!r}: {err}. Give a local folder saved with save_pretrained, or a hub id "
-            "(online, or already in the Hugging Face cache when HF_HUB_OFFLINE=1)."
+            f"cannot load model {str(name_or_path)!r}: {err}. Give a local folder saved with save_pretrained, a "
+            f".gguf file, a built-in name ({', '.join(BUILTIN_MODELS)}), or a hub id (online, or already in the "
+            "Hugging Face cache when HF_HUB_OFFLINE=1)."
         ) from None
     if device_map is None:
         model.to(device)
     model.eval()
+    model.neurospec_source = resolved.provenance  # recorded by every result that describes the model
     tok = None
     if tokenizer:
         tok = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
-    loaded = LoadedModel(model, tok, source)
+    loaded = LoadedModel(model, tok, str(name_or_path))
     loaded.sites  # resolve now: an unsupported architecture fails at load time, with its explanation
     return loaded
 
@@ -154,7 +154,8 @@ def empty_model(name_or_path: str | Path, *, trust_remote_code: bool = False) ->
     from accelerate import init_empty_weights
 
     try:
-        config = transformers.AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+        config = transformers.AutoConfig.from_pretrained(resolve_source(name_or_path).folder,
+                                                         trust_remote_code=trust_remote_code)
     except OSError as err:
         raise NeurospecError(f"cannot read the config of model {str(name_or_path)!r}: {err}") from None
     with init_empty_weights():

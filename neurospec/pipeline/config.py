@@ -56,10 +56,10 @@ class Reference:
 
 @dataclass(frozen=True)
 class Model:
-    """The model every step uses: ``kind`` is hub, local or toy."""
+    """The model every step uses: ``kind`` is hub, local (a folder or .gguf file), builtin or toy."""
 
     kind: str
-    value: str                  # hub id, absolute folder, or toy recipe name
+    value: str                  # hub id, absolute folder or file, built-in name, or toy recipe name
     line: int
 
     @property
@@ -157,7 +157,12 @@ def load_study(path: str | Path) -> Study:
 
 def _model(value: Any, path: Path, base: Path, line: int) -> Model:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{_where(path, line)}: model is a hub id, a local folder or toy:NAME, not {value!r}")
+        raise ConfigError(f"{_where(path, line)}: model is a hub id, a local folder or .gguf file, a built-in name "
+                          f"or toy:NAME, not {value!r}")
+    from neurospec.model_sources import BUILTIN_MODELS
+
+    if value in BUILTIN_MODELS:
+        return Model("builtin", value, line)
     if value.startswith("toy:"):
         from neurospec.toy import RECIPES
 

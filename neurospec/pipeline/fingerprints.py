@@ -66,7 +66,12 @@ class ContentHashes:
 
 
 def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
-    """``hub:ID`` for a hub model, the content of a local folder, ``toy:NAME-RECIPEHASH`` for a toy."""
+    """``hub:ID`` for a hub model, the content of a local folder or file, ``toy:NAME-RECIPEHASH`` for a toy,
+    ``builtin:NAME:SHA256`` (its GGUF file's, pinned by its package) for a built-in model."""
+    if model.kind == "builtin":
+        from neurospec.model_sources import BUILTIN_MODELS
+
+        return f"builtin:{model.value}:{BUILTIN_MODELS[model.value].sha256()}"
     if model.kind == "toy":
         from neurospec.toy import toy_folder
 
