@@ -140,6 +140,8 @@ def load_model(
         model.to(device)
     model.eval()
     model.neurospec_source = resolved.provenance  # recorded by every result that describes the model
+    if source != str(name_or_path):  # a GGUF file or built-in name: results name it, not the cache folder
+        model.name_or_path = model.config._name_or_path = str(name_or_path)
     tok = None
     if tokenizer:
         tok = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)

@@ -138,9 +138,10 @@ def test_an_unknown_forced_step_is_refused(folder):
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_the_offline_example_is_a_valid_study():
-    study = load_study(EXAMPLES / "toy-study.yaml")
-    assert study.model.label == "toy:small"
+@pytest.mark.parametrize("name, model", [("toy-study.yaml", "toy:small"), ("gemma-study.yaml", "gemma-3-270m")])
+def test_the_offline_examples_are_valid_studies(name, model):
+    study = load_study(EXAMPLES / name)
+    assert study.model.label == model
     verbs = {step.verb.name for step in study.steps}
     assert {"collect", "select lape", "ppl", "lss", "sweep", "steer", "attribute", "select culture",
             "mask-eval"} <= verbs
