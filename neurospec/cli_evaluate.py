@@ -106,7 +106,8 @@ def ppl_command(
         matrix = perplexity_matrix(
             lm.model, lm.tokenizer, texts, neuron_set, recipe=recipe, groups=_split_names(targets), stats=statistics,
             random_seeds=_seeds(random_seeds) if neuron_set is not None else (), batch_size=batch_size, bos=bos,
-            max_length=max_length, on_cell=lambda row, lang, r: say(f"{row:>24} {lang:>9}  ppl {r.ppl:10.3f}"))
+            max_length=max_length, on_cell=lambda row, lang, r: say(f"{row:>24} {lang:>9}  ppl {r.ppl:10.3f}"),
+            quiet=quiet)
         _done(matrix.save(out))
 
 
@@ -157,6 +158,7 @@ def steer_command(
         result = steer_generation(lm.model, lm.tokenizer, by_source, neuron_set, recipe=recipe, stats=statistics,
                                   targets=chosen, random_seeds=_seeds(random_seeds), max_new_tokens=max_new_tokens,
                                   batch_size=batch_size, candidates=candidates_list, do_sample=sample, seed=seed,
+                                  quiet=quiet,
                                   on_row=lambda row, source: say(f"{row:>24} <- {source}"))
         for line in result.table():
             if line["kind"] == "group":
@@ -196,7 +198,7 @@ def lss_command(
         matrix = lss_matrix(
             lm.model, lm.tokenizer, parallel_items, neuron_set, recipe=recipe, stats=statistics,
             sources=_split_names(sources), targets=_split_names(targets), controls=_split_names(controls) or (),
-            random_seed=random_seed, batch_size=batch_size, bootstrap=bootstrap,
+            random_seed=random_seed, batch_size=batch_size, bootstrap=bootstrap, quiet=quiet,
             on_cell=lambda c: say(f"{c.source:>9} -> {c.target:<9} LSS {c.lss:.3f}  n {c.n}  excluded {c.excluded}  "
                                   f"mean D0 {c.mean_d0:.3f}"))
         say(f"mean off-diagonal LSS {matrix.mean_offdiagonal:.3f}; mean D0 {matrix.mean_d0:.3f}")
@@ -244,7 +246,8 @@ def sweep_command(
         say = _progress(quiet)
         result = sweep(lm.model, lm.tokenizer, parallel_items, neuron_set, recipes, stats=statistics,
                        sources=_split_names(sources), targets=_split_names(targets), batch_size=batch_size,
-                       bootstrap=bootstrap, on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
+                       bootstrap=bootstrap, quiet=quiet,
+                       on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
         say(f"best: {result.best.name}")
         _done(result.save(out))
 

@@ -36,6 +36,7 @@ from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.evaluate.targets import target_groups
 from neurospec.io import atomic_write_json
 from neurospec.languages import language_of
+from neurospec.progress import progress
 from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
 from neurospec.recipes import Recipe, match_group
 from neurospec.scoring import score_encoded
@@ -262,7 +263,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                stats=None, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
                controls: Sequence[str] = (), random_seed: int = 0, fmt: PromptFormat = PLAIN, batch_size: int = 8,
                bootstrap: int = 1000, seed: int = 0,
-               on_cell: Callable[[ShiftCell], None] | None = None) -> LSSMatrix:
+               on_cell: Callable[[ShiftCell], None] | None = None, quiet: bool = True) -> LSSMatrix:
     """LSS of every source -> target pair, intervening on the target group's neurons with ``recipe``.
 
     Sources and targets are language keys present both in the items and as groups of ``neurons``
@@ -295,30 +296,33 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     random_set = select_random(neurons, seed=random_seed) if "random" in controls else None
     pad_id = ensure_pad_token(tokenizer)
     cells: dict[tuple[str, str], ShiftCell] = {}
-    for source in sources:
-        for target in targets:
-            if target == source:
-                continue
-            requests = pair_requests(tokenizer, items, source, target, fmt=fmt)
-            if not requests.ids:
-                raise NeurospecError(_no_items(requests))
-            group = group_of[target]
-            d0 = requests.scores(model, pad_id, None, batch_size)
-            di = requests.scores(model, pad_id, edits[target], batch_size)
-            cell = ShiftCell(source, target, requests.ids, d0, di, len(requests.excluded), requests.missing,
-                             bootstrap, seed)
-            if random_set is not None:
-                edit = recipe.edit(random_set, group, stats)
-                cell.add_control("random", requests.scores(model, pad_id, edit, batch_size), seed=random_seed)
-            if "other" in controls:
-                source_group = next((g for g, lang in groups.items() if lang == source), None)
-                other = _other_group(with_neurons, source_group or "", group)
-                if other is not None:
-                    edit = recipe.edit(neurons, other, stats)
-                    cell.add_control("other", requests.scores(model, pad_id, edit, batch_size), group=other)
-            cells[(source, target)] = cell
-            if on_cell:
-                on_cell(cell)
+    pairs = sum(1 for source in sources for target in targets if target != source)
+    with progress(f"lss {recipe.name}", total=pairs, unit="cells", quiet=quiet) as bar:
+        for source in sources:
+            for target in targets:
+                if target == source:
+                    continue
+                requests = pair_requests(tokenizer, items, source, target, fmt=fmt)
+                if not requests.ids:
+                    raise NeurospecError(_no_items(requests))
+                group = group_of[target]
+                d0 = requests.scores(model, pad_id, None, batch_size)
+                di = requests.scores(model, pad_id, edits[target], batch_size)
+                cell = ShiftCell(source, target, requests.ids, d0, di, len(requests.excluded), requests.missing,
+                                 bootstrap, seed)
+                if random_set is not None:
+                    edit = recipe.edit(random_set, group, stats)
+                    cell.add_control("random", requests.scores(model, pad_id, edit, batch_size), seed=random_seed)
+                if "other" in controls:
+                    source_group = next((g for g, lang in groups.items() if lang == source), None)
+                    other = _other_group(with_neurons, source_group or "", group)
+                    if other is not None:
+                        edit = recipe.edit(neurons, other, stats)
+                        cell.add_control("other", requests.scores(model, pad_id, edit, batch_size), group=other)
+                cells[(source, target)] = cell
+                bar.advance(1)
+                if on_cell:
+                    on_cell(cell)
     settings = {"controls": list(controls), "random_seed": random_seed, "bootstrap": bootstrap, "seed": seed,
                 "items": len(items)}
     return LSSMatrix(sources, targets, cells, recipe, settings, chosen.empty)

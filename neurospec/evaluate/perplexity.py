@@ -35,6 +35,7 @@ from neurospec.errors import NeurospecError
 from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.evaluate.targets import target_groups
 from neurospec.io import atomic_write_json
+from neurospec.progress import progress
 from neurospec.prompts import EncodedPrompt, collate, ensure_pad_token
 from neurospec.recipes import Recipe, match_group
 from neurospec.scoring import _length_sorted_chunks, applied, forward_logits, model_device
@@ -201,13 +202,14 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
                       recipe: Recipe | str = "zero", groups: Sequence[str] | None = None, stats=None,
                       random_seeds: Sequence[int] = (), random_exclude: bool = False, batch_size: int = 8,
                       bos: Bos = "auto", max_length: int | None = None,
-                      on_cell: Callable[[str, str, Perplexity], None] | None = None) -> PerplexityMatrix:
+                      on_cell: Callable[[str, str, Perplexity], None] | None = None,
+                      quiet: bool = True) -> PerplexityMatrix:
     """The perplexity of every language in ``texts`` under no intervention, each group's, and random controls.
 
     ``neurons`` is a NeuronSet (None: only the unmodified row); ``groups`` picks and orders its groups (a group
     without neurons gets no row and is listed in ``empty_groups``, see :mod:`neurospec.evaluate.targets`);
     ``stats`` supplies corpus statistics when the recipe sets neurons to one. ``on_cell(row, language,
-    result)`` is called as each cell is finished (progress).
+    result)`` is called as each cell is finished; ``quiet=False`` also reports cells done, tokens/s and the ETA.
     """
     from neurospec.select import select_random
     from neurospec.sites import site_map
@@ -231,14 +233,16 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
                 edit = recipe.edit(control, group, stats)
                 plans.append((Row(f"random{seed}:{group}", "random", group, seed, control.count(group)), edit))
     cells: dict[str, dict[str, Perplexity]] = {}
-    for row, edit in plans:
-        cells[row.name] = {}
-        for language, language_texts in texts.items():
-            result = perplexity(model, tokenizer, language_texts, intervention=edit, batch_size=batch_size, bos=bos,
-                                max_length=max_length)
-            cells[row.name][language] = result
-            if on_cell:
-                on_cell(row.name, language, result)
+    with progress("ppl", total=len(plans) * len(texts), unit="cells", quiet=quiet) as bar:
+        for row, edit in plans:
+            cells[row.name] = {}
+            for language, language_texts in texts.items():
+                result = perplexity(model, tokenizer, language_texts, intervention=edit, batch_size=batch_size,
+                                    bos=bos, max_length=max_length)
+                cells[row.name][language] = result
+                bar.advance(1, tokens=result.tokens)
+                if on_cell:
+                    on_cell(row.name, language, result)
     settings = {"bos": bos, "max_length": max_length or default_max_length(model), "random_seeds": list(random_seeds),
                 "random_exclude": random_exclude, "texts": {lang: len(t) for lang, t in texts.items()}}
     return PerplexityMatrix([row for row, _ in plans], list(texts), cells, recipe, settings, empty)

@@ -30,6 +30,7 @@ from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.evaluate.targets import target_groups
 from neurospec.languages import language_of
 from neurospec.io import atomic_write_json, atomic_write_text
+from neurospec.progress import progress
 from neurospec.prompts import PLAIN, PromptFormat
 from neurospec.recipes import Recipe
 from neurospec.scoring import generate_texts
@@ -155,7 +156,8 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
                      recipe: Recipe | str = "set:p_max", stats=None, targets: Sequence[str] | None = None,
                      random_seeds: Sequence[int] = (), max_new_tokens: int = 32, batch_size: int = 8,
                      candidates: Sequence[str] | None = None, fmt: PromptFormat = PLAIN, do_sample: bool = False,
-                     seed: int = 0, on_row: Callable[[str, str], None] | None = None) -> SteeringResult:
+                     seed: int = 0, on_row: Callable[[str, str], None] | None = None,
+                     quiet: bool = True) -> SteeringResult:
     """Generate from every source's prompts under no intervention and under each target's (see module docstring)."""
     from neurospec.select import select_random
     from neurospec.sites import site_map
@@ -178,16 +180,18 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
                                       seed_value), recipe.edit(control, group, stats)))
     identifier = LanguageIdentifier(candidates)
     outputs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for row, edit in plans:
-        outputs[row.name] = {}
-        for source, texts in zip(sources, prompts.values()):
-            generated = generate_texts(model, tokenizer, list(texts), fmt=fmt, max_new_tokens=max_new_tokens,
-                                       do_sample=do_sample, seed=seed, batch_size=batch_size, intervention=edit)
-            outputs[row.name][source] = [
-                {"prompt": g.prompt, "text": g.text, "language": identifier.identify(g.text)} for g in generated
-            ]
-            if on_row:
-                on_row(row.name, source)
+    with progress("steer", total=len(plans) * len(sources), unit="rows x sources", quiet=quiet) as bar:
+        for row, edit in plans:
+            outputs[row.name] = {}
+            for source, texts in zip(sources, prompts.values()):
+                generated = generate_texts(model, tokenizer, list(texts), fmt=fmt, max_new_tokens=max_new_tokens,
+                                           do_sample=do_sample, seed=seed, batch_size=batch_size, intervention=edit)
+                outputs[row.name][source] = [
+                    {"prompt": g.prompt, "text": g.text, "language": identifier.identify(g.text)} for g in generated
+                ]
+                bar.advance(1)
+                if on_row:
+                    on_row(row.name, source)
     settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": seed, "random_seeds": list(random_seeds),
                 "candidates": identifier.candidates, "language_id": "py3langid",
                 "prompts": {s: len(list(p)) for s, p in zip(sources, prompts.values())}}

@@ -74,7 +74,8 @@ class SweepResult:
 
 def sweep(model, tokenizer, items, neurons, recipes: Sequence[Recipe | str], *, stats=None,
           sources: Sequence[str] | None = None, targets: Sequence[str] | None = None, batch_size: int = 8,
-          bootstrap: int = 1000, seed: int = 0, on_setting: Callable[[LSSMatrix], None] | None = None) -> SweepResult:
+          bootstrap: int = 1000, seed: int = 0, on_setting: Callable[[LSSMatrix], None] | None = None,
+          quiet: bool = True) -> SweepResult:
     """An LSS matrix per recipe (see :func:`neurospec.evaluate.lss.lss_matrix`) and the best setting."""
     recipes = parse_recipes(list(recipes))
     if any(r.value_kind == "corpus" for r in recipes) and stats is None:
@@ -85,7 +86,7 @@ def sweep(model, tokenizer, items, neurons, recipes: Sequence[Recipe | str], *, 
             if matrices:  # every setting skips the same empty groups: say so once
                 warnings.simplefilter("ignore", EmptyGroupWarning)
             matrix = lss_matrix(model, tokenizer, items, neurons, recipe=recipe, stats=stats, sources=sources,
-                                targets=targets, batch_size=batch_size, bootstrap=bootstrap, seed=seed)
+                                targets=targets, batch_size=batch_size, bootstrap=bootstrap, seed=seed, quiet=quiet)
         matrices.append(matrix)
         if on_setting:
             on_setting(matrix)
