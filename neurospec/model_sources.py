@@ -8,7 +8,7 @@ safetensors, or a built-in name.
     source.folder, source.provenance                  # what from_pretrained reads; what results record
 
 A GGUF file is dequantized by transformers (with the ``gguf`` package) to float32 the first time: about
-40 s for Gemma-3-270M on 2 CPU cores, most of it converting the tokenizer. The result is saved as a
+a minute for Gemma-3-270M on 2 CPU cores (28 s the weights, 12 s the tokenizer, then saving). The result is saved as a
 safetensors folder under ``~/.cache/neurospec/gguf/<sha256 of the file>`` (``NEUROSPEC_CACHE`` moves
 it), so the next load takes seconds; ``load_model`` then casts to the dtype asked for. The provenance
 names the file, its sha256 and the cache folder. Tensor types that ``gguf`` cannot dequantize are
