@@ -3,7 +3,7 @@
     neurospec run examples/gemma-study.yaml && python benchmarks/study_tables.py runs/gemma-study
     python benchmarks/study_tables.py runs/gemma-study --json benchmarks/results/gemma_study.json
 
-Reads only the run's artifacts (ppl, lape.json, lss, sweep, steer, culture.json, mask) and prints
+Reads only the run's artifacts (ppl, lape.json, lss, sweep, steer, flores, mask) and prints
 Markdown; with --json also writes the numbers it printed, with the study's step times and versions.
 """
 
@@ -77,6 +77,19 @@ def tables(run: Path) -> tuple[str, dict]:
                    f"{random['k'] if random else '-'}/{random['n'] if random else '-'} | "
                    f"{line['baseline']['k']}/{line['baseline']['n']} |")
     numbers["steer"] = steer["table"]
+    if (run / "flores" / "flores.json").exists():
+        flores = load(run, "flores/flores.json")
+        languages = flores["languages"]
+        out.append("\n| amplified | " + " | ".join(f"English -> {short(l)}" for l in languages) + " |")
+        out.append("|---" * (len(languages) + 1) + "|")
+        for row in flores["rows"]:
+            cells = [flores["cells"][row][l] for l in languages]
+            out.append(f"| {short(row) if row != 'none' else 'none (unmodified)'} | "
+                       + " | ".join(f"{c['score']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" for c in cells) + " |")
+        summary = flores["summary"]
+        out.append(f"\nchrF++ change, self mean {summary['self_mean']:+.2f}, cross mean {summary['cross_mean']:+.2f}")
+        numbers["flores"] = {"scores": {r: {l: flores["cells"][r][l]["score"] for l in languages} for r in flores["rows"]},
+                             "summary": summary}
     mask = load(run, "mask/mask_eval.json")
     out.append("\n| masked | benchmark | accuracy [95% CI] | change | n |\n|---|---|---|---|---|")
     for cell in mask["cells"]:
