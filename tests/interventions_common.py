@@ -1,6 +1,6 @@
 """Shared fixtures of the intervention-evaluation tests: a tiny Llama, its tokenizer, neurons and statistics.
 
-    from interventions_common import tiny_llama, language_texts, neuron_set, sentence_stats
+    from interventions_common import tiny_llama, language_texts, neuron_set, sentence_stats, saved_study
 """
 
 from __future__ import annotations
@@ -57,3 +57,16 @@ def sentence_stats(model, folder: Path):
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         corpora.append(open_corpus(lang, path))
     return collect(model, tok(), corpora, folder / "stats", CollectOptions(mode="sentence", batch_size=4), quiet=True)
+
+
+def saved_study(root: Path, neuron_files) -> Path:
+    """``root`` holding a saved tiny Llama and its tokenizer (``model/``), the neuron sets that
+    ``neuron_files(model)`` names (file name -> NeuronSet), sentence-mode statistics (``stats/``) and
+    TEXTS as one file per language (``<language>.txt``)."""
+    model = tiny_llama()
+    model.save_pretrained(root / "model")
+    tok().save_pretrained(root / "model")
+    for name, neurons in neuron_files(model).items():
+        neurons.save(root / name)
+    sentence_stats(model, root)  # writes <language>.txt beside the statistics
+    return root

@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
+from interventions_common import TEXTS, neuron_set, saved_study
 from neurospec.cli import app
 from neurospec.data.lss import items_from_parallel, parallel_sentences
 from neurospec.evaluate.lss import lss_matrix
@@ -27,15 +27,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A saved tiny Llama, its neuron set (eng/fra/deu) and sentence-mode statistics."""
-    root = tmp_path_factory.mktemp("study")
-    model = tiny_llama()
-    model.save_pretrained(root / "model")
-    tok().save_pretrained(root / "model")
-    neuron_set(model).save(root / "neurons.json")
-    sentence_stats(model, root)
-    for lang, lines in TEXTS.items():
-        (root / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return saved_study(tmp_path_factory.mktemp("study"), lambda model: {"neurons.json": neuron_set(model)})
 
 
 def loaded(study):

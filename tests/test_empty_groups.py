@@ -11,7 +11,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
+from interventions_common import TEXTS, neuron_set, saved_study, tiny_llama, tok
 from neurospec.cli import _write_selection, app
 from neurospec.data.items import MCItem
 from neurospec.errors import EmptyGroupWarning, NeurospecError
@@ -41,16 +41,8 @@ def with_empty_group(model) -> NeuronSet:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("empty")
-    model = tiny_llama()
-    model.save_pretrained(root / "model")
-    tok().save_pretrained(root / "model")
-    with_empty_group(model).save(root / "neurons.json")
-    with_empty_group(model).select(*KEPT).save(root / "kept.json")
-    sentence_stats(model, root)
-    for lang, lines in TEXTS.items():
-        (root / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return saved_study(tmp_path_factory.mktemp("empty"), lambda model: {
+        "neurons.json": with_empty_group(model), "kept.json": with_empty_group(model).select(*KEPT)})
 
 
 def warning_lines(output: str) -> list[str]:

@@ -288,8 +288,8 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
         raise NeurospecError(f"no language is both in the items ({', '.join(in_items)}) and a group of the neuron set "
                              f"({', '.join(neurons.groups)})")
     group_of = {target: match_group(target, neurons.groups) for target in targets}
-    chosen = target_groups(neurons, list(group_of.values()) if explicit else None, verb="lss",
-                           default=list(group_of.values()))
+    named = list(group_of.values())
+    chosen = target_groups(neurons, named if explicit else None, verb="lss", default=named)
     targets = [target for target in targets if group_of[target] in chosen.groups]
     with_neurons = [group for group in neurons.groups if not neurons.is_empty(group)]
     edits = {target: recipe.edit(neurons, group_of[target], stats) for target in targets}  # bad input fails here

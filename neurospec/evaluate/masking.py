@@ -54,7 +54,9 @@ class Conditions(dict):
     """The conditions of :func:`masking_conditions` (name -> Edit, ``none`` -> None), and the groups left out
     for having no neurons (``empty_groups``: group -> reason)."""
 
-    empty_groups: dict[str, str] = {}
+    def __init__(self, conditions: Mapping[str, Edit | None], empty_groups: Mapping[str, str] | None = None) -> None:
+        super().__init__(conditions)
+        self.empty_groups = dict(empty_groups or {})
 
 
 def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Literal["suppress", "enhance"] = "suppress",
@@ -78,8 +80,7 @@ def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Li
             return Edit.zero(source, groups=[group], sites=sites, label=group)
         return Edit.scale(source, factor, groups=[group], sites=sites, label=group)
 
-    conditions = Conditions({BASELINE: None})
-    conditions.empty_groups = targets.empty
+    conditions = Conditions({BASELINE: None}, targets.empty)
     for group in chosen:
         conditions[group] = edit(neurons, group)
     if random is not None:

@@ -246,12 +246,8 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
                         echo(f"{prefix}: up to date, skipped")
                         continue
                     _run_step(study, decision, state, run_dir, toy_folders, prefix, echo)
-        except KeyboardInterrupt:
-            state.document["status"] = "interrupted"
-            state.save()
-            raise
-        except BaseException:
-            state.document["status"] = "failed"
+        except BaseException as error:
+            state.document["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             state.save()
             raise
         state.document["status"] = "complete"
