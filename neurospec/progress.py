@@ -26,6 +26,10 @@ class _Progress:
     def rate(self) -> float:
         return self.tokens / max(time.time() - self.started, 1e-9)
 
+    def rate_text(self) -> str:
+        """``"1,234 tokens/s, "``, or nothing for a loop that counts no tokens (cells, generations, runs)."""
+        return f"{self.rate():,.0f} tokens/s, " if self.tokens else ""
+
     def eta(self) -> str:
         if not self.total or not self.done:
             return "?"
@@ -38,23 +42,24 @@ class _Progress:
         self.fields.update(fields)
         extra = " ".join(f"{k} {v}" for k, v in self.fields.items())
         if self._live is not None:
-            self._live.update(self._task, advance=n, rate=f"{self.rate():,.0f}", extra=extra)
+            self._live.update(self._task, advance=n, rate=f"{self.rate():,.0f}" if self.tokens else "-", extra=extra)
         elif self.every and time.time() - self.last_line >= self.every:
             self.last_line = time.time()
             of = f"/{self.total}" if self.total else ""
-            print(f"{self.description}: {self.done}{of} {self.unit}, {self.rate():,.0f} tokens/s, ETA {self.eta()} {extra}",
+            print(f"{self.description}: {self.done}{of} {self.unit}, {self.rate_text()}ETA {self.eta()} {extra}",
                   file=sys.stderr, flush=True)
 
 
 @contextmanager
 def progress(description: str, total: int | None = None, *, unit: str = "steps", quiet: bool = False,
              every: float = 30.0) -> Iterator[_Progress]:
-    """A progress reporter: ``advance(n, tokens=..., **fields)``; tokens/s and ETA are shown."""
+    """A progress reporter: ``advance(n, tokens=..., **fields)``; the ETA is shown, and tokens/s where tokens are
+    counted."""
     if quiet or not sys.stderr.isatty():
         tracker = _Progress(description, total, unit, 0.0 if quiet else every, None)
         yield tracker
         if not quiet:
-            print(f"{description}: done, {tracker.done} {unit}, {tracker.rate():,.0f} tokens/s, "
+            print(f"{description}: done, {tracker.done} {unit}, {tracker.rate_text()}"
                   f"{time.time() - tracker.started:.0f} s", file=sys.stderr, flush=True)
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
