@@ -438,7 +438,7 @@ def collect_command(
     corpus: list[str] = typer.Option([], "--corpus", help="LANGUAGE=PATH (repeatable): a text, .jsonl or .tsv file, an "
                                      "NTREX-128 or SIB-200 folder, or hf:NAME[:CONFIG][@SPLIT]."),
     corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Every language of a folder (LANG.txt files, "
-                                              "or an NTREX-128 / SIB-200 folder)."),
+                                              "or an NTREX-128 / SIB-200 folder) or data set (ntrex128, flores)."),
     languages: Optional[str] = typer.Option(None, "--languages", help="With --corpus-dir: only these, e.g. en,fr,zh."),
     out: Path = typer.Option(..., "--out", help="Statistics folder to write."),
     site: str = typer.Option("act", "--site", help="Neuron site: act, down_in, gate_pre, up_pre, q, k, v."),
@@ -608,6 +608,7 @@ def select_random_command(
 from neurospec import cli_evaluate  # noqa: E402,F401  registers ppl, steer, lss, sweep, eval
 from neurospec import cli_culture  # noqa: E402,F401  registers attribute, select culture, mask-eval, finetune
 from neurospec import cli_study  # noqa: E402,F401  registers run, report
+from neurospec import cli_data  # noqa: E402,F401  registers data list, data fetch
 
 if __name__ == "__main__":  # python -m neurospec.cli (torchrun -m neurospec.cli ...)
     from neurospec.cli import app as registered  # the imported module's app: the verbs above registered on it

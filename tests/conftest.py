@@ -2,7 +2,11 @@
 
 import logging
 import os
+from pathlib import Path
 
+# The one place the tests name the data mirror: ../shared/data beside the repository (the layout of
+# `neurospec data fetch`'s cache). Set NEUROSPEC_DATA to test against another copy.
+os.environ.setdefault("NEUROSPEC_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -13,9 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from neurospec.cli import app
+from neurospec.data.locate import mirror_root
 from neurospec.neurons import NeuronSet
 
-LAPE_DIR = Path(__file__).parents[2] / "shared" / "data" / "lape_reference"
+LAPE_DIR = mirror_root() / "lape_reference"
 LANGS = "en,zh,fr,es,vi,id,ja"
 LLAMA2_COUNTS = {"en": 95, "zh": 583, "fr": 1022, "es": 838, "vi": 836, "id": 1068, "ja": 582}
 
@@ -25,7 +26,7 @@ runner = CliRunner()
 def reference_file(name: str) -> Path:
     path = LAPE_DIR / f"{name}.neuron.pth"
     if not path.is_file():
-        pytest.skip(f"LAPE reference file {path} is absent (expected in ../shared/data/lape_reference/)")
+        pytest.skip(f"LAPE reference file {path} is absent (expected in the data mirror, NEUROSPEC_DATA)")
     return path
 
 

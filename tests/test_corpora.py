@@ -14,12 +14,13 @@ import pytest
 from neurospec.data.corpora import (
     Corpus, HFSource, check_corpus, corpora_in_directory, open_corpus, parse_corpus_option, parse_hf_spec,
 )
-from neurospec.data.parallel import ntrex_sentences, shared_data_dir, sib200_sentences
+from neurospec.data.locate import mirror_root
+from neurospec.data.parallel import ntrex_sentences, sib200_sentences
 from neurospec.errors import NeurospecError
 from neurospec.io import file_fingerprint
 from neurospec.languages import all_languages
 
-DATA = shared_data_dir()
+DATA = mirror_root()
 TSV_HEADER = "index_id\tcategory\ttext\n"
 
 

@@ -22,14 +22,14 @@ from neurospec.data.culturalbench import country_group, load_culturalbench, stab
 from neurospec.data.mc_sets import MC_SETS, load_mc_set, mc_set_names
 from neurospec.data.nlu import load_commonsenseqa, load_mrpc, load_qnli
 from neurospec.data.normad import load_normad
-from neurospec.data.parallel import shared_data_dir
+from neurospec.data.locate import mirror_root
 from neurospec.data.worldvaluesbench import load_worldvaluesbench
 from neurospec.errors import FileFormatError, NeurospecError
 from neurospec.languages import all_countries, resolve_country
 
 CRC = countryrc_data_path()
-QNLI = shared_data_dir() / "glue_qnli" / "dev.tsv"
-MRPC = shared_data_dir() / "glue_mrpc"
+QNLI = mirror_root() / "glue_qnli" / "dev.tsv"
+MRPC = mirror_root() / "glue_mrpc"
 needs_crc = pytest.mark.skipif(not CRC.is_file(), reason=f"CountryRC not staged at {CRC}")
 needs_qnli = pytest.mark.skipif(not QNLI.is_file(), reason=f"QNLI not staged at {QNLI}")
 needs_mrpc = pytest.mark.skipif(not (MRPC / "dev.tsv").is_file(), reason=f"MRPC not staged at {MRPC}")

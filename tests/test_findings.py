@@ -30,6 +30,7 @@ import torch
 
 from neurospec.collect import CollectOptions, collect
 from neurospec.data.corpora import corpora_in_directory
+from neurospec.data.locate import mirror_root
 from neurospec.data.lss import items_from_parallel, parallel_sentences
 from neurospec.data.parallel import sib200_sentences
 from neurospec.evaluate.intervals import bootstrap_clustered_mean
@@ -41,7 +42,7 @@ from neurospec.toy import RECIPES, ensure_toy
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).parents[2] / "shared" / "data"
+DATA = mirror_root()
 LANGUAGES = list(RECIPES["small"].languages)
 LSS_LANGUAGES = ["eng_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans"]
 TOP_RATE = 0.05          # of 1408 neurons: about 100, where 1% of a 7B model's is thousands
@@ -50,7 +51,7 @@ TOP_RATE = 0.05          # of 1408 neurons: about 100, where 1% of a 7B model's 
 @pytest.fixture(scope="module")
 def small():
     if not (DATA / "ntrex128").is_dir():
-        pytest.skip(f"{DATA} is absent (expected ../shared/data beside the repository)")
+        pytest.skip(f"{DATA} is absent (the data mirror, NEUROSPEC_DATA)")
     return load_model(ensure_toy("small"), device="cpu")
 
 

@@ -34,6 +34,7 @@ import pytest
 
 from neurospec.collect import CollectOptions, collect
 from neurospec.data.corpora import corpora_in_directory
+from neurospec.data.locate import mirror_root
 from neurospec.data.parallel import sib200_sentences
 from neurospec.evaluate.perplexity import perplexity_matrix
 from neurospec.models import load_model
@@ -41,14 +42,14 @@ from neurospec.select import select_lape
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).parents[2] / "shared" / "data"
+DATA = mirror_root()
 LANGUAGES = ["eng_Latn", "rus_Cyrl", "zho_Hans", "jpn_Jpan", "arb_Arab", "hin_Deva"]
 
 
 @pytest.fixture(scope="module")
 def gemma():
     if not (DATA / "ntrex128").is_dir():
-        pytest.skip(f"{DATA} is absent (expected ../shared/data beside the repository)")
+        pytest.skip(f"{DATA} is absent (the data mirror, NEUROSPEC_DATA)")
     return load_model("gemma-3-270m", device="cpu")
 
 

@@ -1,6 +1,6 @@
 """The language and culture-group registry against the codes the staged datasets actually use.
 
-Codes are read from ../shared/data (file and folder names, the XWinograd language column, Belebele
+Codes are read from the data mirror (NEUROSPEC_DATA) (file and folder names, the XWinograd language column, Belebele
 metadata, BLEnD files), not typed in; the hand tables below only say what some of them must mean.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from neurospec import languages as L
+from neurospec.data.locate import mirror_root
 from neurospec.errors import NeurospecError
 from neurospec.languages import (
     AMPLIFICATION_LANGUAGES, CULTURE_SPECIFIC_COUNTRIES, LAPE_ORDER, AmbiguousCountryError, AmbiguousLanguageError,
@@ -22,14 +23,14 @@ from neurospec.languages import (
     resolve_many,
 )
 
-DATA = Path(__file__).parents[2] / "shared" / "data"
+DATA = mirror_root()
 DOCS = Path(__file__).parents[1] / "docs" / "languages.md"
 
 
 def data_dir(name: str) -> Path:
     path = DATA / name
     if not path.is_dir():
-        pytest.skip(f"dataset folder {path} is absent (expected in ../shared/data/)")
+        pytest.skip(f"dataset folder {path} is absent (expected in the data mirror, NEUROSPEC_DATA)")
     return path
 
 

@@ -15,11 +15,12 @@ import pytest
 import torch
 
 import neurospec.io as nio
+from neurospec.data.locate import mirror_root
 from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.neurons import NeuronSet, NeuronSetMeta, load_neuron_file
 from neurospec.sites import ModelShape
 
-LAPE_DIR = Path(__file__).parents[2] / "shared" / "data" / "lape_reference"
+LAPE_DIR = mirror_root() / "lape_reference"
 LANGS = ["en", "zh", "fr", "es", "vi", "id", "ja"]
 # name -> (layers, FFN width, lists in the file), from SOURCE.md
 REFERENCE = {
@@ -34,7 +35,7 @@ MISTRAL = ModelShape(num_layers=32, widths={"act": 14336}, model_id="mistralai/M
 def reference_file(name: str) -> Path:
     path = LAPE_DIR / f"{name}.neuron.pth"
     if not path.is_file():
-        pytest.skip(f"LAPE reference file {path} is absent (expected in ../shared/data/lape_reference/)")
+        pytest.skip(f"LAPE reference file {path} is absent (expected in the data mirror, NEUROSPEC_DATA)")
     return path
 
 

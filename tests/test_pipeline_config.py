@@ -147,15 +147,22 @@ def test_the_offline_examples_are_valid_studies(name, model):
             "mask-eval"} <= verbs
 
 
-def test_the_online_example_is_a_valid_study_once_its_data_is_fetched(tmp_path):
-    """Its hub model and hf: corpora are not touched by the check; its data folders only need to exist."""
+def test_the_online_example_is_a_valid_study_once_its_data_is_fetched(tmp_path, monkeypatch):
+    """Its hub model and hf: corpora are not touched by the check; the data sets it names must be here,
+    and their absence names the command that fetches them."""
     (tmp_path / "examples").mkdir()
     config = tmp_path / "examples" / "qwen-flores.yaml"
     config.write_text((EXAMPLES / "qwen-flores.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    with pytest.raises(ConfigError, match="data folder data not found"):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv("NEUROSPEC_DATA", str(mirror))
+    monkeypatch.setenv("NEUROSPEC_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match=r"data set 'flores' is not here; run `neurospec data fetch --for "):
         load_study(config)
-    for folder in ("sib200_flores", "xcopa"):
-        (tmp_path / "examples" / "data" / folder).mkdir(parents=True)
+    (mirror / "sib200_flores").mkdir()
+    with pytest.raises(ConfigError, match=r"step 'xcopa' reads the data set 'xcopa', which is not here"):
+        load_study(config)
+    (mirror / "xcopa").mkdir()
     study = load_study(config)
     assert study.model.label == "Qwen/Qwen2.5-0.5B"
     assert study.step("xcopa").values["task"] == "xcopa"

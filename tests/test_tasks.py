@@ -15,7 +15,7 @@ import torch
 from families import family
 from tiny_tokenizer import tiny_tokenizer
 
-from neurospec.data.parallel import shared_data_dir
+from neurospec.data.locate import mirror_root
 from neurospec.edits import Edit
 from neurospec.errors import NeurospecError
 from neurospec.hooks import intervene
@@ -28,7 +28,7 @@ from neurospec.tasks.translation import flores_pairs, ntrex_pairs
 from neurospec.tasks.xcopa import load_xcopa, xcopa_pairs
 from neurospec.tasks.xwinograd import load_xwinograd, xwinograd_pairs
 
-DATA = shared_data_dir()
+DATA = mirror_root()
 needs_data = pytest.mark.skipif(not (DATA / "xcopa").is_dir(), reason=f"shared data not found at {DATA}")
 
 

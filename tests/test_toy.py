@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from neurospec.data.parallel import shared_data_dir
+from neurospec.data.locate import mirror_root
 from neurospec.toy import RECIPES, Recipe, heldout_ids, load_toy_data, read_report, train_toy
 
-DATA = shared_data_dir()
+DATA = mirror_root()
 pytestmark = pytest.mark.skipif(not (DATA / "ntrex128").exists(), reason=f"shared data not found at {DATA}")
 
 MICRO = Recipe("micro", languages=("eng_Latn", "deu_Latn", "rus_Cyrl"), vocab_size=700, hidden_size=32, num_layers=2,

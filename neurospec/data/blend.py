@@ -39,7 +39,6 @@ import csv
 import itertools
 import json
 import math
-import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Iterable, Literal, Mapping, Sequence
 
 from neurospec.data.items import MCItem
+from neurospec.data.locate import locate
 from neurospec.errors import FileFormatError, NeurospecError
 from neurospec.languages import Country, all_countries, resolve_country
 
@@ -179,10 +179,8 @@ class BlendQuestion:
 # ----------------------------------------------------------------------------------------------------------
 
 def blend_data_dir() -> Path:
-    """``$NEUROSPEC_DATA/blend``, else ``../shared/data/blend`` beside the repository root."""
-    if os.environ.get("NEUROSPEC_DATA"):
-        return Path(os.environ["NEUROSPEC_DATA"]) / "blend"
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "blend"
+    """The ``blend`` data set's folder (:func:`neurospec.data.locate.locate`)."""
+    return locate("blend")
 
 
 def _country(name: str | Country) -> Country:

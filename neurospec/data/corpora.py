@@ -145,7 +145,8 @@ def open_corpus(language: str | Language, path: str | Path, *, text_field: str =
                 split: str | None = None) -> Corpus:
     """``open_corpus("fr", "corpora/fr.jsonl")``: the corpus of ``language`` at ``path`` (format detected).
 
-    ``path`` is a file, an NTREX-128 or SIB-200 folder, a folder of ``<language>.<ext>`` files, or a string
+    ``path`` is a file, an NTREX-128 or SIB-200 folder (or the data set's name, ``ntrex128`` or ``flores``),
+    a folder of ``<language>.<ext>`` files, or a string
     ``"hf:NAME[:CONFIG][@SPLIT][#REVISION]"``. ``text_field`` names the JSONL field / TSV column / dataset
     column; ``split`` the SIB-200 split (train, dev, test; default all) or the dataset split.
     Nothing is read yet beyond the folder listing: :func:`check_corpus` validates the content.
@@ -155,10 +156,10 @@ def open_corpus(language: str | Language, path: str | Path, *, text_field: str =
         raise NeurospecError(f"corpus {path}: text_field is empty; name the field holding the text, such as 'text'.")
     if isinstance(path, str) and path.startswith(HF_PREFIX):
         return _open_hf(key, path, text_field, split)
-    target = Path(path).expanduser()
+    target = local_or_dataset(path)
     if not target.exists():
         raise NeurospecError(f"corpus for {key}: {target} does not exist; check the path (a file, an NTREX-128 or "
-                             f"SIB-200 folder, or 'hf:NAME[:CONFIG][@SPLIT]').")
+                             f"SIB-200 folder, a data set such as ntrex128 or flores, or 'hf:NAME[:CONFIG][@SPLIT]').")
     if target.is_dir():
         return _open_directory(key, target, text_field, split)
     return _open_file(key, target, text_field, split)
@@ -376,8 +377,21 @@ def _no_language_message(folder: Path, unresolved: list[str]) -> str:
     return f"{folder} holds no corpus files. {fix}"
 
 
+def local_or_dataset(path: str | Path) -> Path:
+    """``path`` itself when it exists; else, when it names a registered data set (``ntrex128``, ``flores``),
+    that data set's folder (:func:`neurospec.data.locate.locate`); else ``path`` (for the caller's error)."""
+    target = Path(path).expanduser()
+    if target.exists():
+        return target
+    from neurospec.data.locate import locate
+    from neurospec.data.registry import dataset_named
+
+    name = dataset_named(str(path))
+    return locate(name) if name is not None else target
+
+
 def _existing_directory(directory: str | Path) -> Path:
-    folder = Path(directory).expanduser()
+    folder = local_or_dataset(directory)
     if not folder.exists():
         raise NeurospecError(f"corpus folder {folder} does not exist; check the path.")
     if not folder.is_dir():

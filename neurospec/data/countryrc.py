@@ -29,7 +29,6 @@ beside the repository root; ``data_dir=`` takes a folder holding ``data.json`` o
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Iterable, Literal
 
 from neurospec.data.culturalbench import check_split, first_half, stable_rng
 from neurospec.data.items import MCItem
+from neurospec.data.locate import locate
 from neurospec.errors import FileFormatError, NeurospecError
 from neurospec.languages import CULTURE_SPECIFIC_COUNTRIES, Country, all_countries, resolve_country
 
@@ -64,14 +64,12 @@ class CountryRCPassage:
 
 
 def countryrc_data_path(data_dir: str | Path | None = None) -> Path:
-    """``data_dir`` (a folder holding ``data.json``, or the file), else ``$NEUROSPEC_DATA/countryrc/data.json``,
-    else ``../shared/data/countryrc/data.json`` beside the repository root."""
+    """``data_dir`` (a folder holding ``data.json``, or the file), else the ``countryrc`` data set's
+    ``data.json`` (:func:`neurospec.data.locate.locate`)."""
     if data_dir is not None:
         path = Path(data_dir)
         return path / "data.json" if path.is_dir() else path
-    if os.environ.get("NEUROSPEC_DATA"):
-        return Path(os.environ["NEUROSPEC_DATA"]) / "countryrc" / "data.json"
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "countryrc" / "data.json"
+    return locate("countryrc") / "data.json"
 
 
 def load_countryrc(data_dir: str | Path | None = None) -> list[CountryRCPassage]:
@@ -79,8 +77,8 @@ def load_countryrc(data_dir: str | Path | None = None) -> list[CountryRCPassage]
     path = countryrc_data_path(data_dir)
     if not path.is_file():
         raise NeurospecError(f"CountryRC file {path} not found. It is CULNIG's data/CountryRC/data.json "
-                             f"(github.com/ynklab/CULNIG); pass data_dir= (its folder or the file) or set "
-                             f"NEUROSPEC_DATA to the folder holding countryrc/.")
+                             f"(github.com/ynklab/CULNIG); pass data_dir= (its folder or the file), or leave it "
+                             f"out to use the countryrc data set (neurospec data fetch countryrc).")
     try:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:

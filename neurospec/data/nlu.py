@@ -42,7 +42,7 @@ from typing import Any, Iterator, Literal
 
 from neurospec.data.culturalbench import need, read_rows
 from neurospec.data.items import MCItem
-from neurospec.data.parallel import shared_data_dir
+from neurospec.data.locate import locate
 from neurospec.errors import FileFormatError, NeurospecError
 
 __all__ = ["COMMONSENSEQA_HF", "GLUE_HF", "MRPC_FILES", "NLU_OPTIONS", "load_commonsenseqa", "load_mrpc", "load_qnli"]
@@ -88,9 +88,9 @@ def _glue_tsv(path: Path, columns: tuple[str, ...], what: str) -> Iterator[tuple
         yield f"{path} line {reader.line_num}", dict(zip(header, row))
 
 
-def _default(folder: str, name: str, path: str | Path | None) -> Path:
+def _default(dataset_name: str, name: str, path: str | Path | None) -> Path:
     if path is None:
-        return shared_data_dir() / folder / name
+        return locate(dataset_name) / name
     path = Path(path)
     return path / name if path.is_dir() else path
 
@@ -101,16 +101,16 @@ def _exists(path: Path, what: str, hint: str) -> None:
 
 
 def load_qnli(path: str | Path | None = None, *, limit: int | None = None) -> list[MCItem]:
-    """GLUE QNLI items: ``dev.tsv`` (default ``../shared/data/glue_qnli/dev.tsv``, or ``$NEUROSPEC_DATA``)
+    """GLUE QNLI items: ``dev.tsv`` (default: the ``qnli`` data set's, :mod:`neurospec.data.locate`)
     or a ``nyu-mll/glue`` ``qnli`` export; the first ``limit`` rows when given (file order).
 
     ``MCItem("Question: ...\\nSentence: ...\\nDoes the sentence answer the question?", ("yes", "no"),
     gold, group="qnli", id="qnli-<index>", metadata={"benchmark": "qnli", "label": ..., "index": ...})``.
     """
     _check_limit(limit)
-    path = _default("glue_qnli", "dev.tsv", path)
+    path = _default("qnli", "dev.tsv", path)
     _exists(path, "QNLI", f"Pass the GLUE QNLI dev.tsv (or its folder), an export of {GLUE_HF} (config qnli, "
-                          f"split validation), or set NEUROSPEC_DATA to the folder holding glue_qnli/.")
+                          f"split validation), or run `neurospec data fetch qnli`.")
     if path.suffix.lower() == ".tsv":
         rows = _glue_tsv(path, ("index", "question", "sentence", "label"), "QNLI")
     else:

@@ -4,32 +4,27 @@
     ntrex_sentences("de")                       # [(0, "..."), (1, "..."), ...]: id = line index, 1997 lines
     sib200_sentences("zho-CN", split="test")    # [(index_id, text), ...]: FLORES-200 sentence ids
 
-Languages may be named in any scheme :func:`neurospec.languages.resolve` knows. The data folder
-defaults to ``../shared/data`` beside the repository (``NEUROSPEC_DATA`` overrides it).
+Languages may be named in any scheme :func:`neurospec.languages.resolve` knows. ``data_dir`` defaults
+to the ``ntrex128`` and ``flores`` data sets (:func:`neurospec.data.locate.locate`: NEUROSPEC_DATA, then
+the cache of ``neurospec data fetch``).
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
+from neurospec.data.locate import locate
 from neurospec.errors import NeurospecError
 from neurospec.languages import resolve
 
 SIB_SPLITS = ("train", "dev", "test")
 
 
-def shared_data_dir() -> Path:
-    """``$NEUROSPEC_DATA``, else ``../shared/data`` beside the repository root."""
-    if os.environ.get("NEUROSPEC_DATA"):
-        return Path(os.environ["NEUROSPEC_DATA"])
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
 def _existing(path: Path, what: str) -> Path:
     if not path.exists():
-        raise NeurospecError(f"{what} not found at {path}; set NEUROSPEC_DATA or pass data_dir=")
+        raise NeurospecError(f"{what} not found at {path}; pass the folder of the data set (data_dir=), or "
+                             f"leave it out to use the registered data set (neurospec data list)")
     return path
 
 
@@ -38,7 +33,7 @@ def ntrex_sentences(language: str, data_dir: str | Path | None = None) -> list[t
     lang = resolve(language)
     if not lang.ntrex:
         raise NeurospecError(f"NTREX-128 has no {lang.name} ({lang.key})")
-    folder = Path(data_dir) if data_dir else shared_data_dir() / "ntrex128"
+    folder = locate("ntrex128", data_dir or None)
     kind = "src" if lang.ntrex == "eng" else "ref"
     path = _existing(folder / f"newstest2019-{kind}.{lang.ntrex}.txt", f"NTREX-128 file for {lang.name}")
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -52,7 +47,7 @@ def sib200_sentences(language: str, split: str = "all", data_dir: str | Path | N
     lang = resolve(language)
     if not lang.flores200:
         raise NeurospecError(f"FLORES-200 has no {lang.name} ({lang.key})")
-    folder = _existing((Path(data_dir) if data_dir else shared_data_dir() / "sib200_flores") / lang.flores200,
+    folder = _existing(locate("flores", data_dir or None) / lang.flores200,
                        f"SIB-200 folder for {lang.name}")
     rows = []
     for name in (SIB_SPLITS if split == "all" else (split,)):

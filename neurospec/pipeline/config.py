@@ -8,31 +8,34 @@ The file::
 
     title: LAPE on the small toy model          # optional, shown in the report
     model: toy:small                             # hub id, local folder, or toy:NAME (trained on first use)
-    data: ../../shared/data                      # optional: the data folder verbs read by default (NEUROSPEC_DATA)
+    data: /data/mirror                           # optional: a data mirror for this study (as NEUROSPEC_DATA)
     defaults:                                    # options given to every step whose verb has them
       languages: [en, de, fr]
     steps:
       collect:                                   # a step named like its verb ...
-        corpus_dir: ../../shared/data/ntrex128
+        corpus_dir: ntrex128                     # a registered data set (neurospec data list) or a path
         mode: sentence
       lape:
         verb: select lape                        # ... or any name with `verb:`
         stats: $collect                          # the output of an earlier step
 
 A step's options are its verb's command-line options, with ``_`` or ``-``. Paths are relative to the
-config file. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path inside it, and ``$NAME.random``
+config file; a path option may name a registered data set instead (``ntrex128``, ``flores``), read
+from the mirror or the cache of ``neurospec data fetch``. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path inside it, and ``$NAME.random``
 a companion file it writes (``select culture --random-seeds N``). Every mistake -- a misspelt key,
-an unknown step or verb, a missing path, a value the verb refuses, a reference to a later step --
-is refused here, naming the file and line.
+an unknown step or verb, a missing path, a value the verb refuses, a reference to a later step, a
+data set that is not here (with the command that fetches it) -- is refused here, naming the file and line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from neurospec.errors import ConfigError, NeurospecError
 from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
@@ -138,6 +141,11 @@ def load_study(path: str | Path) -> Study:
     data = None
     if document.get("data") is not None:
         data = _existing_path(document["data"], path, base, document.line_of("data"), "data folder")
+    with data_environment(data):
+        return _load_steps(document, path, base, model, data)
+
+
+def _load_steps(document: LineMap, path: Path, base: Path, model: Model | None, data: Path | None) -> Study:
     defaults = document.get("defaults") or LineMap()
     if not isinstance(defaults, LineMap):
         raise ConfigError(f"{_where(path, document.line_of('defaults'))}: defaults is a mapping of option: value")
@@ -151,8 +159,74 @@ def load_study(path: str | Path) -> Study:
     _check_defaults_used(defaults, steps, path)
     study = Study(path=path, text=path.read_text(encoding="utf-8"), title=document.get("title"), model=model,
                   data=data, steps=steps)
+    _check_data(study)
     _check_command_lines(study)
     return study
+
+
+@contextlib.contextmanager
+def data_environment(data: Path | None) -> Iterator[None]:
+    """NEUROSPEC_DATA set to a study's ``data:`` folder for the block (unchanged when it has none)."""
+    if data is None:
+        yield
+        return
+    before = os.environ.get("NEUROSPEC_DATA")
+    os.environ["NEUROSPEC_DATA"] = str(data)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("NEUROSPEC_DATA", None)
+        else:
+            os.environ["NEUROSPEC_DATA"] = before
+
+
+def datasets_read(step: Step) -> dict[str, int]:
+    """Registered data sets ``step`` reads by name (``parallel: flores``, ``data: blend``, ``benchmarks:
+    blend,qnli``, ``eval``'s task), each with the line naming it; none for a step given ``data_dir``."""
+    from neurospec.data.registry import dataset_named
+
+    if "data_dir" in step.values:
+        return {}
+    found: dict[str, int] = {}
+    for option, value in step.values.items():
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str):
+                continue
+            for word in item.split(","):
+                name = dataset_named(word.strip())
+                if name is not None:
+                    found.setdefault(name, step.lines.get(option, step.line))
+    return found
+
+
+def datasets_in_config(path: str | Path) -> list[str]:
+    """Every registered data set a study config names in its steps' options, read from the YAML alone
+    (so that ``neurospec data fetch --for`` works before the data is here)."""
+    from neurospec.data.registry import dataset_named
+
+    document = load_yaml_with_lines(Path(path))
+    steps = document.get("steps") if isinstance(document, dict) else None
+    found: list[str] = []
+    for options in (steps or {}).values():
+        for value in (options or {}).values() if isinstance(options, dict) else ():
+            for item in value if isinstance(value, list) else [value]:
+                for word in str(item).split(","):
+                    name = dataset_named(word.strip())
+                    if name is not None and name not in found:
+                        found.append(name)
+    return found
+
+
+def _check_data(study: Study) -> None:
+    from neurospec.data.locate import where
+
+    for step in study.steps:
+        for name, line in datasets_read(step).items():
+            if where(name) is None:
+                raise ConfigError(f"{_where(study.path, line)}: step {step.name!r} reads the data set {name!r}, "
+                                  f"which is not here; run `neurospec data fetch --for {study.path}` (every "
+                                  f"data set this study reads), or set NEUROSPEC_DATA to a mirror")
 
 
 def _model(value: Any, path: Path, base: Path, line: int) -> Model:
@@ -184,10 +258,27 @@ def _existing_path(value: Any, path: Path, base: Path, line: int, what: str) -> 
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise ConfigError(f"{_where(path, line)}: {what} must be a path, not {value!r}")
     resolved = (base / str(value)).expanduser()
+    if not resolved.exists() and what != "data folder":
+        from neurospec.data.registry import dataset_named
+
+        name = dataset_named(str(value))
+        if name is not None:
+            return _dataset_folder(name, path, line)
     if not resolved.exists():
         raise ConfigError(f"{_where(path, line)}: {what} {value} not found (looked at {resolved}); "
                           f"paths in a study config are relative to the config file")
     return resolved.resolve()
+
+
+def _dataset_folder(name: str, path: Path, line: int) -> Path:
+    """The folder of registered data set ``name`` (mirror, then cache); its absence names the fetch command."""
+    from neurospec.data.locate import where
+
+    found = where(name)
+    if found is None:
+        raise ConfigError(f"{_where(path, line)}: the data set {name!r} is not here; run `neurospec data fetch "
+                          f"--for {path}` (every data set this study reads), or set NEUROSPEC_DATA to a mirror")
+    return found[1].resolve()
 
 
 def _step(name: str, options: Any, line: int, defaults: LineMap, model: Model | None, path: Path, base: Path,

@@ -1,12 +1,12 @@
 """Fingerprints of a step's inputs: content hashes of files and folders, and of everything a step reads.
 
     cache = ContentHashes(run_dir / ".fingerprints.json")
-    cache.of(Path("../shared/data/ntrex128"))        # 'sha256:...' over every file's name and bytes
-    step_fingerprint(step, hashes=cache, upstream={"collect": "8f3c..."}, data=cache.of(data_folder))
+    cache.of(Path("corpora/fr"))                     # 'sha256:...' over every file's name and bytes
+    step_fingerprint(step, hashes=cache, upstream={"collect": "8f3c..."}, data="blend=sha256:...")
 
 A file is hashed once per (size, modification time); the cache keeps the hashes between runs. A step's
 fingerprint covers its verb, its options (output-only options left out), the content of every path it
-names, the model, the data folder, the neurospec version, and the output id of every step it reads,
+names, the model, the registered data sets it reads by name (``data``), the neurospec version, and the output id of every step it reads,
 which changes whenever that step is run again.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from neurospec import __version__
 from neurospec.io import atomic_write_json, file_fingerprint
+from neurospec.locks import LOCK_NAME
 from neurospec.pipeline.verbs import COSMETIC_OPTIONS
 
 
@@ -55,6 +56,8 @@ class ContentHashes:
         for root, dirs, files in os.walk(path):
             dirs.sort()
             for name in sorted(files):
+                if name == LOCK_NAME:  # who holds a folder's lock is not its content
+                    continue
                 file = Path(root) / name
                 digest.update(f"{file.relative_to(path).as_posix()}\0{self._file(file)}\n".encode())
         return f"sha256:{digest.hexdigest()}"
@@ -101,5 +104,5 @@ def step_fingerprint(step: Any, *, hashes: ContentHashes, upstream: dict[str, st
 
     options = {name: describe(value) for name, value in sorted(step.values.items()) if name not in COSMETIC_OPTIONS}
     document = {"verb": step.verb.name, "options": options, "neurospec": __version__,
-                "data": data if "model" in step.verb.options else None}
+                "data": data}
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]

@@ -17,7 +17,6 @@ reads was run again, or the neurospec version).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
 import platform
@@ -32,7 +31,8 @@ from typing import Callable, Iterable, Iterator
 from neurospec import __version__
 from neurospec.errors import NeurospecError
 from neurospec.io import atomic_write_json, atomic_write_text
-from neurospec.pipeline.config import Step, Study, load_study
+from neurospec.locks import exclusive
+from neurospec.pipeline.config import Step, Study, data_environment, datasets_read, load_study
 from neurospec.pipeline.fingerprints import ContentHashes, step_fingerprint
 from neurospec.pipeline.paths import command_line, output_path, outputs
 
@@ -115,42 +115,16 @@ class RunState:
         self.save()
 
 
-@contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """One ``neurospec run`` per run folder at a time."""
-    with open(run_dir / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NeurospecError(f"another `neurospec run` is using {run_dir}; wait for it to end") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _data_fingerprint(step: Step, hashes: ContentHashes) -> str | None:
+    """The content of every registered data set ``step`` reads by name (not by a path option, which its
+    own fingerprint covers); None when it reads none. Call it inside the study's data environment."""
+    from neurospec.data.locate import where
 
-
-@contextlib.contextmanager
-def _data_folder(study: Study) -> Iterator[None]:
-    """NEUROSPEC_DATA set to the study's ``data:`` folder while its steps run."""
-    if study.data is None:
-        yield
-        return
-    before = os.environ.get("NEUROSPEC_DATA")
-    os.environ["NEUROSPEC_DATA"] = str(study.data)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("NEUROSPEC_DATA", None)
-        else:
-            os.environ["NEUROSPEC_DATA"] = before
-
-
-def _data_fingerprint(study: Study, hashes: ContentHashes) -> str | None:
-    from neurospec.data.parallel import shared_data_dir
-
-    folder = study.data or shared_data_dir()
-    return hashes.of(folder) if folder.exists() else None
+    parts = []
+    for name in sorted(datasets_read(step)):
+        found = where(name)
+        parts.append(f"{name}={hashes.of(found[1]) if found else 'absent'}")
+    return ";".join(parts) or None
 
 
 def _forced(study: Study, force: Iterable[str]) -> set[str]:
@@ -222,22 +196,21 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
         _print_plan(study, run_dir, forced, echo)
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(run_dir):
+    with exclusive(run_dir, "neurospec run"):
         state = RunState(run_dir, study)
         if not (run_dir / CONFIG_FILE).exists() or (run_dir / CONFIG_FILE).read_text(encoding="utf-8") != study.text:
             atomic_write_text(run_dir / CONFIG_FILE, study.text)
         state.save()
         toy_folders = _toy_folders(study, train=True, echo=echo)
         hashes = ContentHashes(run_dir / ".fingerprints.json")
-        data_id = _data_fingerprint(study, hashes)
-        hashes.save()
         state.document["status"] = "running"
         try:
-            with _data_folder(study):
+            with data_environment(study.data):
                 for number, step in enumerate(study.steps, 1):
                     record = state.records[step.name]
                     upstream = {name: state.records[name].get("output_id") for name in step.upstream}
-                    fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, data=data_id)
+                    fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream,
+                                                   data=_data_fingerprint(step, hashes))
                     hashes.save()
                     decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
                     prefix = f"[{number}/{len(study.steps)}] {step.name}"
@@ -295,12 +268,13 @@ def _print_plan(study: Study, run_dir: Path, forced: set[str], echo: Callable[[s
     if (run_dir / STUDY_FILE).exists():
         previous = RunState(run_dir, study).previous
     hashes = ContentHashes(run_dir / ".fingerprints.json" if run_dir.exists() else None)
-    data_id = _data_fingerprint(study, hashes)
     toy_folders = _toy_folders(study, train=False, echo=echo)
     running: set[str] = set()
     for number, step in enumerate(study.steps, 1):
         record = previous.get(step.name, {})
         upstream = {name: previous.get(name, {}).get("output_id") for name in step.upstream}
+        with data_environment(study.data):
+            data_id = _data_fingerprint(step, hashes)
         fingerprint = step_fingerprint(step, hashes=hashes, upstream=upstream, data=data_id)
         decision = plan_step(step, record, fingerprint, run_dir, step.name in forced)
         if decision.action == "skip" and running & set(step.upstream):

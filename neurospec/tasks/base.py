@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from neurospec.data.items import MCItem
-from neurospec.data.parallel import shared_data_dir
+from neurospec.data.locate import locate
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.intervals import wilson
 from neurospec.languages import resolve
@@ -59,15 +59,13 @@ def take(items: Sequence, limit: int | None) -> list:
     return list(items)[:limit]
 
 
-def data_location(data_dir: str | Path | None, default_folder: str, what: str) -> Path:
-    """``data_dir`` when given, else ``shared_data_dir() / default_folder``; it must exist."""
-    path = Path(data_dir) if data_dir is not None else shared_data_dir() / default_folder
-    if not path.exists():
-        hint = "pass data_dir= (a file or folder in the formats docs/tasks.md lists)"
-        if data_dir is None:
-            hint = f"set NEUROSPEC_DATA to the folder holding {default_folder}/, or {hint}"
-        raise NeurospecError(f"{what} data not found at {path}; {hint}")
-    return path
+def data_location(data_dir: str | Path | None, dataset_name: str, what: str) -> Path:
+    """``data_dir`` when given (it must exist), else the registered data set ``dataset_name``
+    (:func:`neurospec.data.locate.locate`)."""
+    if data_dir is not None and not Path(data_dir).exists():
+        raise NeurospecError(f"{what} data not found at {data_dir}; pass data_dir= (a file or folder in the "
+                             f"formats docs/tasks.md lists), or leave it out to use the registered data set")
+    return locate(dataset_name, data_dir)
 
 
 class Task:
@@ -161,7 +159,7 @@ class MCTask(Task):
         items = take(self.load(key, data_dir=data_dir, split=split), limit)
         predictions = self.predict(model, tokenizer, items, intervention=intervention, batch_size=batch_size, **opts)
         return accuracy_result(self.name, key, predictions, {
-            "split": split, "data": str(data_dir) if data_dir is not None else f"shared:{self.data_folder}",
+            "split": split, "data": str(data_dir) if data_dir is not None else f"dataset:{self.data_folder}",
             "limit": limit, "intervention": intervention is not None, **self.describe(opts),
             "prompt_format": format_details(opts.get("fmt")),
         }, keep_outputs)

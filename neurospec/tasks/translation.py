@@ -184,7 +184,7 @@ class TranslationTask(Task):
         references = [pair.reference for pair in pairs]
         scores = translation_scores(hypotheses, references, key, bootstrap=opts["bootstrap"], seed=opts["seed"])
         details = {
-            "split": split or self.default_split(data_dir), "data": str(data_dir) if data_dir else f"shared:{self.data_folder}",
+            "split": split or self.default_split(data_dir), "data": str(data_dir) if data_dir else f"dataset:{self.data_folder}",
             "limit": limit, "intervention": intervention is not None, "template": template,
             "target_name": opts["target_name"] or target_name(key), "max_new_tokens": opts["max_new_tokens"],
             "prompt_format": format_details(opts["fmt"]), "decoding": "greedy; output cut at the first newline, stripped", "bleu_tokenize": scores.bleu_tokenize,
