@@ -562,8 +562,7 @@ def test_registry():
     assert set(MC_SETS) == {"blend", "blend-control", "countryrc", "culturalbench", "normad", "worldvaluesbench",
                             "qnli", "mrpc", "commonsenseqa"}
     assert mc_set_names("nlu") == ["qnli", "mrpc", "commonsenseqa"]
-    assert {n for n, s in MC_SETS.items() if s.needs_path} == {"culturalbench", "normad", "worldvaluesbench",
-                                                              "commonsenseqa"}
+    assert {n for n, s in MC_SETS.items() if s.needs_path} == {"worldvaluesbench", "commonsenseqa"}
     assert all(s.kind in ("cultural", "nlu") and s.description for s in MC_SETS.values())
 
 
@@ -605,10 +604,25 @@ def test_load_mc_set_file_sets(tmp_path):
     assert len(load_mc_set("commonsenseqa", path=csqa, limit=4)) == 4
 
 
-def test_load_mc_set_errors(tmp_path):
+def test_hub_sets_read_their_fetched_copy_by_default(tmp_path, monkeypatch):
+    """Without path=, CulturalBench and NormAd read the files of their fetched data set (the hub's names)."""
+    mirror = tmp_path / "mirror"
+    (mirror / "culturalbench").mkdir(parents=True)
+    (mirror / "normad").mkdir()
+    hard = write_table(mirror / "culturalbench" / "CulturalBench-Hard.csv", hard_rows())
+    normad = write_table(mirror / "normad" / "normad_etiquette_final_data.csv", normad_rows())
+    monkeypatch.setenv("NEUROSPEC_DATA", str(mirror))
+    assert load_mc_set("culturalbench", config="hard") == load_mc_set("culturalbench", path=hard, config="hard")
+    assert load_mc_set("normad", countries=["USA"]) == load_mc_set("normad", path=normad, countries=["USA"])
+    with pytest.raises(NeurospecError, match=r"CulturalBench.*CulturalBench-Easy.csv not found"):
+        load_mc_set("culturalbench")  # the easy file is not there
+
+
+def test_load_mc_set_errors(tmp_path, monkeypatch):
     with pytest.raises(NeurospecError, match="blend, blend-control, countryrc"):
         load_mc_set("xnli")
-    with pytest.raises(NeurospecError, match=r"kellycyy/CulturalBench.*local file"):
+    monkeypatch.setenv("NEUROSPEC_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(NeurospecError, match=r"data set 'culturalbench' is not here.*neurospec data fetch culturalbench"):
         load_mc_set("culturalbench")
     with pytest.raises(NeurospecError, match="tau/commonsense_qa"):
         load_mc_set("commonsenseqa")

@@ -354,6 +354,26 @@ def test_include_csv_folder_and_metadata(tmp_path):
     assert [i.question for i in load_include("de", folder)] == ["Hauptstadt von Deutschland?"]
 
 
+def test_include_reads_the_hub_layout_of_a_fetch(tmp_path, monkeypatch):
+    """`neurospec data fetch include` gives <Language>/test-*.parquet files (and the hub client's hidden
+    .cache folder); without data_dir, load_include reads them and gives the items of the same rows as JSONL."""
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    folder = tmp_path / "mirror" / "include"
+    for language in ("Estonian", "German"):
+        (folder / language).mkdir(parents=True)
+        rows = [r for r in INCLUDE_ROWS if r["language"] == language]
+        pandas.DataFrame(rows).to_parquet(folder / language / "test-00000-of-00001.parquet")
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "stale.jsonl").write_text("not json\n")
+    monkeypatch.setenv("NEUROSPEC_DATA", str(tmp_path / "mirror"))
+    expected = load_include("et", write_jsonl(tmp_path / "rows.jsonl", INCLUDE_ROWS))
+    got = load_include("et")
+    assert [(i.question, i.options, i.gold, i.metadata) for i in got] == \
+        [(i.question, i.options, i.gold, i.metadata) for i in expected]
+    assert get_task("include").languages() == ["est_Latn", "deu_Latn"]
+
+
 def test_include_bad_files_name_the_field_and_line(tmp_path):
     rows = [dict(r) for r in INCLUDE_ROWS[:3]]
     del rows[1]["option_c"]

@@ -12,8 +12,9 @@
 Arguments mean the same for every set:
 
 - ``path``: the set's local data (a file or folder; see :data:`MC_SETS` and docs/culture_data.md).
-  Sets with shared copies (BLEnD, CountryRC, QNLI, MRPC) default to them; the others are on the
-  Hugging Face hub only and must be exported to a local file first (nothing is downloaded at run time).
+  Without it, a set reads its registered data set (``neurospec data list``): from the mirror in
+  NEUROSPEC_DATA or the cache of ``neurospec data fetch NAME`` (CulturalBench and NormAd come from the
+  Hugging Face hub that way). WorldValuesBench and CommonsenseQA need ``path``.
 - ``countries``: the countries to keep (any name :func:`neurospec.languages.resolve_country` knows,
   or the benchmark's own spelling). CountryRC and WorldValuesBench default to the paper's 8 culture
   countries; the NLU sets have no countries and ignore it.
@@ -45,7 +46,7 @@ class MCSetInfo:
 
     name         the registry name
     kind         ``"cultural"`` or ``"nlu"``
-    needs_path   True when there is no shared copy: ``path=`` is required
+    needs_path   True when neurospec cannot fetch it (``neurospec data fetch``): ``path=`` is required
     description  one line: what the set is and where the items come from
     source       where to get it (a Hugging Face dataset id or a repository)
     splits       the accepted ``split`` values (the default first); empty = no split
@@ -67,18 +68,18 @@ _BLEND_OPTIONS = ("num_options", "max_per_question", "language", "distractors")
 MC_SETS: dict[str, MCSetInfo] = {s.name: s for s in (
     MCSetInfo("blend", "cultural", False,
               "BLEnD multiple-choice questions rebuilt from the short-answer annotations (neurospec.data.blend)",
-              "nayeon212/BLEnD (shared copy: ../shared/data/blend)", ("test", "find", "all"), _BLEND_OPTIONS),
+              "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS),
     MCSetInfo("blend-control", "cultural", False,
               "BLEnD-control: the BLEnD items' options with no question ('choose only one')",
-              "nayeon212/BLEnD (shared copy: ../shared/data/blend)", ("test", "find", "all"), _BLEND_OPTIONS),
+              "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS),
     MCSetInfo("countryrc", "cultural", False,
               "CountryRC passages whose answer is a country; 4 country options (neurospec.data.countryrc)",
-              "github.com/ynklab/CULNIG data/CountryRC/data.json (shared copy: ../shared/data/countryrc)",
+              "github.com/ynklab/CULNIG data/CountryRC/data.json (data set: countryrc)",
               ("all", "find", "test"), ("pool",)),
-    MCSetInfo("culturalbench", "cultural", True,
+    MCSetInfo("culturalbench", "cultural", False,
               "CulturalBench easy (4 shuffled options) or hard (True/False per option) questions",
               "kellycyy/CulturalBench", ("all", "find", "test"), ("config",)),
-    MCSetInfo("normad", "cultural", True,
+    MCSetInfo("normad", "cultural", False,
               "NormAd etiquette stories: is the behaviour acceptable in the country? yes / no / neutral",
               "akhilayerukola/NormAd", ("all", "find", "test"), ("with_rule", "with_background")),
     MCSetInfo("worldvaluesbench", "cultural", True,
@@ -86,9 +87,9 @@ MC_SETS: dict[str, MCSetInfo] = {s.name: s for s in (
               "github.com/Demon702/WorldValuesBench (WorldValuesBench/ folder)", ("all", "find", "test"),
               ("data_split", "min_answers", "find_questions")),
     MCSetInfo("qnli", "nlu", False, "GLUE QNLI dev: does the sentence answer the question? yes / no",
-              "nyu-mll/glue (qnli; shared copy: ../shared/data/glue_qnli)", ("dev",)),
+              "nyu-mll/glue (qnli; data set: qnli)", ("dev",)),
     MCSetInfo("mrpc", "nlu", False, "MRPC: do the two sentences mean the same thing? yes / no",
-              "nyu-mll/glue (mrpc; shared copy: ../shared/data/glue_mrpc)", ("test", "dev")),
+              "nyu-mll/glue (mrpc; data set: mrpc)", ("test", "dev")),
     MCSetInfo("commonsenseqa", "nlu", True, "CommonsenseQA: 5-option commonsense questions",
               "tau/commonsense_qa (split validation)", ()),
 )}
@@ -121,6 +122,20 @@ _EXPORTS = {
               "normad_etiquette_final_data.csv from the dataset's files)",
     "commonsenseqa": "load_dataset('tau/commonsense_qa', split='validation').to_json('commonsense_qa_validation.jsonl')",
 }
+
+
+#: The file of a fetched hub data set (``neurospec data fetch NAME``) each set reads by default.
+HUB_FILES = {"culturalbench": "CulturalBench-Easy.csv", "normad": "normad_etiquette_final_data.csv"}
+
+
+def _hub_file(info: MCSetInfo, options: dict[str, Any]) -> Path:
+    """The default file of a hub-only set: in the mirror or the cache, else the error naming the fetch command."""
+    from neurospec.data.locate import locate
+
+    name = HUB_FILES[info.name]
+    if info.name == "culturalbench" and options.get("config") == "hard":
+        name = "CulturalBench-Hard.csv"
+    return locate(info.name) / name
 
 
 def _export_hint(info: MCSetInfo) -> str:
@@ -203,7 +218,7 @@ def load_mc_set(name: str, *, path: str | Path | None = None, countries: Iterabl
                 split: str | None = None, limit: int | None = None, seed: int = 0, **options: Any) -> list[MCItem]:
     """The items of a registered set (:data:`MC_SETS`); see the module docstring for the arguments.
 
-    An unknown name, split or option, a missing ``path`` for a set without a shared copy, or no item
+    An unknown name, split or option, a missing ``path`` for a set neurospec cannot fetch, or no item
     left after filtering is a :class:`NeurospecError` saying what to change.
     """
     key = str(name).strip().lower().replace("_", "-")
@@ -219,8 +234,10 @@ def load_mc_set(name: str, *, path: str | Path | None = None, countries: Iterabl
         known = ", ".join(info.options) if info.options else "none"
         raise NeurospecError(f"{info.name}: unknown option(s) {unknown}; its options are: {known} "
                              f"(plus path, countries, split, limit, seed).")
+    if path is None and info.name in HUB_FILES:
+        path = _hub_file(info, options)
     if info.needs_path and path is None:
-        raise NeurospecError(f"{info.name} needs path=: there is no shared copy. To get it, {_export_hint(info)}.")
+        raise NeurospecError(f"{info.name} needs path=: neurospec cannot fetch it. To get it, {_export_hint(info)}.")
     if isinstance(countries, str):
         countries = [countries]
     elif countries is not None:

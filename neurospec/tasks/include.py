@@ -8,12 +8,13 @@ Prompt (METHODS section 2, the reference's): ``question\\nA) ..\\nB) ..\\nC) ..\
 (:func:`neurospec.scoring.lettered_prompt`, question stripped); the chosen option is the letter
 with the highest next-token probability (:func:`neurospec.scoring.choose_by_letter`).
 
-Data (not in the shared folder: export ``CohereForAI/include-base-44`` or ``include-lite-44`` from
-Hugging Face): JSONL, JSON, CSV or TSV files with the Hugging Face fields ``question``,
+Data: ``neurospec data fetch include`` (``CohereForAI/include-base-44`` at a pinned revision, parquet
+files per language), or your own export: JSONL, JSON, CSV, TSV or parquet files with the Hugging Face fields ``question``,
 ``option_a`` .. ``option_d`` (or a ``choices`` list of four), ``answer`` (0-3), ``language`` (an English
 name such as ``Estonian``, or any code :func:`neurospec.languages.resolve` knows); ``subject``,
 ``domain``, ``country``, ``level`` and ``regional_feature`` are kept in ``metadata`` where present.
-``data_dir`` is one file or a folder of such files (all are read, in name order).
+``data_dir`` is one file or a folder of such files (all below it are read, in path order); without it,
+the fetched ``include`` data set.
 """
 
 from __future__ import annotations
@@ -78,17 +79,29 @@ def _answer(record: dict, path: Path, line: int) -> int:
     raise FileFormatError(f"{path} line {line}: answer must be 0-3 (or A-D), not {value!r}")
 
 
+SUFFIXES = RECORD_SUFFIXES + (".parquet",)
+
+
 def _files(location: Path) -> list[Path]:
+    """``location`` itself, or every record file below it in path order (the hub's layout is
+    ``<Language>/test-00000-of-00001.parquet``; hidden folders such as the hub client's ``.cache`` are skipped)."""
     if location.is_file():
         return [location]
-    files = sorted(p for p in location.iterdir() if p.is_file() and p.suffix.lower() in RECORD_SUFFIXES)
+    files = sorted(p for p in location.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(location).parts))
     if not files:
-        raise NeurospecError(f"INCLUDE folder {location} holds no {', '.join(RECORD_SUFFIXES)} files")
+        raise NeurospecError(f"INCLUDE folder {location} holds no {', '.join(SUFFIXES)} files")
     return files
 
 
 def _rows(location: Path):
+    from neurospec.data.culturalbench import read_rows
+
     for path in _files(location):
+        if path.suffix.lower() == ".parquet":
+            for number, (_, record) in enumerate(read_rows(path, "INCLUDE"), 1):
+                yield path, number, record
+            continue
         for line, record in read_records(path):
             yield path, line, record
 
