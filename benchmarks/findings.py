@@ -35,7 +35,6 @@ from neurospec.toy import RECIPES, ensure_toy
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "runs" / "findings"
-DATA = ROOT.parent / "shared" / "data"
 LANGUAGES = list(RECIPES["main"].languages)
 STEERING_LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab"]
 LAPE_RATES = {"paper": 0.01, "toy": 0.05}   # top-rate: the paper's 1%, and 5% for a 4128-neuron model
@@ -88,7 +87,7 @@ def _finished(target: Path) -> bool:
 def _short(text: str) -> str:
     """Paths as a reader would type them: relative to the repository, the toy cache as ``$TOY``."""
     cache = str(Path.home() / ".cache" / "neurospec" / "toy")
-    text = text.replace(str(ROOT) + "/", "").replace(str(DATA), "../shared/data")
+    text = text.replace(str(ROOT) + "/", "")
     return text.replace(cache, "$TOY")
 
 
@@ -152,7 +151,7 @@ def perplexity_findings(ppl: dict) -> dict:
 
 def _collect_packed(run: Runner, model: Path) -> Path:
     """LAPE's statistics: packed 128-token rows of all of NTREX-128, every language of the main toy."""
-    return run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
+    return run("collect", "stats_packed", "collect", "--model", model, "--corpus-dir", "ntrex128",
                "--languages", ",".join(LANGUAGES), "--mode", "packed", "--seq-len", "128", "--quiet",
                "--out", run.folder / "stats_packed")
 
@@ -167,7 +166,7 @@ def stage_lape() -> None:
         neurons = run(f"select-{label}", f"lape_{label}.json", "select", "lape", "--stats", stats, "--top-rate",
                       str(rate), "--out", run.folder / f"lape_{label}.json")
         ppl = run(f"ppl-{label}", f"ppl_{label}", "ppl", "--model", model, "--neurons", neurons, "--corpus-dir",
-                  DATA / "sib200_flores", "--languages", languages, "--split", "test", "--max-texts", "100",
+                  "flores", "--languages", languages, "--split", "test", "--max-texts", "100",
                   "--random-seeds", "0", "--batch-size", "32", "--quiet", "--out", run.folder / f"ppl_{label}")
         body["settings"][label] = {"placement": placement(NeuronSet.load(neurons)),
                                    "perplexity": perplexity_findings(_json(ppl / "ppl.json"))}
@@ -241,12 +240,12 @@ def stage_steering() -> None:
     stats_packed = _collect_packed(run, model)
     neurons = run("select-toy", "lape_toy.json", "select", "lape", "--stats", stats_packed, "--top-rate",
                   str(LAPE_RATES["toy"]), "--out", run.folder / "lape_toy.json")
-    stats = run("collect-sentence", "stats_sentence", "collect", "--model", model, "--corpus-dir", DATA / "ntrex128",
+    stats = run("collect-sentence", "stats_sentence", "collect", "--model", model, "--corpus-dir", "ntrex128",
                 "--languages", ",".join(LANGUAGES), "--mode", "sentence", "--max-tokens", "20000", "--quiet",
                 "--out", run.folder / "stats_sentence")
     languages = ",".join(STEERING_LANGUAGES)
     common = ["--model", model, "--neurons", neurons, "--stats", stats, "--parallel", "flores", "--split", "test",
-              "--data-dir", DATA / "sib200_flores", "--languages", languages, "--batch-size", "32", "--quiet"]
+              "--languages", languages, "--batch-size", "32", "--quiet"]
     body: dict = {"languages": STEERING_LANGUAGES, "neurons": "lape_toy.json", "lss": {}}
     for value in ("p_max", "p_median"):
         folder = run(f"lss-{value}", f"lss_{value}", "lss", *common, "--limit", "100", "--recipe", f"set:{value}",

@@ -4,7 +4,7 @@
     neurospec neurons show LLaMA-2-7B.neuron.pth --groups en,zh,fr,es,vi,id,ja --json
     neurospec neurons import LLaMA-2-7B.neuron.pth --groups en,zh,fr,es,vi,id,ja --model meta-llama/Llama-2-7b-hf --out lape.json
     neurospec neurons export lape.json --format lape-pth --out lape.neuron.pth
-    neurospec collect --model M --corpus fr=fr.txt --corpus de=../shared/data/ntrex128 --out stats/ --max-tokens 1000000
+    neurospec collect --model M --corpus fr=fr.txt --corpus de=ntrex128 --out stats/ --max-tokens 1000000
     neurospec select lape --stats stats/ --out lape.json
     neurospec stats show stats/
 

@@ -1,6 +1,6 @@
 """The intervention verbs of the ``neurospec`` command: ppl, steer, lss, sweep, eval.
 
-    neurospec ppl   --model M --neurons lape.json --corpus-dir ../shared/data/sib200_flores --split test --out runs/ppl
+    neurospec ppl   --model M --neurons lape.json --corpus-dir flores --split test --out runs/ppl
     neurospec steer --model M --neurons lape.json --stats stats/ --parallel ntrex --languages en,fr,de --out runs/steer
     neurospec lss   --model M --neurons lape.json --stats stats/ --parallel flores --languages en,fr,de --out runs/lss
     neurospec sweep --model M --neurons lape.json --stats stats/ --items mlama.jsonl --values p_max,p_median --factors 1,2,5

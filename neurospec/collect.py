@@ -2,7 +2,7 @@
 
     from neurospec.collect import collect, CollectOptions
     from neurospec.data.corpora import open_corpus
-    corpora = [open_corpus("fr", "fr.txt"), open_corpus("de", "../shared/data/ntrex128")]
+    corpora = [open_corpus("fr", "fr.txt"), open_corpus("de", "ntrex128")]
     stats = collect(lm.model, lm.tokenizer, corpora, "runs/stats", CollectOptions(max_tokens=10_000_000))
 
 Two ways to cut text into rows (``CollectOptions.mode``):

@@ -1,6 +1,6 @@
 """Write neurospec/data/checksums.json from a verified local mirror of the data (same layout as a fetch).
 
-    python tools/data_checksums.py ../shared/data
+    python tools/data_checksums.py MIRROR       # a verified local copy, in the cache's layout
 
 Every file of each GitHub data set's folder is hashed (SOURCE.md and SHA256SUMS, the mirror's own
 notes, are left out); where the folder has a SHA256SUMS file, each hash must agree with it.

@@ -28,8 +28,7 @@ How an item is made, per (country, question id):
    id), so an item does not depend on which other countries or topics are built. Option order is
    shuffled by the same generator; ``MCItem.gold`` records where the gold went.
 
-The data folder defaults to ``$NEUROSPEC_DATA/blend``, else ``../shared/data/blend`` beside the
-repository root; any folder with ``annotations/<Country>_data.json`` and
+The data folder defaults to the ``blend`` data set (:mod:`neurospec.data.locate`); any folder with ``annotations/<Country>_data.json`` and
 ``questions/<Country>_questions.csv`` works. See docs/blend.md.
 """
 

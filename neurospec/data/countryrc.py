@@ -22,8 +22,8 @@ How an item is made, per (country, passage):
 
 Splits: ``"find"`` = the first half of the passages in file order (25; the reference computes
 CountryRC neuron scores on these), ``"test"`` = the rest, ``"all"`` = every passage. The data path
-defaults to ``$NEUROSPEC_DATA/countryrc/data.json``, else ``../shared/data/countryrc/data.json``
-beside the repository root; ``data_dir=`` takes a folder holding ``data.json`` or the file itself.
+defaults to the ``countryrc`` data set's ``data.json`` (:mod:`neurospec.data.locate`); ``data_dir=``
+takes a folder holding ``data.json`` or the file itself.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ group is the benchmark's name (``"qnli"``, ``"mrpc"``, ``"commonsenseqa"``), and
 
 - QNLI: GLUE's ``dev.tsv`` (``index, question, sentence, label``; labels ``entailment`` /
   ``not_entailment``; parsed with ``csv.QUOTE_NONE`` as GLUE's files need), by default
-  ``../shared/data/glue_qnli/dev.tsv``. Question: ``"Question: ...\\nSentence: ...\\nDoes the sentence
+  the ``qnli`` data set's ``dev.tsv``. Question: ``"Question: ...\\nSentence: ...\\nDoes the sentence
   answer the question?"``; options ``("yes", "no")``; gold ``yes`` for entailment. A
   ``.jsonl/.json/.csv/.parquet`` export of ``nyu-mll/glue`` (``qnli``: ``question, sentence, label, idx``,
   label 0 = entailment) reads too.
 - MRPC: GLUE's ``dev.tsv`` or the labelled MSRP test file ``msr_paraphrase_test.txt`` (UTF-8 with a
-  BOM; ``Quality, #1 ID, #2 ID, #1 String, #2 String``), by default in ``../shared/data/glue_mrpc/``.
+  BOM; ``Quality, #1 ID, #2 ID, #1 String, #2 String``), by default the ``mrpc`` data set's.
   Question: ``"Sentence 1: ...\\nSentence 2: ...\\nDo these two sentences mean the same thing?"``;
   options ``("yes", "no")``; gold ``yes`` for Quality 1. ``split="test"`` (default, as the culture
   reference evaluates GLUE's MRPC test) or ``"dev"``. A ``nyu-mll/glue`` ``mrpc`` export
@@ -143,7 +143,7 @@ def load_qnli(path: str | Path | None = None, *, limit: int | None = None) -> li
 def load_mrpc(path: str | Path | None = None, *, split: Literal["dev", "test"] = "test",
               limit: int | None = None) -> list[MCItem]:
     """MRPC items: GLUE's ``dev.tsv`` (``split="dev"``) or the MSRP test file (``"test"``, default), from
-    ``../shared/data/glue_mrpc/`` by default; ``path`` may be that folder, a file, or a ``nyu-mll/glue``
+    the ``mrpc`` data set by default; ``path`` may be that folder, a file, or a ``nyu-mll/glue``
     ``mrpc`` export.
 
     ``MCItem("Sentence 1: ...\\nSentence 2: ...\\nDo these two sentences mean the same thing?",
@@ -154,10 +154,9 @@ def load_mrpc(path: str | Path | None = None, *, split: Literal["dev", "test"] =
     if split not in MRPC_FILES:
         raise NeurospecError(f"MRPC split={split!r}; use 'test' (the labelled MSRP test set, {MRPC_FILES['test']}) "
                              f"or 'dev' (GLUE's dev.tsv).")
-    path = _default("glue_mrpc", MRPC_FILES[split], path)
+    path = _default("mrpc", MRPC_FILES[split], path)
     _exists(path, "MRPC", f"Pass the GLUE MRPC folder (dev.tsv, msr_paraphrase_test.txt), one of those files, an "
-                          f"export of {GLUE_HF} (config mrpc), or set NEUROSPEC_DATA to the folder holding "
-                          f"glue_mrpc/.")
+                          f"export of {GLUE_HF} (config mrpc), or run `neurospec data fetch mrpc`.")
     glue = ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String")
     hub = ("sentence1", "sentence2", "label")
     is_glue = path.suffix.lower() in (".tsv", ".txt")
