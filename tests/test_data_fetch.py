@@ -9,9 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +41,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder, honours ``Range: bytes=N-`` (as GitHub's raw server does) and can cut a file short."""
 
     cut: dict[str, int] = {}          # URL path -> bytes to send before dropping the connection
+    slow = False                      # send in small pieces with pauses (a download that takes seconds)
     served_bytes = 0
 
     def log_message(self, *args) -> None:
@@ -61,7 +67,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if self.path in self.cut:
             body = body[: self.cut[self.path]]
         type(self).served_bytes += len(body)
-        self.wfile.write(body)
+        if not self.slow:
+            self.wfile.write(body)
+            return
+        for start in range(0, len(body), 16384):
+            self.wfile.write(body[start:start + 16384])
+            time.sleep(0.02)
 
 
 @pytest.fixture
@@ -70,7 +81,7 @@ def server(tmp_path):
     root = tmp_path / "served"
     for name in SERVED:
         shutil.copytree(MIRROR / dataset(name).folder, root / dataset(name).folder)
-    _Handler.cut, _Handler.served_bytes = {}, 0
+    _Handler.cut, _Handler.served_bytes, _Handler.slow = {}, 0, False
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -173,6 +184,30 @@ def test_a_download_cut_midway_resumes_where_it_stopped(server, tmp_path):
     _Handler.cut.clear()
     report = fetch("xwinograd", cache=tmp_path / "cache", base_url=url)
     assert report.bytes == size - size // 3          # only the rest came over the wire
+    assert _sha(folder / "dataset.tsv") == dataset("xwinograd").files["dataset.tsv"].sha256
+
+
+@needs_mirror
+def test_a_fetch_killed_midway_is_finished_by_the_next(server, tmp_path):
+    """A real `neurospec data fetch` process, killed (SIGKILL) while it downloads: nothing sits under the
+    final name, and the next fetch completes and verifies the file."""
+    url, _ = server
+    _Handler.slow = True                      # about 2.5 s for the 2 MB file
+    env = {**os.environ, "NEUROSPEC_CACHE": str(tmp_path / "cache"), "NEUROSPEC_DATA": str(tmp_path / "none")}
+    process = subprocess.Popen([sys.executable, "-m", "neurospec.cli", "data", "fetch", "xwinograd", "--base-url",
+                                url, "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "cache" / "data" / "xwinograd"
+    part = folder / PARTIAL / "dataset.tsv.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert part.exists() and 0 < part.stat().st_size < dataset("xwinograd").files["dataset.tsv"].size
+    assert not (folder / "dataset.tsv").exists() and not (folder / MARKER).exists()
+    _Handler.slow = False
+    report = fetch("xwinograd", cache=tmp_path / "cache" / "data", base_url=url)
+    assert report.downloaded == ["dataset.tsv"] and not (folder / PARTIAL).exists()
     assert _sha(folder / "dataset.tsv") == dataset("xwinograd").files["dataset.tsv"].sha256
 
 
