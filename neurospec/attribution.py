@@ -2,11 +2,14 @@
 
     from neurospec.attribution import attribute, AttributionScores
     from neurospec.data.blend import build_blend_items, control_items, BLEND_TEMPLATES, blend_prompt_format
+    from neurospec.data.countryrc import build_countryrc_items, countryrc_prompts
     items = build_blend_items(topics="find")
     blend = attribute(model, tok, items, fmt=blend_prompt_format(), templates=BLEND_TEMPLATES.values(),
                       out="runs/attr/blend")              # streams, checkpoints, resumes; one file per dataset
     ctrl = attribute(model, tok, control_items(items), fmt=blend_prompt_format(),
                      templates=BLEND_TEMPLATES.values(), out="runs/attr/blend-control")   # control: clamped >= 0
+    templates, fmt = countryrc_prompts()                  # CountryRC: the reference's 4 prompts, no prefill
+    crc = attribute(model, tok, build_countryrc_items(split="find"), fmt=fmt, templates=templates)  # 800 examples
     blend.sum("gate_pre", "China")                        # (layers, width): S(n, China)
     AttributionScores.load("runs/attr/blend").counts      # examples per group
 
@@ -111,7 +114,10 @@ def prepare_examples(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = 
 
     Templates default to :func:`neurospec.scoring.lettered_prompt` (letter target) or the bare
     question (answer target, whose continuation is ``" " + gold option``). ``clamp=None`` clamps the
-    items whose ``metadata["control"]`` is true.
+    items whose ``metadata["control"]`` is true. A template may carry ``view(item) -> MCItem`` (the
+    item as that template shows it: its own options and gold), ``letters`` and ``form``, which then
+    replace the arguments for that template: the CountryRC prompts of the reference
+    (:data:`neurospec.data.countryrc.COUNTRYRC_TEMPLATES`) draw their own options and ask for A-D or 1-4.
     """
     if target not in TARGETS:
         raise NeurospecError(f"target={target!r}: use one of {', '.join(TARGETS)}")
@@ -120,15 +126,22 @@ def prepare_examples(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = 
     chosen = list(templates) if templates is not None else [lettered_prompt if target == "letter" else bare_question]
     if not chosen:
         raise NeurospecError("templates= is empty: give at least one prompt template")
+    if target == "letter" and any(template is bare_question for template in chosen):
+        raise NeurospecError("the bare-question template shows no options, so there is no letter to score: use "
+                             "target='answer' with it (--target answer), or a lettered template")
     missing = next((item for item in items if item.group is None), None)
     if missing is not None:
         raise NeurospecError(f"item {missing.id!r} has no group (country): attribution sums scores per group")
     examples = []
     for t, template in enumerate(chosen):
         name = _template_name(template, t)
-        lettered = (encode_lettered(tokenizer, items, fmt=fmt, prompt=template, letters=letters, form=form)
-                    if target == "letter" else [None] * len(items))
-        for item, pair in zip(items, lettered):
+        view = getattr(template, "view", None)
+        shown = [view(item) for item in items] if callable(view) else list(items)
+        lettered = (encode_lettered(tokenizer, shown, fmt=fmt, prompt=template,
+                                    letters=getattr(template, "letters", None) or letters,
+                                    form=getattr(template, "form", None) or form)
+                    if target == "letter" else [None] * len(shown))
+        for item, pair in zip(shown, lettered):
             clamped = bool(item.metadata.get("control")) if clamp is None else clamp
             if pair is not None:
                 encoded, ids = pair

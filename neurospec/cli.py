@@ -450,6 +450,8 @@ def collect_command(
     sample_sentences: int = typer.Option(100, "--sample-sentences", min=0, help="Sentence mode: per-sentence means kept "
                                          "for the first K sentences (p_max / p_median)."),
     no_pack: bool = typer.Option(False, "--no-pack", help="Sentence mode: one padded sentence per row."),
+    no_bos: bool = typer.Option(False, "--no-bos", help="Sentence mode: no BOS / special tokens before each sentence "
+                                "(the amplification reference's tokenisation; Gemma degrades without BOS)."),
     checkpoint_every: int = typer.Option(10_000_000, "--checkpoint-every", min=1, help="Tokens between checkpoints."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished --out folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
@@ -469,7 +471,7 @@ def collect_command(
         corpora = corpora_from_options(corpus, corpus_dir, languages, text_field, split)
         options = CollectOptions(site=site, mode=mode.value, seq_len=seq_len, max_tokens=max_tokens,
                                  batch_size=batch_size, sample_sentences=sample_sentences, pack_sentences=not no_pack,
-                                 checkpoint_every=checkpoint_every)
+                                 bos=not no_bos, checkpoint_every=checkpoint_every)
         options.check()
         lm = load_model(model, dtype=dtype, device=_rank_device(device), device_map=device_map,
                         trust_remote_code=trust_remote_code)

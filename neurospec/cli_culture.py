@@ -2,7 +2,7 @@
 
     neurospec attribute --model M --data blend --split find --templates all --out runs/attr/blend
     neurospec attribute --model M --data blend-control --split find --templates all --out runs/attr/blend-control
-    neurospec attribute --model M --data countryrc --split find --out runs/attr/countryrc
+    neurospec attribute --model M --data countryrc --split find --out runs/attr/countryrc    # the reference's 4 prompts
     neurospec select culture --blend runs/attr/blend --control runs/attr/blend-control \\
         --countryrc runs/attr/countryrc --random-seeds 10 --out culture.json
     neurospec mask-eval --model M --neurons culture.json --random culture.random.json \\
@@ -34,7 +34,8 @@ _TEMPLATES = typer.Option("blend", "--templates", help="Prompt templates: blend,
                           "all of these, or question (the bare question, with --target answer).")
 _FORMAT = typer.Option("auto", "--format", help="auto (chat with the {\"answer_choice\":\" prefill when the tokenizer has a "
                        "chat template, else plain), chat, plain.")
-_SCORING = typer.Option("letter", "--scoring", help="letter: argmax of the option letters (the paper); loglik: the "
+_SCORING = typer.Option("vocab", "--scoring", help="vocab: the argmax over the whole vocabulary must be the gold "
+                        "letter (the paper's); letter: the argmax over the option letters only; loglik: the "
                         "options' log-likelihoods after the question (small models).")
 
 
@@ -72,6 +73,50 @@ def _format(name: str, tokenizer):
     return blend_prompt_format() if name == "chat" else PLAIN
 
 
+_ATTRIBUTE_TEMPLATES = typer.Option(
+    "auto", "--templates", help="Prompt templates. auto (default): the reference's for the set: CountryRC's 4 "
+    "(countryrc) for --data countryrc, else blend. BLEnD's: blend, question_first, options_first, terse, or all "
+    "of these (with the {\"answer_choice\":\" prefill); countryrc (the reference's 4 CountryRC prompts, no prefill) "
+    "or one of countryrc_letter_1/2, countryrc_number_1/2; question (the bare question, with --target answer). "
+    "--data countryrc --templates blend is neurospec's earlier CountryRC protocol.")
+_ATTRIBUTE_FORMAT = typer.Option("auto", "--format", help="auto (chat when the tokenizer has a chat template, else "
+                                 "plain), chat, plain. In chat, BLEnD templates get the {\"answer_choice\":\" "
+                                 "prefill; the CountryRC prompts never do (as the reference).")
+
+
+def _attribute_templates(names: str, data: str) -> list:
+    """``--templates`` of ``attribute``: ``auto`` = the reference's prompts for ``data``; CountryRC's by name."""
+    from neurospec.data.countryrc import COUNTRYRC_TEMPLATES
+
+    names = names.strip()
+    if names == "auto":
+        names = "countryrc" if data.strip().lower() == "countryrc" else "blend"
+    chosen, rest = [], []
+    for name in _split_names(names) or []:
+        if name == "countryrc":
+            chosen.extend(COUNTRYRC_TEMPLATES.values())
+        elif name in COUNTRYRC_TEMPLATES:
+            chosen.append(COUNTRYRC_TEMPLATES[name])
+        else:
+            rest.append(name)
+    if chosen and rest:
+        raise NeurospecError(f"--templates {names!r}: the CountryRC prompts (no prefill) and {', '.join(rest)} "
+                             "(JSON prefill) need different formats; attribute them in separate runs")
+    return chosen or _templates(names)
+
+
+def _attribute_format(name: str, tokenizer, templates: list):
+    """``--format`` of ``attribute``: the CountryRC prompts take the chat template without a prefill."""
+    from neurospec.data.countryrc import CountryRCTemplate, countryrc_prompts
+
+    if templates and all(isinstance(t, CountryRCTemplate) for t in templates):
+        if name not in ("auto", "chat", "plain"):
+            raise NeurospecError(f"--format {name!r}: use auto, chat or plain")
+        chat = name == "chat" or (name == "auto" and bool(getattr(tokenizer, "chat_template", None)))
+        return countryrc_prompts(chat=chat)[1]
+    return _format(name, tokenizer)
+
+
 def _items(name: str, paths: dict[str, Path], *, split: Optional[str], countries: Optional[str], limit: Optional[int],
            seed: int):
     from neurospec.data.mc_sets import load_mc_set
@@ -89,7 +134,7 @@ def attribute_command(
                               "test, or all."),
     countries: Optional[str] = _COUNTRIES,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per country."),
-    templates: str = _TEMPLATES, fmt: str = _FORMAT,
+    templates: str = _ATTRIBUTE_TEMPLATES, fmt: str = _ATTRIBUTE_FORMAT,
     target: str = typer.Option("letter", "--target", help="letter (the paper) or answer (the gold option's text)."),
     objective: str = typer.Option("prob", "--objective", help="prob (the paper: p * max a*dp/da) or logprob."),
     sites: str = typer.Option("gate_pre,up_pre,q,k,v", "--sites", help="Sites to score."),
@@ -105,9 +150,10 @@ def attribute_command(
     with user_errors():
         paths = _paths(path)
         items = _items(data, paths, split=split, countries=countries, limit=limit, seed=seed)
-        chosen_templates = _templates(templates)
+        chosen_templates = _attribute_templates(templates, data)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
-        scores = attribute(lm.model, lm.tokenizer, items, fmt=_format(fmt, lm.tokenizer), templates=chosen_templates,
+        prompt_format = _attribute_format(fmt, lm.tokenizer, chosen_templates)
+        scores = attribute(lm.model, lm.tokenizer, items, fmt=prompt_format, templates=chosen_templates,
                            target=target, objective=objective, sites=_split_names(sites) or [], batch_size=batch_size,
                            out=out, resume=resume, checkpoint_every=checkpoint_every, quiet=quiet, dataset=data,
                            description=f"attribute {data}")
@@ -201,6 +247,11 @@ def mask_eval_command(
         say = _progress(quiet)
         for row in result.summary():
             say("  ".join(f"{k} {v:+.4f}" if isinstance(v, float) else f"{v:>20}" for k, v in row.items()))
+        for benchmark in sets if result.by_rule else ():
+            cell = result.cell("none", benchmark)
+            say(f"{benchmark} unmodified: accuracy {cell['rules']['full_vocabulary']['accuracy']:.4f} (full "
+                f"vocabulary), {cell['rules']['letters_only']['accuracy']:.4f} (letters only); "
+                f"{cell['non_letter_share']:.1%} of answers were no option's letter")
         _done(result.save(out))
 
 
@@ -246,6 +297,12 @@ def finetune_command(
     group: str = typer.Option("culture-general", "--group", help="The group whose neurons rank the layers."),
     block: str = typer.Option("mlp", "--block", help="mlp or attention: which block of each chosen layer is trained."),
     data: str = typer.Option("qnli", "--data", help="Training set (any --benchmarks name; QNLI in the paper)."),
+    train_path: Optional[Path] = typer.Option(None, "--train-path", exists=True,
+                                              help="File of the training items of --data (e.g. QNLI's train.tsv, "
+                                                   "as the paper); without it, a set also in --evaluate is cut in "
+                                                   "two seeded halves."),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Evaluate on items also trained on (refused "
+                                       "by default)."),
     path: Optional[list[str]] = _DATA_PATH,
     samples: int = typer.Option(10_000, "--samples", min=1, help="Training items (the paper: 10k)."),
     lr: float = typer.Option(3e-5, "--lr", help="Learning rate (the paper: 3e-5)."),
@@ -260,7 +317,8 @@ def finetune_command(
     device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
 ) -> None:
     """Train only the MLP (or attention) blocks of chosen layers on an NLU set; cultural and NLU accuracy before/after."""
-    from neurospec.data.mc_sets import MC_SETS
+    from neurospec.data.mc_sets import MC_SETS, limit_per_group
+    from neurospec.data.splits import item_ids, separate
     from neurospec.evaluate.masking import mask_eval
     from neurospec.io import atomic_write_json
     from neurospec.neurons import load_neuron_file
@@ -270,8 +328,12 @@ def finetune_command(
         if block not in ("mlp", "attention"):
             raise NeurospecError(f"--block {block!r}: use mlp or attention")
         paths = _paths(path)
-        train_items = _sets([data], paths, split="find", countries=None, limit=None, seed=seed)[data]
-        sets = _sets(_split_names(evaluate) or [], paths, split="test", countries=None, limit=eval_limit, seed=seed)
+        train_paths = {**paths, data: train_path} if train_path is not None else paths
+        train_items = _sets([data], train_paths, split="find", countries=None, limit=None, seed=seed)[data]
+        every = _sets(_split_names(evaluate) or [], paths, split="test", countries=None, limit=None, seed=seed)
+        train_items, every, split_record = separate(data, train_items, every, same_source=train_path is None,
+                                                     seed=seed, allow_overlap=allow_overlap)
+        sets = {name: limit_per_group(items, eval_limit) for name, items in every.items()}
         chosen_templates = _templates(templates)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set = load_neuron_file(neurons, shape=lm.sites) if neurons is not None else None
@@ -291,8 +353,12 @@ def finetune_command(
                            lr=lr, epochs=epochs, batch_size=batch_size, max_items=samples, seed=seed, progress=not quiet)
         after = accuracy() if sets else {}
         out.mkdir(parents=True, exist_ok=True)
+        split_record.update(train={"set": data, "source": str(train_path) if train_path else "data set",
+                                   "ids": trained.item_ids},
+                            evaluation={name: item_ids(items) for name, items in sets.items()})
         document = {"format": "neurospec.finetune", "version": 1, "layers": chosen_layers, "block": block,
                     "group": group if neuron_set is not None else None, "data": data, "training": trained.to_json(),
+                    "splits": split_record,
                     "evaluation": {name: {"kind": kinds[name], "before": before[name], "after": after[name],
                                           "change": after[name]["accuracy"] - before[name]["accuracy"]} for name in sets}}
         atomic_write_json(out / "finetune.json", document)

@@ -12,8 +12,9 @@ Two ways to cut text into rows (``CollectOptions.mode``):
   ``min(max_position, 4096)``); every token counts. The last, shorter row is kept (the reference
   drops it), so a small corpus is not lost.
 - ``sentence`` (Rahmanisa et al. 2025): every text is one sentence, tokenised with the tokenizer's
-  own special tokens (BOS); only the sentence's own tokens count. Sentences are packed several to a
-  row of ``seq_len`` tokens (default ``min(max_position, 512)``) with a block-diagonal attention mask
+  own special tokens (BOS; kept by default because Gemma degrades badly without it; ``bos=False``
+  leaves them out, as the reference does); only the sentence's own tokens count. Sentences are
+  packed several to a row of ``seq_len`` tokens (default ``min(max_position, 512)``) with a block-diagonal attention mask
   and positions restarting at 0, so that no compute goes to padding; each sentence sees exactly what
   it would see alone. That is checked on the model before collecting (a two-sentence probe); a
   family where it does not hold (position from the 2-D mask: OPT, ALiBi: BLOOM, ...) falls back to
@@ -66,6 +67,7 @@ class CollectOptions:
     batch_size: int = 8
     sample_sentences: int = 100  # sentence mode: per-sentence means kept for the first K sentences
     pack_sentences: bool = True  # sentence mode: several sentences per row (block-diagonal mask)
+    bos: bool = True  # sentence mode: sentences start with the tokenizer's special tokens (False: none, as reference)
     checkpoint_every: int | None = 10_000_000  # counted tokens between checkpoints (None: per language only)
 
     def check(self) -> None:
@@ -152,13 +154,14 @@ class Sentence:
 
 
 def sentences(tokenizer, texts: Iterator[str], seq_len: int, max_tokens: int | None,
-              truncated: list[int] | None = None) -> Iterator[Sentence]:
-    """Each text tokenised with the tokenizer's special tokens, cut to ``seq_len``; special tokens (BOS, EOS,
-    and any written in the text) never count. The token cap counts sentence tokens only and cuts the last sentence. ``truncated`` (a one-item list) counts cut sentences."""
+              truncated: list[int] | None = None, *, bos: bool = True) -> Iterator[Sentence]:
+    """Each text tokenised with the tokenizer's special tokens (none with ``bos=False``), cut to ``seq_len``;
+    special tokens (BOS, EOS, and any written in the text) never count. The token cap counts sentence tokens
+    only and cuts the last sentence. ``truncated`` (a one-item list) counts cut sentences."""
     remaining, number = max_tokens, 0
     special = set(tokenizer.all_special_ids)
     for chunk in _chunks(texts, _TOKENIZE_CHUNK):
-        for ids in tokenizer(chunk, add_special_tokens=True)["input_ids"]:
+        for ids in tokenizer(chunk, add_special_tokens=bos)["input_ids"]:
             counted = [i not in special for i in ids]
             if len(ids) > seq_len:
                 ids, counted = ids[:seq_len], counted[:seq_len]
@@ -249,7 +252,7 @@ def language_batches(tokenizer, corpus: Corpus, options: CollectOptions, seq_len
     if options.mode == "packed":
         rows = packed_rows(tokenizer, corpus.texts(), seq_len, options.max_tokens)
         return _packed_batches(rows, options.batch_size, pad_id)
-    items = sentences(tokenizer, corpus.texts(), seq_len, options.max_tokens, truncated)
+    items = sentences(tokenizer, corpus.texts(), seq_len, options.max_tokens, truncated, bos=options.bos)
     return _sentence_batches(_sentence_rows(items, seq_len, pack), options.batch_size, pad_id, pack, dtype)
 
 
@@ -394,11 +397,12 @@ def _run(model, observer: _BatchObserver, batch: Batch) -> _Partial:
 # Checking that a family runs packed sentences exactly as it runs them alone
 
 
-def sentence_packing_works(model, tokenizer, texts: Sequence[str], site: str = "act", *, tolerance: float = 1e-3) -> bool:
+def sentence_packing_works(model, tokenizer, texts: Sequence[str], site: str = "act", *, tolerance: float = 1e-3,
+                           bos: bool = True) -> bool:
     """True when two sentences packed in one row (block mask, restarted positions) give the site values
-    each gives alone, at every layer, within ``tolerance`` of the values' scale."""
+    each gives alone, at every layer, within ``tolerance`` of the values' scale (``bos`` as in :func:`sentences`)."""
     dtype = next(model.parameters()).dtype
-    items = list(sentences(tokenizer, iter(texts[:2]), 24, None))
+    items = list(sentences(tokenizer, iter(texts[:2]), 24, None, bos=bos))
     if len(items) < 2:
         return True
     packed = next(_sentence_batches(iter([items]), 1, 0, True, dtype))
@@ -448,7 +452,8 @@ def _check_resumable(meta: dict, expected: dict, folder: Path) -> None:
     for key in ("site", "languages", "options", "corpora"):
         theirs = meta.get(key)
         if key == "options" and isinstance(theirs, dict):
-            theirs = {k: v for k, v in theirs.items() if k not in derived}
+            # folders from before the bos option were collected with BOS
+            theirs = {"bos": True, **{k: v for k, v in theirs.items() if k not in derived}}
         if theirs != expected[key]:
             raise NeurospecError(
                 f"cannot resume {folder}: its {key} differ from this run's ({meta.get(key)!r} vs {expected[key]!r}); "
@@ -465,7 +470,7 @@ def _check_resumable(meta: dict, expected: dict, folder: Path) -> None:
 
 def _first_counted_token(tokenizer, corpus: Corpus, options: CollectOptions, seq_len: int) -> None:
     rows = (packed_rows(tokenizer, corpus.texts(), seq_len, 1) if options.mode == "packed"
-            else sentences(tokenizer, corpus.texts(), seq_len, 1))
+            else sentences(tokenizer, corpus.texts(), seq_len, 1, bos=options.bos))
     if next(iter(rows), None) is None:
         raise NeurospecError(
             f"corpus {corpus.source} ({corpus.language}) has no tokens after tokenisation: check the file holds text "
@@ -509,7 +514,7 @@ def collect(
         check_corpus(corpus)
         _first_counted_token(tokenizer, corpus, options, seq_len)
     pack = options.mode == "sentence" and options.pack_sentences and sentence_packing_works(
-        model, tokenizer, list(itertools.islice(corpora[0].texts(), 2)), options.site)
+        model, tokenizer, list(itertools.islice(corpora[0].texts(), 2)), options.site, bos=options.bos)
     recorded = {**asdict(options), "seq_len": seq_len, "packed_sentences": pack}
     description = {"site": options.site, "languages": languages, "options": recorded,
                    "corpora": {c.language: c.describe() for c in corpora},

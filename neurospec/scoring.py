@@ -128,16 +128,27 @@ def partial_scoring_pair(sentence: str, option: str, placeholder: str = "_") -> 
 
 @dataclass(frozen=True)
 class MCPrediction:
-    """Per option: a score (higher is better); ``chosen`` is the argmax, ``correct`` against gold."""
+    """Per option: a score (higher is better); ``chosen`` is the argmax, ``correct`` against gold.
+
+    Letter scoring also keeps what the model said with no restriction: ``answer``, the decoded argmax over
+    the whole vocabulary at the answer position, and ``vocab_choice``, the option whose letter that is
+    (None when it is no option's letter). ``correct_vocab`` is the culture paper's accuracy rule.
+    """
 
     scores: tuple[float, ...]
     chosen: int
     gold: int
     item: MCItem
+    answer: str | None = None
+    vocab_choice: int | None = None
 
     @property
     def correct(self) -> bool:
         return self.chosen == self.gold
+
+    @property
+    def correct_vocab(self) -> bool:
+        return self.vocab_choice == self.gold
 
 
 def default_pairs(item: MCItem) -> list[tuple[str, str]]:
@@ -244,7 +255,8 @@ def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFo
                      intervention=None) -> list[MCPrediction]:
     """Pick the option whose letter has the highest next-token probability at the answer position.
 
-    Scores are the letters' probabilities over the whole vocabulary (they need not sum to 1).
+    Scores are the letters' probabilities over the whole vocabulary (they need not sum to 1). Each
+    prediction also records the unrestricted argmax token, decoded (``answer``, ``vocab_choice``).
     """
     pad_id = ensure_pad_token(tokenizer)
     pairs = encode_lettered(tokenizer, items, fmt=fmt, prompt=prompt, letters=letters, form=form)
@@ -256,10 +268,16 @@ def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFo
             batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
             logits = forward_logits(model, batch)[:, -1].float()  # left padding: the answer position is last
             probs = logits.softmax(-1)
+            top = logits.argmax(-1).tolist()
             for row, i in enumerate(chunk):
                 scores = probs[row, letter_ids[i]].tolist()
-                chosen = max(range(len(scores)), key=scores.__getitem__)
-                predictions[i] = MCPrediction(tuple(scores), chosen, items[i].gold, items[i])
+                letter_logits = logits[row, letter_ids[i]].tolist()  # no ties where probabilities underflow to 0
+                chosen = max(range(len(scores)), key=letter_logits.__getitem__)
+                answer = tokenizer.decode([top[row]])
+                said = answer.strip()
+                options = list(letters[:len(items[i].options)])
+                vocab_choice = options.index(said) if said in options else None
+                predictions[i] = MCPrediction(tuple(scores), chosen, items[i].gold, items[i], answer, vocab_choice)
     return predictions  # type: ignore[return-value]
 
 

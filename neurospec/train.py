@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from neurospec.data.items import MCItem
+from neurospec.data.splits import item_ids
 from neurospec.errors import NeurospecError, UnsupportedModelError
 from neurospec.io import atomic_write_json
 from neurospec.neurons import NeuronSet
@@ -268,11 +269,12 @@ class FinetuneResult:
     items_used: int
     losses: list[float] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    item_ids: list[str] = field(default_factory=list)  # the items trained on, in training order
 
     def to_json(self) -> dict[str, Any]:
         return {"modules": list(self.modules), "parameter_names": list(self.parameter_names),
                 "num_parameters": self.num_parameters, "steps": self.steps, "items_used": self.items_used,
-                "losses": list(self.losses), "settings": dict(self.settings)}
+                "losses": list(self.losses), "settings": dict(self.settings), "item_ids": list(self.item_ids)}
 
 
 def _check_settings(lr: float, epochs: int, batch_size: int, max_items: int | None, weight_decay: float,
@@ -433,7 +435,7 @@ def finetune(model: nn.Module, tokenizer, items: Sequence[MCItem], modules: Sequ
     }
     return FinetuneResult(
         modules=list(modules), parameter_names=list(trainable), num_parameters=sum(p.numel() for p in params),
-        steps=len(losses), items_used=len(used), losses=losses, settings=settings,
+        steps=len(losses), items_used=len(used), losses=losses, settings=settings, item_ids=item_ids(used),
     )
 
 

@@ -10,6 +10,7 @@ from interventions_common import tiny_llama, tok
 from neurospec.attribution import AttributionScores, Example, attribute, prepare_examples
 from neurospec.data.items import MCItem
 from neurospec.errors import NeurospecError
+from neurospec.scoring import bare_question
 from neurospec.sites import site_map
 
 ITEMS = [
@@ -247,6 +248,9 @@ def test_bad_input():
         attribute(model, tokenizer, ITEMS, objective="loss", quiet=True)
     with pytest.raises(NeurospecError):
         attribute(model, tokenizer, ITEMS, sites=("nonsense",), quiet=True)
+    with pytest.raises(NeurospecError, match="shows no options, so there is no letter to score"):
+        attribute(model, tokenizer, ITEMS, templates=[bare_question], target="letter", quiet=True)
+    attribute(model, tokenizer, ITEMS, templates=[bare_question], target="answer", sites=("q",), quiet=True)
 
 
 def test_resume_removes_what_a_kill_mid_write_left(tmp_path):
@@ -257,3 +261,68 @@ def test_resume_removes_what_a_kill_mid_write_left(tmp_path):
     stale.write_bytes(b"half a file")
     attribute(model, tokenizer, ITEMS, sites=("q",), batch_size=2, quiet=True, out=run, resume=True)
     assert not stale.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# CountryRC under the default protocol: the reference's 4 prompts, no prefill, 25 x 8 x 4 examples
+
+# What CULNIG's dataset.py builds for (USA, passage "15") with each of prompt.py's COUNTRYRC_PROMPTS, in
+# order, written out here (the options and the {country_dummy} fill come from its md5-seeded draw per prompt).
+_PASSAGE_15 = ("passage: Last year, Emma planned to visit both USA and {dummy}, but due to a scheduling conflict, "
+               "she only made it to USA. She spent her time exploring rural areas and writing about her journey in "
+               "a travel journal.\nquestion: Which country did Emma visit?\n")
+REFERENCE_COUNTRYRC_US_15 = [
+    ("Read the passage carefully and choose a single option from A, B, C, D to answer the question. Do not output "
+     "any other text.\n\n" + _PASSAGE_15.format(dummy="China") + "A. USA\nB. Mexico\nC. UK\nD. China\n", "A"),
+    ("Read the following passage and question. Then, pick the most suitable answer from the four options. Only "
+     "return the letter of your choice (A, B, C, or D).\n\n" + _PASSAGE_15.format(dummy="South Korea")
+     + "A. South Korea\nB. Nigeria\nC. Spain\nD. USA\n", "D"),
+    ("From the information provided in the passage, choose the best answer to the question. You must select a "
+     "single choice: 1, 2, 3, or 4, and do not include any other text.\n\n" + _PASSAGE_15.format(dummy="Iran")
+     + "1. USA\n2. Spain\n3. Iran\n4. Ethiopia\n", "1"),
+    ("Determine the correct answer to the question based on the content of the passage. Respond with one of the "
+     "following: 1, 2, 3, or 4. No additional text is needed.\n\n" + _PASSAGE_15.format(dummy="UK")
+     + "1. UK\n2. West Java\n3. USA\n4. Ethiopia\n", "3"),
+]
+
+
+def test_countryrc_default_is_the_reference_protocol():
+    """`neurospec attribute --data countryrc` with no option (and countryrc_prompts()): each of the 4 prompts of
+    one item is the reference's text, in the chat template with nothing after it; 800 examples on the find split."""
+    from collections import Counter
+
+    from neurospec.cli_culture import _attribute_format, _attribute_templates
+    from neurospec.data.blend import BLEND_PREFILL
+    from neurospec.data.countryrc import countryrc_data_path, countryrc_prompts
+    from neurospec.data.mc_sets import load_mc_set
+    from neurospec.prompts import encode
+
+    if not countryrc_data_path().is_file():
+        pytest.skip(f"CountryRC not staged at {countryrc_data_path()}")
+    t = tok()
+    items = load_mc_set("countryrc", split="find")             # what the CLI loads (--split find, no --countries)
+    templates = _attribute_templates("auto", "countryrc")      # the CLI's default --templates
+    fmt = _attribute_format("auto", t, templates)              # the CLI's default --format (a chat tokenizer)
+    api_templates, api_fmt = countryrc_prompts()
+    assert templates == api_templates and fmt == api_fmt and fmt.kind == "chat" and fmt.prefill == ""
+
+    def chat(text: str) -> str:
+        return t.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True,
+                                     enable_thinking=False)
+
+    item = next(i for i in items if i.id == "countryrc-15-US")
+    examples = prepare_examples(t, items, fmt=fmt, templates=templates)
+    assert len(templates) == 4 and len(examples) == 25 * 8 * 4 == 800
+    assert Counter(e.group for e in examples) == {c: 25 * 4 for c in
+                                                  ("China", "Indonesia", "Iran", "Mexico", "South_Korea", "Spain",
+                                                   "UK", "US")}
+    assert Counter(e.template for e in examples) == {tp.name: 200 for tp in templates}
+    for template, (reference, label) in zip(templates, REFERENCE_COUNTRYRC_US_15):
+        assert template.render(item) == reference
+        encoded = encode(t, template(template.view(item)), fmt)
+        assert encoded.text == chat(reference) and not encoded.text.endswith(BLEND_PREFILL)
+        example = next(e for e in examples if e.item_id == item.id and e.template == template.name)
+        assert list(example.input_ids) == t(chat(reference), add_special_tokens=False)["input_ids"]
+        assert example.targets == (t.convert_tokens_to_ids(label),)  # the reference's label token, bare
+    ending = chat("")[chat("").rindex("<|assistant|>"):]
+    assert all(t.decode(e.input_ids).endswith(ending) for e in examples)  # no prefill after any prompt

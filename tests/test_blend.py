@@ -230,15 +230,50 @@ def test_control_items_keep_options_and_gold_and_drop_the_question(fixture_data)
     for item, control in zip(items, controls):
         assert (control.options, control.gold, control.group, control.id) == (item.options, item.gold, item.group,
                                                                               item.id)
-        assert control.question == CONTROL_INSTRUCTION and control.metadata["control"] is True
+        assert control.question == "" and control.metadata["control"] is True  # the reference: no question
         assert control.metadata["original_question"] == item.question and item.metadata["control"] is False
         for template in BLEND_TEMPLATES.values():
             text = template(control)
-            assert item.question not in text and CONTROL_INSTRUCTION in text
+            assert item.question not in text and CONTROL_INSTRUCTION not in text
+            assert text == text.strip() and "\n\n\n" not in text  # no stray leading newline or blank line
             assert all(option in text for option in item.options)
-    # the reference's control prompt: BLEnD's instruction and the options, nothing else
-    bare = BLEND_TEMPLATES["blend"](control_items(items[:1], instruction="")[0])
-    assert bare.startswith("Without any explanation, choose only one") and items[0].question not in bare
+    # the option: the old sentence where the question was
+    sentence = control_items(items, instruction=CONTROL_INSTRUCTION)
+    assert {c.question for c in sentence} == {CONTROL_INSTRUCTION}
+    for template in BLEND_TEMPLATES.values():
+        assert CONTROL_INSTRUCTION in template(sentence[0]) and items[0].question not in template(sentence[0])
+    assert BLEND_TEMPLATES["blend"](sentence[0]).startswith(CONTROL_INSTRUCTION + " Without any explanation")
+
+
+# CULNIG dataset.py, 'blendcontrol': control_input_text (formatted with BLEnD's choices A-D), written out
+REFERENCE_CONTROL_TEMPLATE = (
+    "Without any explanation, choose only one from the given alphabet choices(e.g., A, B, C). "
+    "Provide as JSON format: {{\"answer_choice\":\"\"}}\n\nA. {option_a}\nB. {option_b}\nC. {option_c}\n"
+    "D. {option_d}\n\nAnswer:")
+
+
+def test_control_prompt_is_the_reference_text(fixture_data):
+    """The default control item in the blend template, plain and in the chat template with the prefill, is
+    the reference's control prompt (its template text, and the text for one item written out)."""
+    from neurospec.prompts import encode
+    from tiny_tokenizer import tiny_tokenizer
+
+    items = build_blend_items(fixture_data, distractors="answers")
+    control = control_items(items)[0]
+    assert control.options == ("rice", "hot dog", "burger", "Bread")
+    reference = ('Without any explanation, choose only one from the given alphabet choices(e.g., A, B, C). '
+                 'Provide as JSON format: {"answer_choice":""}\n\nA. rice\nB. hot dog\nC. burger\nD. Bread\n\n'
+                 'Answer:')
+    assert BLEND_TEMPLATES["blend"](control) == reference
+    for item, ctrl in zip(items, control_items(items)):
+        expected = REFERENCE_CONTROL_TEMPLATE.format(**dict(zip(("option_a", "option_b", "option_c", "option_d"),
+                                                                item.options)))
+        assert BLEND_TEMPLATES["blend"](ctrl) == expected
+    # as the model reads it: the chat template around the reference text, then {"answer_choice":" (dataset.py)
+    tok = tiny_tokenizer()
+    chat = tok.apply_chat_template([{"role": "user", "content": reference}], tokenize=False,
+                                   add_generation_prompt=True, enable_thinking=False)
+    assert encode(tok, BLEND_TEMPLATES["blend"](control), blend_prompt_format()).text == chat + '{"answer_choice":"'
 
 
 def test_templates_letter_the_options_and_ask_for_json(fixture_data):

@@ -95,6 +95,20 @@ def test_sentence_mode_and_baselines(model_dir, corpus_dir, tmp_path):
     assert NeuronSet.load(tmp_path / "top-mean.json").count("eng_Latn") == 7
 
 
+def test_no_bos_is_recorded_and_resume_checks_it(model_dir, corpus_dir, tmp_path):
+    common = ["--model", model_dir, "--corpus", f"en={corpus_dir / 'en.txt'}", "--mode", "sentence",
+              "--sample-sentences", 3, "--quiet"]
+    assert run("collect", *common, "--out", tmp_path / "bos").exit_code == 0
+    result = run("collect", *common, "--no-bos", "--out", tmp_path / "plain")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "plain" / "stats.json").read_text())["options"]["bos"] is False
+    assert json.loads((tmp_path / "bos" / "stats.json").read_text())["options"]["bos"] is True
+    plain, with_bos = ActivationStats.load(tmp_path / "plain"), ActivationStats.load(tmp_path / "bos")
+    assert torch.equal(plain.tokens, with_bos.tokens) and not torch.allclose(plain.sum, with_bos.sum)
+    result = run("collect", *common, "--out", tmp_path / "plain", "--resume")  # --no-bos left out
+    assert result.exit_code == 2 and "options differ" in result.output
+
+
 def test_user_errors_are_one_line_and_write_nothing(model_dir, corpus_dir, tmp_path):
     out = tmp_path / "stats"
     cases = [

@@ -136,3 +136,56 @@ def test_finetune_trains_only_the_chosen_mlp(study, tmp_path):
     after = load_model(tmp_path / "ft" / "model", device="cpu").model.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed and all(name.startswith(f"model.layers.{richest}.mlp.") for name in changed)
+
+
+def _qnli_file(path, rows: int):
+    lines = ["index\tquestion\tsentence\tlabel"]
+    lines += [f"{i}\tWhere is item {i}?\tItem {i} is in box {i}.\t{'entailment' if i % 2 else 'not_entailment'}"
+              for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_finetune_never_evaluates_on_items_it_trained_on(study, tmp_path):
+    """Training on QNLI and evaluating QNLI from one file cuts it in two; the recorded ids show it, and the
+    same file given as the training file too is refused unless --allow-overlap."""
+    qnli = _qnli_file(tmp_path / "qnli.tsv", 8)
+    common = ["--model", study / "model", "--layers", "0", "--data", "qnli", "--path", f"qnli={qnli}",
+              "--samples", 100, "--lr", 1e-3, "--evaluate", "qnli", "--quiet"]
+    run("finetune", *common, "--out", tmp_path / "ft")
+    splits = json.loads((tmp_path / "ft" / "finetune.json").read_text())["splits"]
+    trained, evaluated = set(splits["train"]["ids"]), set(splits["evaluation"]["qnli"])
+    assert trained and evaluated and not trained & evaluated
+    assert trained | evaluated == {f"qnli-{i}" for i in range(8)}
+    assert splits["shared_items"] == {"qnli": 0}
+
+    refused = runner.invoke(app, [str(a) for a in ["finetune", *common, "--train-path", qnli,
+                                                   "--out", tmp_path / "ft2"]])
+    assert refused.exit_code == 2
+    assert "also evaluation items of qnli (8 of 8)" in " ".join(refused.output.split())
+    assert not (tmp_path / "ft2").exists()
+    run("finetune", *common, "--train-path", qnli, "--allow-overlap", "--out", tmp_path / "ft3")
+    overlap = json.loads((tmp_path / "ft3" / "finetune.json").read_text())["splits"]
+    assert overlap["shared_items"] == {"qnli": 8} and overlap["overlap_allowed"]
+
+
+def test_attribute_countryrc_defaults_to_the_reference_prompts(study, tmp_path):
+    """`attribute --data countryrc` with no --templates: the reference's 4 prompts, no prefill (the Python
+    countryrc_prompts()); `--templates blend` keeps the earlier protocol (the study fixture's run)."""
+    from neurospec.data.countryrc import COUNTRYRC_TEMPLATES, countryrc_prompts
+
+    run("attribute", "--model", study / "model", "--countries", COUNTRIES, "--limit", 2, "--quiet", "--batch-size", 4,
+        "--data", "countryrc", "--out", tmp_path / "crc")
+    saved = AttributionScores.load(tmp_path / "crc")
+    assert saved.meta["templates"] == list(COUNTRYRC_TEMPLATES) and saved.counts.tolist() == [8, 8]
+    lm = loaded(study)
+    templates, fmt = countryrc_prompts()
+    items = load_mc_set("countryrc", countries=["China", "Iran"], split="find", limit=2)
+    api = attribute(lm.model, lm.tokenizer, items, fmt=fmt, templates=templates, batch_size=4, quiet=True)
+    for site in ("gate_pre", "q"):
+        torch.testing.assert_close(saved.scores[site], api.scores[site], rtol=1e-6, atol=1e-12)
+    earlier = AttributionScores.load(study / "countryrc")
+    assert earlier.meta["templates"] == ["blend", "terse"] and earlier.counts.tolist() == [6, 6]
+    mixed = runner.invoke(app, ["attribute", "--model", str(study / "model"), "--data", "countryrc", "--templates",
+                                "countryrc,blend", "--out", str(tmp_path / "mixed"), "--quiet"])
+    assert mixed.exit_code == 2 and "separate runs" in " ".join(mixed.output.split())

@@ -106,14 +106,14 @@ def test_packed_counts_equal_a_plain_forward_hook(tok, corpora, tmp_path, seq_le
     assert meta["complete"] and meta["options"]["seq_len"] == seq_len and meta["tokens"]["eng_Latn"] == stats.tokens[0]
 
 
-def _independent_sentences(model, tok, sample: int) -> tuple[dict, dict]:
-    """Each sentence alone, with the tokenizer's BOS, counting its own tokens only."""
+def _independent_sentences(model, tok, sample: int, bos: bool = True) -> tuple[dict, dict]:
+    """Each sentence alone, with the tokenizer's BOS (none with ``bos=False``), counting its own tokens only."""
     expected, means = {}, {}
     for lang, lines in TEXTS.items():
         values = [[] for _ in model.model.layers]
         per_sentence = []
         for line in lines:
-            encoded = tok(line, add_special_tokens=True, return_special_tokens_mask=True)
+            encoded = tok(line, add_special_tokens=bos, return_special_tokens_mask=True)
             keep = torch.tensor(encoded["special_tokens_mask"]) == 0
             layers = [v[0][keep] for v in _act_values(model, torch.tensor([encoded["input_ids"]]))]
             for layer, v in enumerate(layers):
@@ -156,6 +156,41 @@ def test_packed_sentences_see_what_they_would_see_alone(tok, corpora, tmp_path):
         torch.testing.assert_close(stats.sum[g], expected[lang]["sum"], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(stats.max[g], expected[lang]["max"], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(stats.sentence_means("en"), means["en"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_sentence_mode_without_bos_equals_the_references_tokenisation(tok, corpora, tmp_path, pack):
+    """bos=False (the amplification reference: add_special_tokens=False) gives the values of each sentence run
+    alone without BOS; the default keeps BOS, which changes every value but not the counted tokens."""
+    model = _model(tok)
+    assert tok("x")["input_ids"][0] == tok.bos_token_id  # the tokenizer adds a BOS
+    options = dict(mode="sentence", pack_sentences=pack, seq_len=40, batch_size=2, sample_sentences=5)
+    plain = collect(model, tok, corpora, tmp_path / "plain", CollectOptions(**options, bos=False), quiet=True)
+    with_bos = collect(model, tok, corpora, tmp_path / "bos", CollectOptions(**options), quiet=True)
+    expected, means = _independent_sentences(model, tok, 5, bos=False)
+    if pack:  # other matmul shapes round differently: a value within 1e-6 of 0 may flip its sign
+        for g, lang in enumerate(expected):
+            assert int(plain.tokens[g]) == expected[lang]["tokens"]
+            assert (plain.active[g] - expected[lang]["active"]).abs().sum() <= 2
+            torch.testing.assert_close(plain.sum[g], expected[lang]["sum"], rtol=1e-4, atol=1e-4)
+    else:
+        _assert_matches(plain, expected)
+    torch.testing.assert_close(plain.sentence_means("en"), means["en"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(plain.amplification_values("fr", "p_max"), means["fr"].max(0).values,
+                               rtol=1e-4, atol=1e-5)
+    assert torch.equal(plain.tokens, with_bos.tokens) and plain.sentences == with_bos.sentences
+    assert not torch.allclose(plain.sum, with_bos.sum)
+    assert not torch.allclose(plain.sentence_means("en"), with_bos.sentence_means("en"))
+    recorded = json.loads((tmp_path / "plain" / "stats.json").read_text())["options"]
+    assert recorded["bos"] is False and recorded["packed_sentences"] is pack
+    assert json.loads((tmp_path / "bos" / "stats.json").read_text())["options"]["bos"] is True
+    with pytest.raises(NeurospecError, match="cannot resume .*options differ"):
+        collect(model, tok, corpora, tmp_path / "plain", CollectOptions(**options), resume=True, quiet=True)
+    meta_file = tmp_path / "bos" / "stats.json"  # a folder from before the option was collected with BOS
+    meta = json.loads(meta_file.read_text())
+    del meta["options"]["bos"]
+    meta_file.write_text(json.dumps(meta))
+    collect(model, tok, corpora, tmp_path / "bos", CollectOptions(**options), resume=True, quiet=True)
 
 
 def test_alibi_family_falls_back_to_one_sentence_per_row(tok, corpora, tmp_path):

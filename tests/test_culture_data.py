@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from neurospec.data.blend import CONTROL_INSTRUCTION, blend_data_dir
+from neurospec.data.blend import BLEND_TEMPLATES, CONTROL_INSTRUCTION, blend_data_dir
 from neurospec.data.countryrc import (
     CULTURE_COUNTRIES, build_countryrc_items, countryrc_data_path, load_countryrc,
 )
 from neurospec.data.culturalbench import country_group, load_culturalbench, stable_rng
+from neurospec.data.items import MCItem
 from neurospec.data.mc_sets import MC_SETS, load_mc_set, mc_set_names
 from neurospec.data.nlu import load_commonsenseqa, load_mrpc, load_qnli
 from neurospec.data.normad import load_normad
@@ -170,6 +171,46 @@ def test_countryrc_pool_and_errors(tmp_path):
     items = build_countryrc_items(["Spain"], split="all", data_dir=good)
     assert [i.id for i in items] == ["countryrc-a-Spain", "countryrc-b-Spain"]
     assert [i.id for i in build_countryrc_items(["Spain"], split="find", data_dir=good)] == ["countryrc-a-Spain"]
+
+
+@needs_crc
+def test_countryrc_reference_views(crc_find, raw_crc):
+    """Each reference prompt redraws the item as the reference does: its spelling, the gold once, the dummy among
+    the options, a different draw per prompt; rendering needs the view. The earlier protocol stays reachable."""
+    from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
+    from neurospec.data.countryrc import COUNTRYRC_TEMPLATES, REFERENCE_COUNTRY_NAMES, countryrc_prompts
+    from neurospec.prompts import PLAIN, PromptFormat
+
+    assert set(REFERENCE_COUNTRY_NAMES) == BLEND_KEYS and len(set(REFERENCE_COUNTRY_NAMES.values())) == 16
+    by_id = {str(r["id"]): r for r in raw_crc}
+    differ = 0
+    for item in crc_find:
+        gold = REFERENCE_COUNTRY_NAMES[item.group]
+        views = [t.view(item) for t in COUNTRYRC_TEMPLATES.values()]
+        differ += len({v.options for v in views}) > 1
+        for template, view in zip(COUNTRYRC_TEMPLATES.values(), views):
+            assert (view.group, view.id, view.metadata["prompt"]) == (item.group, item.id, template.name)
+            assert view.options[view.gold] == gold and view.options.count(gold) == 1 and len(set(view.options)) == 4
+            assert [REFERENCE_COUNTRY_NAMES[k] for k in view.metadata["option_countries"]] == list(view.options)
+            raw = by_id[item.metadata["passage_id"]]
+            dummy = view.metadata["dummy"]
+            assert (dummy is not None) == ("{country_dummy}" in raw["context"])
+            fill = {"country": gold, "country_dummy": REFERENCE_COUNTRY_NAMES.get(dummy, "")}
+            assert view.metadata["passage"] == raw["context"].format(**fill)
+            if dummy is not None:
+                assert dummy != item.group and REFERENCE_COUNTRY_NAMES[dummy] in view.options
+            text = template(view)
+            assert text == template.render(item) and text.endswith(f"{template.letters[3]}. {view.options[3]}\n")
+            with pytest.raises(NeurospecError, match="not a view"):
+                template(item)
+    assert differ > 150  # the reference draws the options again for every prompt
+    with pytest.raises(NeurospecError, match="not a CountryRC item"):
+        COUNTRYRC_TEMPLATES["countryrc_letter_1"].view(MCItem("Which country?", ("Spain", "UK"), 0, group="Spain"))
+    assert countryrc_prompts() == (list(COUNTRYRC_TEMPLATES.values()), PromptFormat.chat())
+    assert countryrc_prompts(chat=False)[1] == PLAIN
+    assert countryrc_prompts("blend") == ([BLEND_TEMPLATES["blend"]], blend_prompt_format())
+    with pytest.raises(NeurospecError, match="protocol"):
+        countryrc_prompts("paper")  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -573,7 +614,17 @@ def test_load_mc_set_blend_and_control():
     assert all(i.metadata["topic"] in ("Food", "Work life", "Sport") for i in items)
     ctrl = load_mc_set("blend_control", countries=["US", "UK", "China"], split="find", limit=3)
     assert [(i.options, i.gold) for i in ctrl] == [(i.options, i.gold) for i in items]
-    assert {i.question for i in ctrl} == {CONTROL_INSTRUCTION}
+    assert {i.question for i in ctrl} == {""}  # the reference's control prompt: no question, no extra sentence
+    first = ctrl[0]
+    reference = ("Without any explanation, choose only one from the given alphabet choices(e.g., A, B, C). "
+                 "Provide as JSON format: {{\"answer_choice\":\"\"}}\n\nA. {option_a}\nB. {option_b}\n"
+                 "C. {option_c}\nD. {option_d}\n\nAnswer:")  # CULNIG dataset.py control_input_text, written out
+    assert BLEND_TEMPLATES["blend"](first) == reference.format(option_a=first.options[0], option_b=first.options[1],
+                                                                option_c=first.options[2], option_d=first.options[3])
+    sentence = load_mc_set("blend-control", countries=["US"], split="find", limit=2, instruction=CONTROL_INSTRUCTION)
+    assert {i.question for i in sentence} == {CONTROL_INSTRUCTION}
+    with pytest.raises(NeurospecError, match="unknown option"):
+        load_mc_set("blend", countries=["US"], split="find", limit=2, instruction=CONTROL_INSTRUCTION)
     default = load_mc_set("blend", countries=["US", "UK", "China"], limit=1)
     assert default[0].metadata["topic"] in ("Education", "Family", "Holidays/Celebration/Leisure")
 

@@ -65,12 +65,69 @@ def test_hook_edits_equal_edited_gate_rows(mode, factor):
         direct = choose_by_letter(edited, tokenizer, ITEMS, prompt=template)
         for a, b in zip(hooked, direct):
             assert a.scores == pytest.approx(b.scores, rel=1e-4, abs=1e-7)
-        assert result.correct["France"]["items"][t].tolist() == [p.correct for p in direct]
+        assert result.correct["France"]["items"][t].tolist() == [p.correct_vocab for p in direct]
+        assert result.by_rule["letters_only"]["France"]["items"][t].tolist() == [p.correct for p in direct]
         plain = choose_by_letter(model, tokenizer, ITEMS, prompt=template)
-        assert result.correct["none"]["items"][t].tolist() == [p.correct for p in plain]
+        assert result.correct["none"]["items"][t].tolist() == [p.correct_vocab for p in plain]
     # the edit changed the model's letter probabilities
     assert any(a.scores != b.scores for a, b in zip(choose_by_letter(model, tokenizer, ITEMS),
                                                      choose_by_letter(edited, tokenizer, ITEMS)))
+
+
+def _with_logit_bonus(model, token_id: int, bonus: float = 1e4):
+    """A hook on the output head that makes ``token_id`` the argmax over the whole vocabulary everywhere."""
+    extra = torch.zeros(model.config.vocab_size)
+    extra[token_id] = bonus
+    return model.lm_head.register_forward_hook(lambda module, args, output: output + extra.to(output.dtype))
+
+
+def _by_hand(model, tokenizer, items, template) -> list[tuple[str, int]]:
+    """(decoded full-vocabulary argmax, argmax over the option letters' tokens) per item, one at a time."""
+    out = []
+    with torch.no_grad():
+        for item in items:
+            prompt = template(item)
+            ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+            logits = model(input_ids=ids).logits[0, -1]
+            letter_ids = [tokenizer(prompt + " " + letter, add_special_tokens=False)["input_ids"][-1]
+                          for letter in "ABCD"[:len(item.options)]]
+            out.append((tokenizer.decode([int(logits.argmax())]).strip(), int(logits[letter_ids].argmax())))
+    return out
+
+
+def test_full_vocabulary_accuracy_is_the_papers_decoded_argmax():
+    """The paper's rule (decode the argmax over the whole vocabulary, compare with the gold letter), computed
+    by hand, against mask_eval's default; a model made to say a non-letter token scores 0 under it while
+    the letters-only rule does not see the damage, and one made to say "B" is right exactly on gold B."""
+    model, tokenizer = tiny_llama(), tok()
+    benchmarks = {"items": ITEMS}
+    hand = _by_hand(model, tokenizer, ITEMS, lettered_prompt)
+    result = mask_eval(model, tokenizer, benchmarks, {}, batch_size=4, quiet=True)
+    assert result.correct["none"]["items"][0].tolist() == [said == "ABCD"[i.gold] for (said, _), i in zip(hand, ITEMS)]
+    assert result.by_rule["letters_only"]["none"]["items"][0].tolist() == [
+        chosen == i.gold for (_, chosen), i in zip(hand, ITEMS)]
+
+    non_letter = tokenizer("Paris", add_special_tokens=False)["input_ids"][0]
+    assert tokenizer.decode([non_letter]).strip() not in "ABCD"
+    handle = _with_logit_bonus(model, non_letter)
+    try:
+        damaged = mask_eval(model, tokenizer, benchmarks, {}, batch_size=4, quiet=True)
+        letters = mask_eval(model, tokenizer, benchmarks, {}, scoring="letter", batch_size=4, quiet=True)
+    finally:
+        handle.remove()
+    cell = damaged.cell("none", "items")
+    assert cell["accuracy"] == 0.0 and cell["non_letter_share"] == 1.0
+    assert cell["rules"]["letters_only"]["accuracy"] == pytest.approx(result.cell("none", "items")["rules"][
+        "letters_only"]["accuracy"])  # the letters-only rule does not see that the model stopped answering
+    assert letters.cell("none", "items")["accuracy"] == cell["rules"]["letters_only"]["accuracy"] > 0
+
+    handle = _with_logit_bonus(model, tokenizer(" B", add_special_tokens=False)["input_ids"][-1])
+    try:
+        says_b = mask_eval(model, tokenizer, benchmarks, {}, batch_size=4, quiet=True)
+    finally:
+        handle.remove()
+    assert says_b.correct["none"]["items"][0].tolist() == [i.gold == 1 for i in ITEMS]
+    assert says_b.cell("none", "items")["non_letter_share"] == 0.0
 
 
 def test_cells_summary_and_related_equal_a_recount(tmp_path):

@@ -263,6 +263,10 @@ def mask_tables(doc) -> dict:
                           *_pair(c.get("margin_ci95"))])
     keys = list(dict.fromkeys(k for entry in doc["summary"] for k in entry if k != "condition"))
     out = {"cells": cells, "summary": [[e["condition"], *[e.get(k) for k in keys]] for e in doc["summary"]]}
+    rules = [[c["condition"], c["rules"]["full_vocabulary"]["accuracy"], c["rules"]["letters_only"]["accuracy"],
+              c["non_letter_share"]] for c in doc["cells"] if c["group"] == "all" and "rules" in c]
+    if rules:
+        out["rules"] = rules
     for benchmark, matrix in doc["related"].items():
         columns = list(dict.fromkeys(g for row in matrix.values() for g in row))
         out[f"related-{benchmark}"] = [[c, *[row.get(g) for g in columns]] for c, row in matrix.items()]

@@ -59,13 +59,26 @@ def loglik(model, tok, context: str, continuation: str, edit=None) -> float:
     return sum(float(logprobs[len(ctx) + k - 1, t]) for k, t in enumerate(cont))
 
 
-def letter_probs(model, tok, prompt: str) -> list[float]:
-    """Next-token probabilities of " A" .. " D" after BOS + prompt."""
-    ids = [tok(" " + letter, add_special_tokens=False)["input_ids"] for letter in "ABCD"]
-    assert all(len(i) == 1 for i in ids)
+def letter_probs(model, tok, prompt: str, ids: list[int] | None = None) -> list[float]:
+    """Next-token probabilities of ``ids`` (default " A" .. " D") after BOS + prompt."""
+    if ids is None:
+        spaced = [tok(" " + letter, add_special_tokens=False)["input_ids"] for letter in "ABCD"]
+        assert all(len(i) == 1 for i in spaced)
+        ids = [i[0] for i in spaced]
     with torch.no_grad():
         probs = model(input_ids=torch.tensor([tok(prompt)["input_ids"]])).logits[0, -1].double().softmax(-1)
-    return [float(probs[i[0]]) for i in ids]
+    return [float(probs[i]) for i in ids]
+
+
+def appended_ids(tok, prefix: str, suffixes: list[str]) -> list[int]:
+    """The one token id each suffix adds after ``prefix`` (tokenised without special tokens)."""
+    before = tok(prefix, add_special_tokens=False)["input_ids"]
+    ids = []
+    for suffix in suffixes:
+        after = tok(prefix + suffix, add_special_tokens=False)["input_ids"]
+        assert after[:-1] == before, (prefix, suffix)
+        ids.append(after[-1])
+    return ids
 
 
 def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
@@ -323,19 +336,37 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_include_choice_equals_hand_computation(model, tok, tmp_path):
+@pytest.mark.parametrize("form", [None, "bare", "space", "auto"])
+def test_include_choice_equals_hand_computation(model, tok, tmp_path, form):
+    """By default INCLUDE scores the reference's bare "A".."D" tokens after "Answer:" (the ids "Answer:A" adds
+    to "Answer:"); form="space" scores " A".." D". The tiny tokenizer, like Gemma-3's, gives them different ids."""
+    bare = appended_ids(tok, "Answer:", list("ABCD"))
+    space = appended_ids(tok, "Answer:", [" " + letter for letter in "ABCD"])
+    assert bare == tok.convert_tokens_to_ids(list("ABCD")) and not set(bare) & set(space)
+    used = {None: "bare", "bare": "bare", "space": "space", "auto": "space"}[form]  # auto: " A" after "Answer:"
+    ids = bare if used == "bare" else space
     path = write_jsonl(tmp_path / "include.jsonl", INCLUDE_ROWS)
-    result = get_task("include").evaluate(model, tok, "et", data_dir=path, keep_outputs=True)
+    options = {} if form is None else {"form": form}
+    result = get_task("include").evaluate(model, tok, "et", data_dir=path, keep_outputs=True, **options)
+    assert result.details["form"] == used
     estonian = [r for r in INCLUDE_ROWS if r["language"] == "Estonian"]
     chosen = []
     for row, output in zip(estonian, result.details["outputs"]):
         prompt = (f"{row['question'].strip()}\nA) {row['option_a']}\nB) {row['option_b']}\nC) {row['option_c']}\n"
                   f"D) {row['option_d']}\nAnswer:")
-        probs = letter_probs(model, tok, prompt)
+        probs = letter_probs(model, tok, prompt, ids)
         assert output["scores"] == pytest.approx(probs, abs=1e-5)
+        other = letter_probs(model, tok, prompt, space if used == "bare" else bare)
+        assert output["scores"] != pytest.approx(other, abs=1e-5)  # the other form would score differently
         chosen.append(probs.index(max(probs)))
     check_accuracy(result, chosen, [r["answer"] for r in estonian])
     assert result.language == "est_Latn" and get_task("include").languages(path) == ["est_Latn", "deu_Latn"]
+
+
+def test_include_unknown_form_is_a_one_line_error(model, tok, tmp_path):
+    path = write_jsonl(tmp_path / "include.jsonl", INCLUDE_ROWS)
+    with pytest.raises(NeurospecError, match="unknown form 'spaced'.*bare.*space.*auto"):
+        get_task("include").evaluate(model, tok, "et", data_dir=path, form="spaced")
 
 
 def test_include_csv_folder_and_metadata(tmp_path):

@@ -5,7 +5,8 @@
     data = load_blend()                                    # {country: {question id: BlendQuestion}}
     items = build_blend_items(data, topics="find")         # Food / Work life / Sport: finding neurons
     tests = build_blend_items(data, topics="test")         # Education / Family / Holidays: testing
-    ctrl = control_items(items)                            # same options and gold, no question
+    ctrl = control_items(items)                            # same options and gold, no question (the reference)
+    ctrl2 = control_items(items, instruction=CONTROL_INSTRUCTION)  # option: "Choose only one of the options."
     choose_by_letter(model, tok, items, fmt=blend_prompt_format(), prompt=BLEND_TEMPLATES["blend"])
     print(blend_summary(data).format())                    # items per country and topic, skips and why
 
@@ -67,7 +68,9 @@ ALL_TOPICS: tuple[str, ...] = FIND_TOPICS + TEST_TOPICS
 #: Why a (country, question id) gave no item.
 SKIP_REASONS: tuple[str, ...] = ("no_annotation", "gold_without_text", "too_few_distractors")
 
-#: The question of a control item (METHODS: "the same options with no question ('choose only one')").
+#: An optional question for control items (``control_items(items, instruction=CONTROL_INSTRUCTION)``).
+#: The reference's control prompt has no question and no such sentence (``control_items`` default ``""``):
+#: BLEnD's own instruction already says "choose only one".
 CONTROL_INSTRUCTION = "Choose only one of the options."
 
 #: The forced start of the answer in the culture method (METHODS section 0b).
@@ -464,12 +467,16 @@ def build_blend_items(data: Mapping[str, Mapping[str, BlendQuestion]] | None = N
     return list(build_blend(data, **options).items)
 
 
-def control_items(items: Iterable[MCItem], instruction: str = CONTROL_INSTRUCTION) -> list[MCItem]:
+def control_items(items: Iterable[MCItem], instruction: str = "") -> list[MCItem]:
     """BLEnD-control: the same options, gold, group and id, the question replaced by ``instruction``.
 
-    ``metadata["control"]`` is True and ``metadata["original_question"]`` keeps the question.
-    ``instruction=""`` with the ``blend`` template gives the reference's control prompt exactly
-    (BLEnD's instruction and the options, no question).
+        ctrl = control_items(items)                                   # the reference's control prompt
+        ctrl = control_items(items, instruction=CONTROL_INSTRUCTION)  # option: "Choose only one of the options."
+
+    ``metadata["control"]`` is True and ``metadata["original_question"]`` keeps the question. The
+    default ``instruction=""`` with the ``blend`` template (and :func:`blend_prompt_format`) gives the
+    reference's control prompt exactly: BLEnD's instruction and the options, no question, nothing
+    before the instruction. A non-empty ``instruction`` is shown where the question was.
     """
     out = []
     for item in items:

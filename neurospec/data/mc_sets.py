@@ -2,7 +2,7 @@
 
     from neurospec.data.mc_sets import MC_SETS, load_mc_set
     find = load_mc_set("blend", split="find")                              # BLEnD MCQ, Food / Work life / Sport
-    ctrl = load_mc_set("blend-control", split="find")                      # same options, no question
+    ctrl = load_mc_set("blend-control", split="find")                      # same options, no question (reference)
     rc = load_mc_set("countryrc", split="find")                            # 8 countries x 25 passages
     cb = load_mc_set("culturalbench", path="cb_easy.jsonl", countries=["USA", "UK"], split="test")
     wvb = load_mc_set("worldvaluesbench", path="WorldValuesBench", countries=["Iran"], split="find")
@@ -25,7 +25,12 @@ Arguments mean the same for every set:
 - ``limit``: at most this many items per group (country, or the NLU set's name), the first in order.
 - ``seed``: option shuffling, where the set shuffles (BLEnD, CountryRC, CulturalBench easy, NormAd).
 - ``**options``: the set's own options (``MC_SETS[name].options``), e.g. ``config="hard"`` for
-  CulturalBench, ``with_rule=True`` for NormAd, ``pool=`` for CountryRC, ``num_options=`` for BLEnD.
+  CulturalBench, ``with_rule=True`` for NormAd, ``pool=`` for CountryRC, ``num_options=`` for BLEnD,
+  ``instruction=`` for BLEnD-control (default ``""``: no question, the reference's control prompt;
+  ``instruction=CONTROL_INSTRUCTION`` shows "Choose only one of the options." in its place).
+
+CountryRC items are the same for every protocol; how they are prompted is the attribution's choice:
+:func:`neurospec.data.countryrc.countryrc_prompts` (the reference's 4 prompts, no prefill, by default).
 """
 
 from __future__ import annotations
@@ -70,8 +75,8 @@ MC_SETS: dict[str, MCSetInfo] = {s.name: s for s in (
               "BLEnD multiple-choice questions rebuilt from the short-answer annotations (neurospec.data.blend)",
               "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS),
     MCSetInfo("blend-control", "cultural", False,
-              "BLEnD-control: the BLEnD items' options with no question ('choose only one')",
-              "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS),
+              "BLEnD-control: the BLEnD items' options with no question (the reference's control prompt)",
+              "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS + ("instruction",)),
     MCSetInfo("countryrc", "cultural", False,
               "CountryRC passages whose answer is a country; 4 country options (neurospec.data.countryrc)",
               "github.com/ynklab/CULNIG data/CountryRC/data.json (data set: countryrc)",
@@ -149,9 +154,11 @@ def _export_hint(info: MCSetInfo) -> str:
 def _blend(path, countries, split, seed, options, control: bool) -> list[MCItem]:
     from neurospec.data.blend import build_blend_items, control_items, load_blend
 
+    options = dict(options)
+    instruction = options.pop("instruction", "")  # blend-control only (MC_SETS lists it there)
     # every country is loaded so distractors come from all of them (as BLEnD's own MCQ); items only for `countries`
     items = build_blend_items(load_blend(path), countries=countries, topics=split or "test", seed=seed, **options)
-    return control_items(items) if control else items
+    return control_items(items, instruction=instruction) if control else items
 
 
 def _countryrc(path, countries, split, seed, options) -> list[MCItem]:

@@ -9,8 +9,13 @@
     result.save("runs/mask")   # mask_eval.json, accuracy.csv, related_<benchmark>.csv
 
 Suppress sets a neuron's site value to 0 (at ``gate_pre``: act(0) * up = 0); enhance multiplies it by
-``factor`` (2). Each item is scored with every template (letter argmax, or option log-likelihood with
-``scoring="loglik"``); an item's correctness is its mean over templates, accuracy the mean over items.
+``factor`` (2). Each item is scored with every template; an item's correctness is its mean over
+templates, accuracy the mean over items. Scoring rules: ``vocab`` (default, the culture paper's): the
+argmax over the whole vocabulary at the answer position, decoded, must be the gold letter, so a masked
+model that stops answering with a letter is wrong; ``letter``: the argmax over the option letters only;
+``loglik``: the options' log-likelihoods after the bare question (small models). ``vocab`` and ``letter``
+come from the same forward pass, so both accuracies are kept side by side (``rules`` in each cell) with
+the share of answers that were no option's letter (``non_letter_share``).
 Intervals are 95% percentile bootstraps over items; a change is paired (the same items with and
 without the edit). Random baselines (conditions ``random<seed>:<group>``) are pooled per group: the
 margin of a condition is its change minus the mean change of its group's random conditions, with a
@@ -41,6 +46,9 @@ __all__ = ["BASELINE", "MODES", "Conditions", "MaskingResult", "mask_eval", "mas
 
 BASELINE = "none"
 MODES = ("suppress", "enhance")
+SCORINGS = ("vocab", "letter", "loglik")
+#: The accuracy rules letter scoring yields, by the name used in cells and CSV columns.
+RULES = {"vocab": "full_vocabulary", "letter": "letters_only"}
 _RANDOM = re.compile(r"^random(\d+):(.+)$")
 
 
@@ -103,11 +111,14 @@ class MaskingResult:
     resamples: int = 1000
     seed: int = 0
     empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no condition (no neurons)
+    by_rule: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)  # rule -> like `correct`
+    non_letter: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # answer was no option's letter
 
     # ---- per-item views
 
-    def _items_mean(self, condition: str, benchmark: str, group: str | None = None) -> torch.Tensor:
-        values = self.correct[condition][benchmark].double().mean(0)  # per item, mean over templates
+    def _items_mean(self, condition: str, benchmark: str, group: str | None = None,
+                    source: dict[str, dict[str, torch.Tensor]] | None = None) -> torch.Tensor:
+        values = (source or self.correct)[condition][benchmark].double().mean(0)  # per item, mean over templates
         if group is None or group == "all":
             return values
         mask = torch.tensor([item.group == group for item in self.benchmarks[benchmark]])
@@ -134,6 +145,15 @@ class MaskingResult:
             mask = torch.tensor([item.group == group for item in self.benchmarks[benchmark]])
             per_template = per_template[:, mask]
         row["per_template"] = dict(zip(self.templates, per_template.mean(1).tolist()))
+        if self.by_rule:
+            row["rules"] = {}
+            for rule, source in self.by_rule.items():
+                rule_values = self._items_mean(condition, benchmark, group, source)
+                row["rules"][rule] = {"accuracy": float(rule_values.mean())}
+                if condition != BASELINE and BASELINE in source:
+                    rule_delta = rule_values - self._items_mean(BASELINE, benchmark, group, source)
+                    row["rules"][rule]["change"] = float(rule_delta.mean())
+            row["non_letter_share"] = float(self._items_mean(condition, benchmark, group, self.non_letter).mean())
         if condition != BASELINE and BASELINE in self.correct:
             delta = values - self._items_mean(BASELINE, benchmark, group)
             row["change"] = float(delta.mean())
@@ -198,12 +218,15 @@ class MaskingResult:
             "templates": self.templates, "summary": self.summary(), "cells": cells, "related": related,
             "empty_groups": self.empty_groups})
         header = ["condition", "benchmark", "group", "n", "accuracy", "ci95_low", "ci95_high", "change",
-                  "change_ci95_low", "change_ci95_high", "margin_over_random", "margin_ci95_low", "margin_ci95_high"]
+                  "change_ci95_low", "change_ci95_high", "margin_over_random", "margin_ci95_low", "margin_ci95_high",
+                  *[f"accuracy_{rule}" for rule in self.by_rule], *(["non_letter_share"] if self.by_rule else [])]
         lines = [",".join(header)]
         for c in cells:
             values = [c["condition"], c["benchmark"], c["group"], c["n"], c["accuracy"], *c["ci95"], c.get("change"),
                       *(c.get("change_ci95") or [None, None]), c.get("margin_over_random"),
-                      *(c.get("margin_ci95") or [None, None])]
+                      *(c.get("margin_ci95") or [None, None]),
+                      *[c["rules"][rule]["accuracy"] for rule in self.by_rule],
+                      *([c["non_letter_share"]] if self.by_rule else [])]
             lines.append(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else _csv(str(v)))
                                   for v in values))
         atomic_write_text(folder / "accuracy.csv", "\n".join(lines) + "\n")
@@ -227,18 +250,20 @@ def _template_name(template: Callable, index: int) -> str:
 
 
 def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], conditions: Mapping[str, Edit | None], *,
-              scoring: Literal["letter", "loglik"] = "letter", fmt: PromptFormat = PLAIN,
+              scoring: Literal["vocab", "letter", "loglik"] = "vocab", fmt: PromptFormat = PLAIN,
               templates: Iterable[Callable[[MCItem], str]] | None = None, letters: str = "ABCDEFGHIJ",
               kinds: Mapping[str, str] | None = None, batch_size: int = 8, resamples: int = 1000, seed: int = 0,
               quiet: bool = False) -> MaskingResult:
     """Score every benchmark under every condition (and template); see the module docstring.
 
     ``kinds`` maps a benchmark to ``"cultural"`` or ``"nlu"`` for the summary (default cultural).
-    ``scoring="loglik"`` compares the options' log-likelihoods as continuations of the question (one
-    "template": the bare question), for models too small to read lettered options.
+    ``scoring``: ``vocab`` (the paper's: the decoded full-vocabulary argmax must be the gold letter),
+    ``letter`` (argmax over the option letters only) or ``loglik`` (the options' log-likelihoods as
+    continuations of the bare question, for models too small to read lettered options).
     """
-    if scoring not in ("letter", "loglik"):
-        raise NeurospecError(f"scoring={scoring!r}: use letter (argmax of the option letters) or loglik")
+    if scoring not in SCORINGS:
+        raise NeurospecError(f"scoring={scoring!r}: use vocab (the paper's full-vocabulary argmax), letter (argmax "
+                             f"of the option letters only) or loglik")
     if not benchmarks:
         raise NeurospecError("no benchmarks to evaluate: give at least one item set")
     for name, items in benchmarks.items():
@@ -251,27 +276,38 @@ def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], cond
     if scoring == "loglik":
         chosen = [bare_question]
     names = [_template_name(t, i) for i, t in enumerate(chosen)]
-    correct: dict[str, dict[str, torch.Tensor]] = {}
+    lettered = scoring in RULES
+    rules = list(RULES.values()) if lettered else ["loglik"]
+    tables: dict[str, dict[str, dict[str, torch.Tensor]]] = {name: {} for name in [*rules, "non_letter"]}
     total = len(conditions) * len(benchmarks) * len(chosen)
     with progress("mask-eval", total=total, unit="runs", quiet=quiet) as bar:
         for condition, edit in conditions.items():
-            correct[condition] = {}
+            for table in tables.values():
+                table[condition] = {}
             for benchmark, items in benchmarks.items():
-                rows = []
+                rows: dict[str, list[torch.Tensor]] = {name: [] for name in tables}
                 for template in chosen:
-                    if scoring == "letter":
+                    if lettered:
                         predictions = choose_by_letter(model, tokenizer, list(items), fmt=fmt, prompt=template,
                                                        letters=letters, batch_size=batch_size, intervention=edit)
+                        rows["full_vocabulary"].append(torch.tensor([p.correct_vocab for p in predictions]))
+                        rows["letters_only"].append(torch.tensor([p.correct for p in predictions]))
+                        rows["non_letter"].append(torch.tensor([p.vocab_choice is None for p in predictions]))
                     else:
                         predictions = choose_by_loglikelihood(model, tokenizer, list(items), fmt=fmt,
                                                               batch_size=batch_size, intervention=edit)
-                    rows.append(torch.tensor([p.correct for p in predictions], dtype=torch.bool))
+                        rows["loglik"].append(torch.tensor([p.correct for p in predictions]))
                     bar.advance(1, condition=condition, benchmark=benchmark)
-                correct[condition][benchmark] = torch.stack(rows)
+                for name, values in rows.items():
+                    if values:
+                        tables[name][condition][benchmark] = torch.stack(values)
+    correct = tables[RULES.get(scoring, "loglik")]
+    by_rule = {rule: tables[rule] for rule in RULES.values()} if lettered else {}
+    non_letter = tables["non_letter"] if lettered else {}
     settings = {"scoring": scoring, "batch_size": batch_size, "resamples": resamples, "seed": seed,
                 "conditions": {name: (None if edit is None else {"op": edit.op, "factor": edit.factor,
                                                                  "neurons": edit.count})
                                for name, edit in conditions.items()}}
     kinds = {b: (kinds or {}).get(b, "cultural") for b in benchmarks}
     return MaskingResult(list(conditions), {b: list(items) for b, items in benchmarks.items()}, correct, names, kinds,
-                         settings, resamples, seed, empty_groups)
+                         settings, resamples, seed, empty_groups, by_rule, non_letter)

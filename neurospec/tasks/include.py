@@ -6,7 +6,11 @@
 
 Prompt (METHODS section 2, the reference's): ``question\\nA) ..\\nB) ..\\nC) ..\\nD) ..\\nAnswer:``
 (:func:`neurospec.scoring.lettered_prompt`, question stripped); the chosen option is the letter
-with the highest next-token probability (:func:`neurospec.scoring.choose_by_letter`).
+with the highest next-token probability (:func:`neurospec.scoring.choose_by_letter`). The letters are
+the reference's bare tokens "A".."D" right after ``Answer:`` (``form="bare"``, the default);
+``form="space"`` scores " A".." D" instead (a different id on Gemma-3 tokenizers), ``form="auto"``
+lets :func:`neurospec.scoring.letter_token_ids` choose. ``details["form"]`` records the form used
+(``auto`` as the form it resolved to).
 
 Data: ``neurospec data fetch include`` (``CohereForAI/include-base-44`` at a pinned revision, parquet
 files per language), or your own export: JSONL, JSON, CSV, TSV or parquet files with the Hugging Face fields ``question``,
@@ -26,12 +30,12 @@ from typing import Sequence
 from neurospec.data.items import MCItem
 from neurospec.errors import FileFormatError, NeurospecError
 from neurospec.languages import resolve
-from neurospec.prompts import PLAIN
-from neurospec.scoring import choose_by_letter, lettered_prompt
-from neurospec.tasks.base import MCTask, data_location
+from neurospec.prompts import PLAIN, encode
+from neurospec.scoring import choose_by_letter, letter_token_ids, lettered_prompt
+from neurospec.tasks.base import MCTask, TaskResult, data_location
 from neurospec.tasks.records import RECORD_SUFFIXES, field, read_records
 
-__all__ = ["Include", "include_prompt", "load_include"]
+__all__ = ["FORMS", "Include", "include_prompt", "load_include", "resolved_form"]
 
 LETTERS = "ABCD"
 NEEDED = "question, option_a..option_d (or choices), answer, language"
@@ -132,7 +136,7 @@ class Include(MCTask):
     name = "include"
     data_folder = "include"
     splits = ("test",)
-    option_defaults = {"keep_outputs": False, "form": "auto", "fmt": None}
+    option_defaults = {"keep_outputs": False, "form": "bare", "fmt": None}
     scoring = "letter: argmax over the next-token probability of A/B/C/D after 'question\\nA) ..\\nD) ..\\nAnswer:'"
 
     def languages(self, data_dir: str | Path | None = None) -> list[str]:
@@ -146,10 +150,40 @@ class Include(MCTask):
         self.split_name(split)
         return load_include(language, data_dir)
 
+    def evaluate(self, model, tokenizer, language: str, **options) -> TaskResult:
+        """As :meth:`MCTask.evaluate`; ``form="auto"`` is resolved first, so ``details["form"]`` is bare or space."""
+        if "form" in options:
+            options["form"] = resolved_form(tokenizer, options["form"], options.get("fmt"))
+        return super().evaluate(model, tokenizer, language, **options)
+
     def predict(self, model, tokenizer, items: Sequence[MCItem], *, intervention=None, batch_size: int = 8,
-                form: str = "auto", fmt=None) -> list:
+                form: str = "bare", fmt=None) -> list:
+        check_form(form)
         return choose_by_letter(model, tokenizer, items, fmt=fmt or PLAIN, prompt=include_prompt, letters=LETTERS,
                                 form=form, batch_size=batch_size, intervention=intervention)
 
     def describe(self, options) -> dict:
         return {"scoring": self.scoring, "form": options["form"]}
+
+
+FORMS = ("bare", "space", "auto")
+_PROBE = MCItem("?", ("a", "b", "c", "d"), 0)  # every INCLUDE prompt ends alike: "...\nD) ..\nAnswer:"
+
+
+def check_form(form: str) -> None:
+    """``check_form("bare")``: a letter form :func:`neurospec.scoring.letter_token_ids` takes, else a one-line error."""
+    if form not in FORMS:
+        raise NeurospecError(f"include: unknown form {form!r}; use bare (the reference's 'A'), space (' A') or auto")
+
+
+def resolved_form(tokenizer, form: str, fmt=None) -> str:
+    """``resolved_form(tok, "auto")``: the form ("bare" or "space") INCLUDE's letters take; bare and space as given."""
+    check_form(form)
+    if form != "auto":
+        return form
+    tail = encode(tokenizer, include_prompt(_PROBE), fmt or PLAIN).text[-24:]
+    chosen = letter_token_ids(tokenizer, tail, LETTERS, "auto")
+    try:
+        return "space" if letter_token_ids(tokenizer, tail, LETTERS, "space") == chosen else "bare"
+    except NeurospecError:  # " A" is not one token there: auto chose the bare letters
+        return "bare"

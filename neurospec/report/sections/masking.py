@@ -76,6 +76,9 @@ def mask_section(artifact: Artifact) -> Section:
                   number(margin.number() if margin is not None else None, "+.3f"),
                   number(margin_ci[0] if margin_ci else None, "+.3f"), number(margin_ci[1] if margin_ci else None, "+.3f"))
     tables = [table]
+    rules = _rules_table(doc["cells"].list())
+    if rules is not None:
+        tables.append(rules)
     summary = doc.get("summary")
     if summary is not None and summary.list():
         tables.append(_summary_table(summary))
@@ -99,6 +102,23 @@ def mask_section(artifact: Artifact) -> Section:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "benchmark"
+
+
+def _rules_table(cells) -> Table | None:
+    """Both accuracy rules of letter scoring side by side, and the share of answers that were no letter."""
+    rows = [c for c in cells if c["group"].text() == "all" and c.get("rules") is not None]
+    if not rows:
+        return None
+    table = Table("rules", "Accuracy by the paper's rule (the argmax over the whole vocabulary is the gold letter) "
+                           "and over the option letters only; share of answers that were no option's letter",
+                  ["condition", "benchmark", "full vocabulary", "letters only", "no letter"])
+    for cell in rows:
+        rules = cell["rules"]
+        table.add(label(cell["condition"].text()), text(cell["benchmark"].text()),
+                  number(rules["full_vocabulary"]["accuracy"].number(), ".3f"),
+                  number(rules["letters_only"]["accuracy"].number(), ".3f"),
+                  number(cell["non_letter_share"].number(), ".3f"))
+    return table
 
 
 def _summary_table(summary: Doc) -> Table:
