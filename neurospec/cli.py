@@ -17,13 +17,16 @@ below, next to ``neurons``.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import unicodedata
 import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderHook
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -31,6 +34,7 @@ from rich.text import Text
 from neurospec import __version__
 from neurospec.errors import EmptyGroupWarning, NeurospecError, NeurospecWarning
 from neurospec.io import atomic_torch_save, json_text
+from neurospec.outputs import writing
 
 app = typer.Typer(
     name="neurospec",
@@ -44,6 +48,35 @@ app.add_typer(neurons_app, name="neurons")
 
 console = Console(highlight=False, emoji=False)  # group names such as random0:Spain: are no emoji codes
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def _printable(text: str) -> str:
+    """Control characters (an ESC in a group name from a file) as ``\\x1b``: shown, never sent to the terminal."""
+    if text.isprintable() or all(ch in "\n\t" or unicodedata.category(ch) != "Cc" for ch in text):
+        return text
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else ascii(ch)[1:-1] for ch in text)
+
+
+class _PrintableText:
+    """Wraps a renderable: the text of every segment it renders passes :func:`_printable` (styles are kept)."""
+
+    def __init__(self, renderable) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console, options):
+        from rich.segment import Segment
+
+        for segment in console.render(self.renderable, options):
+            yield segment if segment.control else Segment(_printable(segment.text), segment.style)
+
+
+class _PrintableHook(RenderHook):
+    def process_renderables(self, renderables):
+        return [_PrintableText(renderable) for renderable in renderables]
+
+
+for _console in (console, err_console):
+    _console.push_render_hook(_PrintableHook())
 
 GROUP_COLOURS = (
     "cyan", "magenta", "green", "yellow", "blue", "red",
@@ -64,22 +97,85 @@ def main(
     """Neuron-level analysis of language models."""
 
 
+_depth = 0  # user_errors blocks open: a verb that `neurospec run` calls in-process runs inside run's block
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """``with user_errors(): ...``: a NeurospecError or OSError becomes one red line and exit code 2; a warning of
-    neurospec's own (e.g. a skipped empty group) one yellow line."""
+    neurospec's own (e.g. a skipped empty group) one yellow line; Ctrl-C one line saying what is kept, and exit
+    code 130. Python argument names in a message (``top_rate=``) are shown as the command's flags."""
+    global _depth
+    _depth += 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", NeurospecWarning)
             warnings.showwarning = _warning_line(warnings.showwarning)
             yield
     except NeurospecError as err:
-        err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(str(err)))}[/]")
+        err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(_cli_words(str(err))))}[/]")
         raise typer.Exit(code=2) from None
     except OSError as err:
         where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
         err_console.print(f"[bold red]error:[/] [red]{escape(_one_line(f'{err.strerror or err}{where}'))}[/]")
         raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        if _depth > 1:  # the outer block (neurospec run) records the interrupted step first, then says so
+            raise
+        err_console.print(f"[bold red]error:[/] [red]{escape(_interrupted())}[/]")
+        raise typer.Exit(code=130) from None
+    finally:
+        _depth -= 1
+
+
+def _context():
+    """The command line library's current context (typer 0.29 carries its own copy of click), or None."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _command_params() -> dict:
+    """The current command's parameters by Python name (empty outside a command)."""
+    ctx = _context()
+    return {param.name: param for param in ctx.command.params} if ctx is not None else {}
+
+
+def _flag(param) -> str | None:
+    return next((opt for opt in getattr(param, "opts", ()) if opt.startswith("--")), None)
+
+
+def _cli_words(message: str) -> str:
+    """``top_rate=7.0`` -> ``--top-rate 7.0``, ``pass data_dir=`` -> ``pass --data-dir``: the library's messages
+    name Python arguments; under the command line they name the flags of the current command."""
+    params = _command_params()
+    for name, param in params.items():
+        flag = _flag(param)
+        if not name or not flag:
+            continue
+        if getattr(param, "is_flag", False):
+            message = re.sub(rf"\b{re.escape(name)}=True\b", flag, message)
+        message = re.sub(rf"\b{re.escape(name)}=(?=[^\s),;])", f"{flag} ", message)
+        message = re.sub(rf"\b{re.escape(name)}=", flag, message)
+    if "path" in params:  # the culture verbs take a data set's file as --path NAME=FILE
+        message = re.sub(r"\bdata_dir=", "--path NAME=FILE", message)
+    return message
+
+
+def _interrupted() -> str:
+    """The line Ctrl-C prints: what of the command's output is kept, and how to go on."""
+    ctx = _context()
+    params = ctx.params if ctx is not None else {}
+    if "resume" in params:
+        out = Path(params.get("out") or ".")
+        if out.is_dir() and any(entry.name != ".lock" and not entry.name.endswith(".tmp") for entry in out.iterdir()):
+            return f"interrupted; the last checkpoint in {out} is kept: run the same command with --resume to continue"
+        return f"interrupted before the first checkpoint; nothing is kept in {out}: run the same command again"
+    if "run_dir" in params and "force" in params:
+        return "interrupted; the steps that finished are kept: run the same command again to go on from the unfinished one"
+    return "interrupted; files are written whole or not at all, so nothing half-written is left: run the command again"
 
 
 def _warning_line(previous):
@@ -96,14 +192,70 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def _split_names(text: str | None) -> list[str] | None:
-    """``"en, zh,fr"`` -> ``["en", "zh", "fr"]``; None stays None."""
+_OUTPUT_OPTIONS = ("out", "random_out", "run_dir")
+
+
+def _provenance(model=None) -> dict:
+    """The provenance record (:func:`neurospec.provenance.provenance`) of the current command's result:
+    ``model`` (a loaded model; by default the model its first input records), every option naming an existing
+    file or folder as an input (``--corpus LANG=PATH`` too), and every option's value."""
+    from neurospec.provenance import provenance
+
+    ctx = _context()
+    params = dict(ctx.params) if ctx is not None else {}
+    inputs: dict[str, Path] = {}
+    for name, value in params.items():
+        if name in _OUTPUT_OPTIONS or value is None:
+            continue
+        several = isinstance(value, (list, tuple))
+        for item in value if several else [value]:
+            if isinstance(item, Path) and item.exists():
+                inputs[f"{name}:{item}" if several else name] = item
+            elif isinstance(item, str) and "=" in item:
+                label, _, target = item.partition("=")
+                if target and Path(target).expanduser().exists():
+                    inputs[f"{name}:{label}"] = Path(target).expanduser()
+    names = []
+    while ctx is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    verb = " ".join(reversed(names[:-1])) if len(names) > 1 else (names[0] if names else "")
+    verb = verb.removeprefix("neurospec ")
+    return provenance(model, inputs, {k: v for k, v in params.items() if k not in _OUTPUT_OPTIONS},
+                      command=f"neurospec {verb}".strip())
+
+
+def _stamped(written: Path, model=None, main: str | None = None) -> Path:
+    """Add the current command's provenance to the JSON result ``written`` (or ``written / main`` for a folder);
+    returns ``written``."""
+    from neurospec.provenance import stamp
+
+    stamp(Path(written) / main if main else Path(written), _provenance(model))
+    return written
+
+
+def _split_names(text: str | None, flag: str | None = None, *, allow_empty: bool = False,
+                 example: str = "en,zh,fr") -> list[str] | None:
+    """``"en, zh,fr"`` -> ``["en", "zh", "fr"]``; None stays None; ``""`` is ``[]`` with ``allow_empty``.
+
+    An empty item (``"en,,fr"``, ``","``) is an error naming ``flag`` (default: the option of the current
+    command that holds ``text``)."""
     if text is None:
         return None
+    if allow_empty and not text.strip():
+        return []
     names = [name.strip() for name in text.split(",")]
     if not all(names):
-        raise NeurospecError(f"--groups {text!r} has an empty name; give names separated by commas, e.g. en,zh,fr")
+        if flag is None:
+            flag = next((_flag(param) for name, param in _command_params().items()
+                         if _flag(param) and _current_value(name) == text), None) or "the list"
+        raise NeurospecError(f"{flag} {text!r} has an empty item; give items separated by commas, e.g. {example}")
     return names
+
+
+def _current_value(name: str):
+    ctx = _context()
+    return ctx.params.get(name) if ctx is not None else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,17 +371,19 @@ def import_lape(
     out: Path = typer.Option(..., "--out", help="The NeuronSet JSON file to write."),
     model: Optional[str] = typer.Option(None, "--model", help="Hub id or local folder: check the neurons fit it (config only)."),
     site: str = typer.Option("act", "--site", help="Site the indices refer to (LAPE: act)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from --model's repository."),
 ) -> None:
     """Convert a LAPE .pth neuron file to a NeuronSet JSON file."""
     from neurospec.neurons import NeuronSet
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec neurons import", file=True):
         shape = None
         if model is not None:
             from neurospec.models import model_shape
 
-            shape = model_shape(model)
+            shape = model_shape(model, trust_remote_code=trust_remote_code)
         neurons = NeuronSet.from_lape(file, _split_names(groups), site=site, shape=shape)
+        neurons.meta.source = {**neurons.meta.source, "provenance": _provenance({"id": model} if model else None)}
         neurons.save(out)
         checked = f", checked against {model}" if model else " (no --model: widths unknown, not checked)"
         console.print(
@@ -256,7 +410,7 @@ def export(
     """Write a NeuronSet JSON file in another format."""
     from neurospec.neurons import NeuronSet
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec neurons export", file=True):
         neurons = NeuronSet.load(file)
         if fmt is ExportFormat.lape_pth:
             names = _split_names(groups)
@@ -326,11 +480,13 @@ def make_intervention(
     stats: Optional[Path] = typer.Option(None, "--stats", help="Statistics folder, for p_max / p_median / mean."),
 ) -> None:
     """Write an intervention file for one group and recipe (values go to OUT.values.safetensors)."""
-    from neurospec.recipes import write_intervention
+    from neurospec.recipes import Recipe, write_intervention
     from neurospec.stats import ActivationStats
 
-    with user_errors():
-        written = write_intervention(recipe, neurons, group, out, ActivationStats.load(stats) if stats else None)
+    with user_errors(), writing(out, "neurospec intervention make", file=True):
+        chosen = Recipe.parse(recipe, "--recipe")
+        _not_an_input(out, "--out", {"--neurons": neurons})
+        written = write_intervention(chosen, neurons, group, out, ActivationStats.load(stats) if stats else None)
         console.print(escape(f"wrote {written}"), soft_wrap=True)
 
 
@@ -362,12 +518,13 @@ def toy_train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a toy model (tokenizer + Llama) from NTREX-128 and FLORES-200, held out by sentence id."""
-    from neurospec.toy import RECIPES, ensure_toy, read_report, train_toy
+    from neurospec.toy import RECIPES, ensure_toy, read_report, toy_folder, train_toy
 
     with user_errors():
         if recipe not in RECIPES:
             raise NeurospecError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
-        folder = train_toy(RECIPES[recipe], out, quiet=quiet) if out else ensure_toy(recipe, quiet=quiet)
+        with writing(out or toy_folder(recipe), "neurospec toy train", file=True):  # the folder is replaced whole
+            folder = train_toy(RECIPES[recipe], out, quiet=quiet) if out else ensure_toy(recipe, quiet=quiet)
         report = read_report(folder)
         console.print(f"{escape(str(folder))}: {report['parameters']:,} parameters, {report['weights_sha256']}")
         table = Table("language", "held-out loss (nats/token)")
@@ -387,7 +544,7 @@ def toy_blend_accuracy(
     from neurospec.models import load_model
     from neurospec.toy import blend_accuracy
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec toy blend-accuracy", file=True):
         lm = load_model(model)
         table_data = blend_accuracy(lm.model, lm.tokenizer, per_country=per_country)
         table = Table("country", "accuracy", "95% interval", "n", "chance", "above chance")
@@ -464,10 +621,10 @@ def collect_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Activation statistics per language (counts of value > 0, sums, squares, max; per-sentence sample)."""
-    from neurospec.collect import CollectOptions, collect
+    from neurospec.collect import CollectOptions, check_length, collect
     from neurospec.models import load_model
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec collect"):
         corpora = corpora_from_options(corpus, corpus_dir, languages, text_field, split)
         options = CollectOptions(site=site, mode=mode.value, seq_len=seq_len, max_tokens=max_tokens,
                                  batch_size=batch_size, sample_sentences=sample_sentences, pack_sentences=not no_pack,
@@ -475,7 +632,10 @@ def collect_command(
         options.check()
         lm = load_model(model, dtype=dtype, device=_rank_device(device), device_map=device_map,
                         trust_remote_code=trust_remote_code)
+        check_length(lm.model, seq_len, "--seq-len")
         stats = collect(lm.model, lm.tokenizer, corpora, out, options, resume=resume, overwrite=overwrite, quiet=quiet)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun one process writes
+            _stamped(out, lm.model, "stats.json")
         if not quiet:
             console.print(_stats_table(stats))
 
@@ -529,10 +689,20 @@ _OUT = typer.Option(..., "--out", help="NeuronSet JSON file to write.")
 _LANGUAGES = typer.Option(None, "--languages", help="Only these languages of the statistics, e.g. en,fr,zh.")
 
 
+def _not_an_input(out: Path, out_option: str, inputs: dict[str, Optional[Path]]) -> None:
+    """Refuse an output file that is one of the command's input files (``{option: path}``): writing it would
+    destroy that input."""
+    for option, path in inputs.items():
+        if path is not None and os.path.realpath(out) == os.path.realpath(path):
+            raise NeurospecError(f"{out_option} {out} is the {option} file: writing it would overwrite that input; "
+                                 f"choose another {out_option}")
+
+
 def _write_selection(neurons, out: Path) -> None:
     """Save a selection, print its counts, and warn (one line) about groups left without neurons."""
     from neurospec.evaluate.targets import empty_reason, summary_reason
 
+    neurons.meta.source = {**neurons.meta.source, "provenance": _provenance()}
     neurons.save(out)
     console.print(escape(f"{out}: " + _header(neurons).split(": ", 1)[1]), soft_wrap=True)
     console.print(_counts_table(neurons))
@@ -540,6 +710,13 @@ def _write_selection(neurons, out: Path) -> None:
     if empty:
         reason = summary_reason({group: empty_reason(neurons, group) for group in empty}, "in its meta params")
         warnings.warn(f"{out}: {', '.join(empty)}: {reason}; the evaluation verbs will skip them", EmptyGroupWarning)
+
+
+def _check_rates(rates: dict) -> None:
+    """Each ``{flag: value}`` a rate in (0, 1], as LAPE needs, checked before anything is read."""
+    for flag, value in rates.items():
+        if not 0 < value <= 1:   # NaN fails too
+            raise NeurospecError(f"{flag} {value!r} is not a rate in (0, 1]: give a number such as 0.95")
 
 
 def _load_stats(folder: Path):
@@ -561,7 +738,8 @@ def select_lape_command(
     """LAPE (Tang et al., 2024): language-specific neurons by activation-probability entropy."""
     from neurospec.select import select_lape, select_lape_top_k
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec select lape", file=True):
+        _check_rates({"--filter-rate": filter_rate, "--bar-rate": bar_rate, **({} if top_k else {"--top-rate": top_rate})})
         data, names = _load_stats(stats), _split_names(languages)
         if top_k is not None:
             neurons = select_lape_top_k(data, top_k, filter_rate=filter_rate, activation_bar_ratio=bar_rate, languages=names)
@@ -576,7 +754,7 @@ def select_all_active_command(stats: Path = _STATS, out: Path = _OUT, languages:
     """Neurons whose per-sentence mean is > 0 in every sampled sentence (Rahmanisa et al.'s baseline)."""
     from neurospec.select import select_active_in_all_sentences
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec select all-active", file=True):
         _write_selection(select_active_in_all_sentences(_load_stats(stats), languages=_split_names(languages)), out)
 
 
@@ -588,7 +766,7 @@ def select_top_mean_command(
     """The k neurons with the highest mean per-sentence activation, per language."""
     from neurospec.select import select_top_mean
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec select top-mean", file=True):
         _write_selection(select_top_mean(_load_stats(stats), k, languages=_split_names(languages)), out)
 
 
@@ -603,7 +781,8 @@ def select_random_command(
     from neurospec.neurons import NeuronSet
     from neurospec.select import select_random
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec select random", file=True):
+        _not_an_input(out, "--out", {"--like": like})
         _write_selection(select_random(NeuronSet.load(like), seed=seed, exclude=exclude), out)
 
 

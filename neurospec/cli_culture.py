@@ -17,15 +17,19 @@ and :func:`neurospec.train.finetune`. Registered on :data:`neurospec.cli.app` wh
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import typer
 from rich.markup import escape
 
-from neurospec.cli import _split_names, _write_selection, app, console, select_app, user_errors
+from neurospec.cli import _not_an_input, _split_names, _write_selection, app, console, select_app, user_errors
+from neurospec.cli import _provenance, _stamped
 from neurospec.cli_shared import _BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model, _progress
 from neurospec.errors import NeurospecError
+from neurospec.outputs import writing
 
 _DATA_PATH = typer.Option(None, "--path", help="name=FILE for a set read from a local file (culturalbench=cb.jsonl); "
                           "repeat for several. BLEnD, CountryRC, QNLI and MRPC default to the shared data.")
@@ -147,7 +151,7 @@ def attribute_command(
     """Activation x gradient scores of every neuron, summed per country (the culture paper's attribution)."""
     from neurospec.attribution import attribute
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec attribute"):
         paths = _paths(path)
         items = _items(data, paths, split=split, countries=countries, limit=limit, seed=seed)
         chosen_templates = _attribute_templates(templates, data)
@@ -162,7 +166,7 @@ def attribute_command(
         for group, n in zip(scores.groups, scores.counts.tolist()):
             acc = accuracy.get(group)
             say(f"{group:>18}  examples {n:>6}  " + (f"accuracy {acc:.3f}" if acc is not None else ""))
-        _done(out)
+        _done(_stamped(out, lm.model, "attribution.json"))
 
 
 @select_app.command("culture")
@@ -185,12 +189,21 @@ def select_culture_command(
 ) -> None:
     """Culture-general and culture-specific neurons from three attribution runs (METHODS section 3)."""
     from neurospec.attribution import AttributionScores
-    from neurospec.select.culture import (CULTURE_COUNTRIES, select_culture_general, select_culture_specific,
-                                          select_random_pooled)
+    from neurospec.select.culture import (CULTURE_COUNTRIES, check_roles, select_culture_general,
+                                          select_culture_specific, select_random_pooled)
 
-    with user_errors():
+    with user_errors(), writing([out, random_out or out.with_suffix(".random.json")], "neurospec select culture", file=True):
         if kind not in ("general", "specific", "both"):
             raise NeurospecError(f"--kind {kind!r}: use general, specific or both")
+        for flag, number in (("--mlp-rate", mlp_rate), ("--attention-rate", attention_rate),
+                             ("--countryrc-rate", countryrc_rate), ("--specific-rate", specific_rate), ("--z", z_threshold)):
+            if not math.isfinite(number):
+                raise NeurospecError(f"{flag} {number}: give a finite number")
+        if random_seeds:
+            _not_an_input(random_out or out.with_suffix(".random.json"), "--random-out", {"--out": out})
+        check_roles(*(SimpleNamespace(meta=AttributionScores.read_meta(folder), path=folder)
+                      for folder in (blend, control, countryrc)),
+                    options={"blend": "--blend", "control": "--control", "countryrc": "--countryrc"})
         runs = [AttributionScores.load(folder) for folder in (blend, control, countryrc)]
         chosen = None
         if kind in ("general", "both"):
@@ -233,14 +246,18 @@ def mask_eval_command(
     from neurospec.evaluate.masking import mask_eval, masking_conditions
     from neurospec.neurons import load_neuron_file
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec mask-eval"):
+        if not math.isfinite(factor):
+            raise NeurospecError(f"--factor {factor}: give a finite number, e.g. 2 (NaN or infinity would make every "
+                                 "logit NaN)")
         paths = _paths(path)
         sets = _sets(_split_names(benchmarks) or [], paths, split=split, countries=countries, limit=limit, seed=seed)
         chosen_templates = _templates(templates)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set = load_neuron_file(neurons, shape=lm.sites)
         baseline = load_neuron_file(random, shape=lm.sites) if random is not None else None
-        conditions = masking_conditions(neuron_set, _split_names(groups), mode=mode, factor=factor, random=baseline)
+        conditions = masking_conditions(neuron_set, _split_names(groups), mode=mode, factor=factor, random=baseline,
+                                        random_option=f"--random {random}")
         result = mask_eval(lm.model, lm.tokenizer, sets, conditions, scoring=scoring, fmt=_format(fmt, lm.tokenizer),
                            templates=chosen_templates, kinds={n: MC_SETS[n].kind for n in sets},
                            batch_size=batch_size, seed=seed, quiet=quiet)
@@ -252,7 +269,7 @@ def mask_eval_command(
             say(f"{benchmark} unmodified: accuracy {cell['rules']['full_vocabulary']['accuracy']:.4f} (full "
                 f"vocabulary), {cell['rules']['letters_only']['accuracy']:.4f} (letters only); "
                 f"{cell['non_letter_share']:.1%} of answers were no option's letter")
-        _done(result.save(out))
+        _done(_stamped(result.save(out), lm.model, "mask_eval.json"))
 
 
 def _sets(names: list[str], paths: dict[str, Path], *, split: Optional[str], countries: Optional[str],
@@ -324,7 +341,7 @@ def finetune_command(
     from neurospec.neurons import load_neuron_file
     from neurospec.train import attention_module_names, finetune, mlp_module_names, save_finetuned
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec finetune"):
         if block not in ("mlp", "attention"):
             raise NeurospecError(f"--block {block!r}: use mlp or attention")
         paths = _paths(path)
@@ -336,6 +353,7 @@ def finetune_command(
         sets = {name: limit_per_group(items, eval_limit) for name, items in every.items()}
         chosen_templates = _templates(templates)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
+        origin = _provenance(lm.model)  # the weights before training changes them
         neuron_set = load_neuron_file(neurons, shape=lm.sites) if neurons is not None else None
         chosen_layers = _layers(layers, neuron_set, group, lm.sites.num_layers)
         modules = (mlp_module_names if block == "mlp" else attention_module_names)(lm.model, chosen_layers)
@@ -360,7 +378,8 @@ def finetune_command(
                     "group": group if neuron_set is not None else None, "data": data, "training": trained.to_json(),
                     "splits": split_record,
                     "evaluation": {name: {"kind": kinds[name], "before": before[name], "after": after[name],
-                                          "change": after[name]["accuracy"] - before[name]["accuracy"]} for name in sets}}
+                                          "change": after[name]["accuracy"] - before[name]["accuracy"]} for name in sets},
+                    "provenance": origin}
         atomic_write_json(out / "finetune.json", document)
         for name, row in document["evaluation"].items():
             say(f"{name:>16} ({row['kind']}): {row['before']['accuracy']:.4f} -> {row['after']['accuracy']:.4f} "

@@ -12,14 +12,16 @@ Registered on :data:`neurospec.cli.app` when that module is imported.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from neurospec.cli import _split_names, app, console, user_errors
+from neurospec.cli import _split_names, _stamped, app, console, user_errors
 from neurospec.cli_shared import _BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model, _progress
 from neurospec.errors import NeurospecError
+from neurospec.outputs import writing
 
 _NEURONS = typer.Option(None, "--neurons", help="NeuronSet JSON file (neurospec select ...); targets are its groups.")
 _STATS = typer.Option(None, "--stats", help="Statistics folder (neurospec collect --mode sentence) for p_max / p_median / mean.")
@@ -65,9 +67,17 @@ def _lss_items(items: Optional[Path], parallel: Optional[str], languages: Option
                                answer_chars=answer_chars, limit=limit)
 
 
+def _recipe(text: str):
+    """``--recipe`` parsed before anything is loaded (a NaN or infinite number is refused here)."""
+    from neurospec.recipes import Recipe
+
+    return Recipe.parse(text, "--recipe")
+
+
 def _seeds(text: Optional[str]) -> tuple[int, ...]:
+    """``--random-seeds 0,1,2``; ``''`` (or blank) for none, as its help says."""
     try:
-        return tuple(int(s) for s in _split_names(text) or [])
+        return tuple(int(s) for s in _split_names(text, "--random-seeds", allow_empty=True, example="0,1,2") or [])
     except ValueError:
         raise NeurospecError(f"--random-seeds {text!r}: give integers, e.g. 0,1,2") from None
 
@@ -95,20 +105,27 @@ def ppl_command(
     from itertools import islice
 
     from neurospec.cli import corpora_from_options
+    from neurospec.collect import check_length
     from neurospec.evaluate.perplexity import perplexity_matrix
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec ppl"):
+        chosen_recipe = _recipe(recipe)
         corpora = corpora_from_options(corpus, corpus_dir, languages, text_field, split)
+        twice = sorted({c.language for c in corpora if [d.language for d in corpora].count(c.language) > 1})
+        if twice:
+            raise NeurospecError(f"--corpus / --corpus-dir give {', '.join(twice)} more than once (two names of one "
+                                 "language are one language): give each language once")
         texts = {c.language: list(islice(c.texts(), max_texts)) for c in corpora}
         lm = _model(model, dtype, device, device_map, trust_remote_code)
+        check_length(lm.model, max_length, "--max-length")
         neuron_set, statistics = _inputs(neurons, stats, lm, need_neurons=False)
         say = _progress(quiet)
         matrix = perplexity_matrix(
-            lm.model, lm.tokenizer, texts, neuron_set, recipe=recipe, groups=_split_names(targets), stats=statistics,
+            lm.model, lm.tokenizer, texts, neuron_set, recipe=chosen_recipe, groups=_split_names(targets), stats=statistics,
             random_seeds=_seeds(random_seeds) if neuron_set is not None else (), batch_size=batch_size, bos=bos,
             max_length=max_length, on_cell=lambda row, lang, r: say(f"{row:>24} {lang:>9}  ppl {r.ppl:10.3f}"),
             quiet=quiet)
-        _done(matrix.save(out))
+        _done(_stamped(matrix.save(out), lm.model))
 
 
 @app.command("steer")
@@ -133,7 +150,8 @@ def steer_command(
     from neurospec.evaluate.steering import prompts_from_parallel, steer_generation
     from neurospec.languages import resolve
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec steer"):
+        chosen_recipe = _recipe(recipe)
         by_source: dict[str, list[str]] = {}
         for value in prompts:
             language, _, path = value.partition("=")
@@ -155,7 +173,7 @@ def steer_command(
         else:
             candidates_list = _split_names(candidates)
         say = _progress(quiet)
-        result = steer_generation(lm.model, lm.tokenizer, by_source, neuron_set, recipe=recipe, stats=statistics,
+        result = steer_generation(lm.model, lm.tokenizer, by_source, neuron_set, recipe=chosen_recipe, stats=statistics,
                                   targets=chosen, random_seeds=_seeds(random_seeds), max_new_tokens=max_new_tokens,
                                   batch_size=batch_size, candidates=candidates_list, do_sample=sample, seed=seed,
                                   quiet=quiet,
@@ -164,7 +182,7 @@ def steer_command(
             if line["kind"] == "group":
                 say(f"{line['source']:>9} -> {line['target']:<9} share {line['share']:.2f} "
                     f"[{line['ci95'][0]:.2f}, {line['ci95'][1]:.2f}]  unmodified {line['baseline']['share']:.2f}")
-        _done(result.save(out))
+        _done(_stamped(result.save(out), lm.model))
 
 
 _ITEMS = typer.Option(None, "--items", help="LSS items: JSONL with prompt (or template+subject) and answer per language.")
@@ -190,14 +208,15 @@ def lss_command(
     """Language Steering Shift matrix (source x target) with bootstrap intervals and paired controls."""
     from neurospec.evaluate.lss import lss_matrix
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec lss"):
+        chosen_recipe = _recipe(recipe)
         parallel_items = _lss_items(items, parallel, languages, split, data_dir, limit, answer_words, answer_chars)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm)
         say = _progress(quiet)
         matrix = lss_matrix(
-            lm.model, lm.tokenizer, parallel_items, neuron_set, recipe=recipe, stats=statistics,
-            sources=_split_names(sources), targets=_split_names(targets), controls=_split_names(controls) or (),
+            lm.model, lm.tokenizer, parallel_items, neuron_set, recipe=chosen_recipe, stats=statistics,
+            sources=_split_names(sources), targets=_split_names(targets), controls=_split_names(controls, "--controls", allow_empty=True) or (),
             random_seed=random_seed, batch_size=batch_size, bootstrap=bootstrap, quiet=quiet,
             on_cell=lambda c: say(f"{c.source:>9} -> {c.target:<9} LSS {c.lss:.3f}  n {c.n}  excluded {c.excluded}  "
                                   f"mean D0 {c.mean_d0:.3f}"))
@@ -208,7 +227,7 @@ def lss_command(
         if not matrix.mean_d0 < 0:
             console.print("[yellow]warning: mean D0 is not negative: without intervention the target answers are as "
                           "likely as the source answers, so the cut is degenerate (see docs/evaluation.md)[/]")
-        _done(matrix.save(out))
+        _done(_stamped(matrix.save(out), lm.model))
 
 
 @app.command("sweep")
@@ -230,15 +249,23 @@ def sweep_command(
     from neurospec.evaluate.sweep import recipe_grid, sweep
     from neurospec.recipes import Recipe, parse_recipes
 
-    with user_errors():
+    with user_errors(), writing(out, "neurospec sweep"):
         if recipe:
-            recipes = parse_recipes(recipe)
+            recipes = parse_recipes(recipe, "--recipe")
         else:
-            value_list = [Recipe.parse(f"{op}:{v}").value for v in _split_names(values) or []] if op != "scale" else [None]
+            value_list = [] if op != "scale" else [None]
+            for value in _split_names(values) or [] if op != "scale" else []:
+                try:
+                    value_list.append(Recipe.parse(f"{op}:{value}").value)
+                except NeurospecError as err:
+                    raise NeurospecError(f"--values {values!r}: {err}") from None
             try:
-                factor_list = [float(f) for f in _split_names(factors) or []]
+                factor_list = [float(f) for f in _split_names(factors, "--factors", example="1,2,5,10") or []]
             except ValueError:
                 raise NeurospecError(f"--factors {factors!r}: give numbers, e.g. 1,2,5,10") from None
+            if not all(math.isfinite(f) for f in factor_list):
+                raise NeurospecError(f"--factors {factors!r}: factors must be finite numbers (no NaN or infinity), "
+                                     "e.g. 1,2,5,10")
             recipes = recipe_grid(op=op, values=value_list, factors=factor_list, positions=_split_names(positions) or ["all"])
         parallel_items = _lss_items(items, parallel, languages, split, data_dir, limit, answer_words, answer_chars)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
@@ -249,7 +276,7 @@ def sweep_command(
                        bootstrap=bootstrap, quiet=quiet,
                        on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
         say(f"best: {result.best.name}")
-        _done(result.save(out))
+        _done(_stamped(result.save(out), lm.model))
 
 
 @app.command("eval")
@@ -267,16 +294,17 @@ def eval_command(
     from neurospec.evaluate.downstream import self_cross
     from neurospec.tasks import get_task
 
-    with user_errors():
+    with user_errors(), writing(out, f"neurospec eval {task}"):
         get_task(task)  # an unknown task fails before the model loads
+        chosen_recipe = _recipe(recipe)
         lm = _model(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm, need_neurons=False)
         say = _progress(quiet)
-        table = self_cross(lm.model, lm.tokenizer, task, _split_names(languages) or [], neuron_set, recipe=recipe,
+        table = self_cross(lm.model, lm.tokenizer, task, _split_names(languages) or [], neuron_set, recipe=chosen_recipe,
                            stats=statistics, targets=_split_names(targets), limit=limit, batch_size=batch_size,
                            data_dir=data_dir, split=split,
                            on_cell=lambda row, lang, r: say(f"{row:>12} {lang:>9}  {r.metric} {r.score:.4g}  n {r.n}"))
         summary = table.summary()
         if neuron_set is not None:
             say(f"mean change: self {summary['self_mean']}, cross {summary['cross_mean']}")
-        _done(table.save(out))
+        _done(_stamped(table.save(out), lm.model))

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from neurospec.cli import app, console, user_errors
+from neurospec.outputs import writing
 
 
 @app.command("run")
@@ -42,7 +43,8 @@ def report_command(
 ) -> None:
     """One self-contained HTML page (figures, confidence intervals, the numbers) and a PNG per figure."""
     from neurospec.report import write_report
+    from neurospec.report.writer import report_folder
 
-    with user_errors():
+    with user_errors(), writing(report_folder(run_dir, out), "neurospec report"):
         page = write_report(run_dir, out)
         console.print(escape(f"wrote {page}"), soft_wrap=True)

@@ -33,10 +33,8 @@ adds them in batch order, so any number of processes, and a run resumed from a c
 
 from __future__ import annotations
 
-import hashlib
+import errno
 import itertools
-import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -48,9 +46,11 @@ from neurospec.distributed import Ranks
 from neurospec.errors import NeurospecError
 from neurospec.hooks import SiteBatch, record
 from neurospec.io import remove_stale_temporaries
+from neurospec.locks import LOCK_NAME
+from neurospec.outputs import check_replaceable, clear_folder
 from neurospec.progress import progress
 from neurospec.sites import SITES, site_map
-from neurospec.stats import META_FILE, ActivationStats
+from neurospec.stats import FORMAT, META_FILE, ActivationStats
 
 MODES = ("packed", "sentence")
 _TOKENIZE_CHUNK = 256  # texts per tokenizer call
@@ -101,17 +101,37 @@ class Batch:
     sentence: torch.Tensor
 
 
+POSITION_FIELDS = ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+
+
+def max_positions(model) -> tuple[int, str] | None:
+    """(the longest sequence ``model`` takes, the config field saying so): the first of :data:`POSITION_FIELDS` its
+    (text) config declares; None when it declares none."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for name in POSITION_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value, (getattr(config, "attribute_map", None) or {}).get(name, name)  # GPT-2: n_positions
+    return None
+
+
+def check_length(model, length: int | None, option: str) -> None:
+    """Refuse a sequence ``length`` beyond the model's positions (:func:`max_positions`; unchecked when the config
+    declares none). ``option`` names the input: ``--seq-len`` (a command's flag) or ``seq_len`` (an argument)."""
+    limit = max_positions(model)
+    if length is None or limit is None or length <= limit[0]:
+        return
+    flag = option.startswith("--")
+    given, fix = (f"{option} {length}", f"{option} {limit[0]}") if flag else (f"{option}={length}", f"{option}={limit[0]}")
+    raise NeurospecError(f"{given} is longer than the model's {limit[0]} positions (its config's {limit[1]}); "
+                         f"use {fix} or less")
+
+
 def default_seq_len(model, mode: str) -> int:
     """``min(max_position, 4096)`` for packed rows, ``min(max_position, 512)`` for sentence rows."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    limit = None
-    for name in ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            limit = value
-            break
+    limit = max_positions(model)
     cap = 4096 if mode == "packed" else 512
-    return min(limit, cap) if limit else cap
+    return min(limit[0], cap) if limit else cap
 
 
 def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -435,16 +455,16 @@ def sentence_packing_works(model, tokenizer, texts: Sequence[str], site: str = "
 
 
 def model_description(model, site: str) -> dict[str, Any]:
-    """What stats.json records of the model; ``config_fingerprint`` ignores names, dtype and versions; ``source``
-    is where :func:`~neurospec.models.load_model` got it (a GGUF file's path, sha256 and cache folder)."""
+    """What stats.json records of the model; ``config_fingerprint`` ignores names, dtype and versions;
+    ``weights_fingerprint`` is its weights' (:mod:`neurospec.provenance`); ``source`` is where
+    :func:`~neurospec.models.load_model` got it (a GGUF file's path, sha256 and cache folder)."""
+    from neurospec.provenance import config_fingerprint, weights_fingerprint
+
     sites = site_map(model)
-    config = model.config.to_dict()
-    for key in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures", "_commit_hash"):
-        config.pop(key, None)
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
     return {"model_id": getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None),
             "model_type": model.config.model_type, "num_layers": sites.num_layers, "width": sites.width(site),
-            "config_fingerprint": f"sha256:{digest}", "source": getattr(model, "neurospec_source", None)}
+            "config_fingerprint": config_fingerprint(model), "weights_fingerprint": weights_fingerprint(model),
+            "source": getattr(model, "neurospec_source", None)}
 
 
 def _check_resumable(meta: dict, expected: dict, folder: Path) -> None:
@@ -460,7 +480,9 @@ def _check_resumable(meta: dict, expected: dict, folder: Path) -> None:
                 "run with the same model, corpora and options, or choose another --out"
             )
     mine, theirs = expected["model"], meta.get("model") or {}
-    for key in ("model_type", "num_layers", "width", "config_fingerprint"):
+    for key in ("model_type", "num_layers", "width", "config_fingerprint", "weights_fingerprint"):
+        if key == "weights_fingerprint" and theirs.get(key) is None:  # collected before neurospec recorded it
+            continue
         if theirs.get(key) != mine.get(key):
             raise NeurospecError(
                 f"cannot resume {folder}: it was collected on another model ({key} {theirs.get(key)!r}, this model "
@@ -509,6 +531,7 @@ def collect(
     device = _input_device(model)
     ranks = Ranks.from_environment(device)
     dtype = next(model.parameters()).dtype
+    check_length(model, options.seq_len, "seq_len")
     seq_len = options.seq_len or default_seq_len(model, options.mode)
     for corpus in corpora:
         check_corpus(corpus)
@@ -520,7 +543,9 @@ def collect(
                    "corpora": {c.language: c.describe() for c in corpora},
                    "model": model_description(model, options.site)}
 
-    stats, position = _start(out, description, sites, options, device, resume=resume, overwrite=overwrite)
+    inputs = [path for corpus in corpora for path in corpus.files] + [_model_folder(model)]
+    stats, position = _start(out, description, sites, options, device, resume=resume, overwrite=overwrite,
+                             inputs=inputs)
     if stats is None:
         return ActivationStats.load(out)
     observer = _BatchObserver(sites.num_layers, sites.width(options.site), device,
@@ -558,18 +583,27 @@ def collect(
     if empty:
         raise NeurospecError(f"no tokens were counted for {', '.join(empty)}; check those corpora")
     if ranks.is_main:
-        stats.save(out, complete=True)
+        _save(stats, out, complete=True)
     ranks.barrier()
     return ActivationStats.load(out)
 
 
+def _model_folder(model) -> Path | None:
+    """The local folder the model was loaded from (an input collect must never delete), if any."""
+    name = getattr(model, "name_or_path", None) or getattr(getattr(model, "config", None), "_name_or_path", None)
+    return Path(name) if name and Path(name).is_dir() else None
+
+
 def _start(out: Path, description: dict, sites, options: CollectOptions, device, *, resume: bool,
-           overwrite: bool) -> tuple[ActivationStats | None, dict]:
-    """Fresh statistics, or those of the checkpoint in ``out`` (None when it is already complete)."""
+           overwrite: bool, inputs: Sequence[Path | None] = ()) -> tuple[ActivationStats | None, dict]:
+    """Fresh statistics, or those of the checkpoint in ``out`` (None when it is already complete).
+
+    ``overwrite`` deletes the folder's content only when it is a statistics folder (stats.json of
+    neurospec's), never the current folder or one holding an ``inputs`` path (see neurospec.outputs)."""
     fresh = ActivationStats.empty(options.site, description["languages"], sites.num_layers, sites.width(options.site),
                                   device=device, model=description["model"], corpora=description["corpora"],
                                   options=description["options"])
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(entry.name != LOCK_NAME for entry in out.iterdir()):  # its lock is no content
         if resume and (out / META_FILE).exists():
             remove_stale_temporaries(out)  # a run killed mid-write leaves one
             meta = ActivationStats.read_meta(out)
@@ -586,9 +620,14 @@ def _start(out: Path, description: dict, sites, options: CollectOptions, device,
                     stats.samples[language] = stats.sentence_means(language)
             return stats, position
         if not overwrite:
-            hint = "add --resume to continue it" if (out / META_FILE).exists() else "choose an empty folder"
-            raise NeurospecError(f"output folder {out} is not empty: {hint}, or pass --overwrite to replace it")
-        shutil.rmtree(out)
+            if (out / META_FILE).exists():
+                raise NeurospecError(f"output folder {out} holds statistics already: add --resume to continue "
+                                     "them, or pass --overwrite to replace them")
+            raise NeurospecError(f"output folder {out} is not empty and holds no statistics (no {META_FILE}): "
+                                 "choose a new or empty folder")
+        check_replaceable(out, marker=META_FILE, tag=FORMAT, inputs=inputs, writer="neurospec collect",
+                          fix="choose a new or empty folder for --out")
+        clear_folder(out)
     return fresh, {"language": 0, "batch": 0}  # also under --resume when there is nothing to resume
 
 
@@ -673,5 +712,22 @@ def _finish_sample(stats: ActivationStats, language: str) -> None:
 
 def _checkpoint(stats: ActivationStats, out: Path, ranks: Ranks, position: dict) -> None:
     if ranks.is_main:
-        stats.save(out, complete=False, progress=position)
+        _save(stats, out, complete=False, progress=position)
     ranks.barrier()
+
+
+def _save(stats: ActivationStats, out: Path, **how: Any) -> None:
+    """``stats.save``; a full disk becomes one error saying what is kept (each file is replaced whole, so the
+    previous checkpoint stays valid) and how to go on."""
+    had_checkpoint = (out / META_FILE).exists()
+    try:
+        stats.save(out, **how)
+    except Exception as err:  # OSError from Python's writes, safetensors' own error type from its writer
+        text = str(err)
+        full = (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or \
+            "No space left on device" in text or "StorageFull" in text or "os error 28" in text
+        if not full:
+            raise
+        kept = (f"its last checkpoint is kept: free space and run the same command with --resume (collect(..., "
+                "resume=True)) to continue from it") if had_checkpoint else "nothing was kept: free space and run again"
+        raise NeurospecError(f"the disk is full: cannot write the statistics in {out}; {kept}") from None

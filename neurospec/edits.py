@@ -25,6 +25,7 @@ this module. Padding positions are never edited.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Mapping, Union
 
@@ -119,7 +120,11 @@ class Edit:
                 f"intervening on an empty selection: {self.label} has no neurons. Check the group names and "
                 "sites you chose (`neurospec neurons show FILE` lists the counts)."
             )
+        if not _finite(self.factor):
+            raise NeurospecError(f"{self.label}: factor {self.factor!r} is not a finite number; give a real number such "
+                                 "as 2 (NaN or infinity would make every logit NaN)")
         self.value = _normalise_value(self.value, self.label)
+        _check_finite_values(self.value, self.neurons, self.label)
 
     @property
     def value_kind(self) -> Literal["none", "constant", "per_neuron", "runtime"]:
@@ -163,6 +168,42 @@ class Edit:
     def layer_values(self, layer: int) -> torch.Tensor:
         """The per-neuron values of ``layer`` (a full-width row), for a per-neuron ``value``."""
         return self.value[layer]
+
+
+def _finite(number) -> bool:
+    """True for a real number that is neither NaN nor infinite (False for anything else)."""
+    try:
+        return math.isfinite(float(number))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_finite_values(value: Value, neurons: NeuronIndices, label: str) -> None:
+    """Refuse a NaN or infinite constant, or per-neuron value at a neuron the edit touches (others are never read)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NeurospecError(f"{label}: value {value!r} is not a finite number; give a real number such as 0.5 "
+                                 "(NaN or infinity would make every logit NaN)")
+        return
+    if value is None or isinstance(value, RuntimeStatistic):
+        return
+    for layers in neurons.values():
+        for layer, indices in layers.items():
+            indices = torch.as_tensor(indices, dtype=torch.long).flatten()
+            if isinstance(value, torch.Tensor):
+                row = value[layer] if 0 <= layer < value.shape[0] else None
+            else:
+                row = value.get(layer)
+            if row is None or not indices.numel() or int(indices.max()) >= row.numel() or int(indices.min()) < 0:
+                continue  # a shape that does not fit is refused, with the model's shape, when the edit is applied
+            chosen = row[indices]
+            bad = ~torch.isfinite(chosen) if chosen.is_floating_point() else torch.zeros_like(chosen, dtype=torch.bool)
+            if bad.any():
+                first = int(bad.nonzero()[0])
+                raise NeurospecError(
+                    f"{label}: the per-neuron value of neuron {int(indices[first])} in layer {layer} is "
+                    f"{float(chosen[first])!r}, not a finite number ({int(bad.sum())} such value(s) among the edited "
+                    "neurons); recompute the values (statistics) or leave those neurons out")
 
 
 def _normalise_value(value: Value, label: str) -> Value:

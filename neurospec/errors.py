@@ -33,3 +33,8 @@ class NeurospecWarning(UserWarning):
 
 class EmptyGroupWarning(NeurospecWarning):
     """A requested group holds no neurons and was skipped (recorded as ``empty_groups`` in the output)."""
+
+
+class OtherWeightsWarning(NeurospecWarning):
+    """A neuron file or statistics folder was made on other weights than the model it is used with (the shapes
+    match, the fingerprints differ; see :mod:`neurospec.provenance`)."""

@@ -26,6 +26,7 @@ fail loudly if a referenced file has changed since.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +88,19 @@ class EditSpec:
         return out
 
 
+def _finite(number: int | float) -> bool:
+    """False for NaN, infinity and an integer too large for a float (JSON reads all three)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _parse_value(raw: Any, where: str) -> float | ValuesRef | RuntimeStatistic | None:
     if raw is None or isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        if raw is not None and not _finite(raw):
+            raise FileFormatError(f"{where}: value {raw!r} is not a finite number; write a real number such as 0.5 "
+                                  "(NaN or infinity would make every logit NaN)")
         return None if raw is None else float(raw)
     if isinstance(raw, dict) and "file" in raw and "key" in raw:
         return ValuesRef(str(raw["file"]), str(raw["key"]), raw.get("file_sha256"))
@@ -115,6 +127,9 @@ def _parse_edit(raw: Any, where: str) -> EditSpec:
     factor = raw.get("factor", 1.0)
     if not isinstance(factor, (int, float)) or isinstance(factor, bool):
         raise FileFormatError(f"{where}: factor must be a number, got {factor!r}")
+    if not _finite(factor):
+        raise FileFormatError(f"{where}: factor {factor!r} is not a finite number; write a real number such as 2 "
+                              "(NaN or infinity would make every logit NaN)")
     return EditSpec(
         raw["neurons"], raw.get("groups"), raw.get("sites"), op, _parse_value(raw.get("value"), where),
         float(factor), positions, raw.get("neurons_sha256"),
@@ -189,8 +204,13 @@ class InterventionSpec:
             if isinstance(value, ValuesRef):
                 value = self._load_values(value)
             groups = edit.groups if edit.groups is not None else list(neurons.groups)
-            edits.append(Edit.make(edit.op, neurons, value, edit.factor, edit.positions, groups, edit.sites,
-                                    f"{edit.neurons} group(s) {', '.join(groups)}"))
+            try:
+                edits.append(Edit.make(edit.op, neurons, value, edit.factor, edit.positions, groups, edit.sites,
+                                        f"{edit.neurons} group(s) {', '.join(groups)}"))
+            except NeurospecError as err:
+                if not isinstance(edit.value, ValuesRef):
+                    raise
+                raise type(err)(f"{err} (values: {edit.value.file}, tensor {edit.value.key!r})") from None
         return edits
 
     def _load_values(self, ref: ValuesRef) -> torch.Tensor:

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -102,6 +103,29 @@ def resolve_source(name: str | os.PathLike) -> ModelSource:
                                  "for a file of a hub repository")
         return dequantized(_hub_file(text), hub=text)
     return ModelSource(text, {"source": text})
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def check_exists(name: str | os.PathLike) -> None:
+    """Refuse a model name meant as a local path (see :func:`looks_like_path`) that does not exist, rather than
+    let it be looked up as a hub id ("Repo id must be in the form ...")."""
+    text = str(name)
+    if looks_like_path(text) and not text.lower().endswith(GGUF_SUFFIX) and not Path(text).expanduser().exists():
+        raise NeurospecError(f"model folder {text!r} does not exist; give the path of a folder saved with "
+                             "save_pretrained (or a hub id such as Qwen/Qwen2.5-0.5B)")
+
+
+def looks_like_path(text: str) -> bool:
+    """A model name meant as a local path: it starts with ./ ../ / or ~, or holds a path separator where a hub
+    id (OWNER/NAME) would not."""
+    if text in (".", "..") or text.startswith(("./", "../", "/", "~")):
+        return True
+    separators = {os.sep, os.altsep or os.sep}
+    if any(sep != "/" and sep in text for sep in separators):
+        return True
+    return "/" in text and not _HUB_ID.fullmatch(text)
 
 
 def _hub_file(text: str) -> Path:

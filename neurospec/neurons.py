@@ -172,8 +172,10 @@ def _as_indices(values: Any, entry: str, error: type[NeurospecError]) -> torch.T
             raise error(f"{entry}: index {bad!r} is not an integer; neuron indices are whole numbers >= 0.")
         try:
             tensor = torch.tensor([int(v) for v in values], dtype=torch.int64) if values else _EMPTY.clone()
-        except (OverflowError, RuntimeError):
-            raise error(f"{entry}: an index does not fit in 64 bits; neuron indices are small whole numbers.") from None
+        except (OverflowError, RuntimeError, ValueError):  # torch: "Overflow when unpacking long long"
+            big = max(values, key=lambda v: abs(int(v)))
+            raise error(f"{entry}: index {big} does not fit in 64 bits; neuron indices are small whole numbers "
+                        "(below the site's width). Fix or regenerate the file.") from None
     else:
         raise error(f"{entry}: indices must be a list of integers, not {type(values).__name__}.")
     if tensor.numel() and int(tensor.min()) < 0:
@@ -648,6 +650,8 @@ class NeuronSet:
 
         Checked: every layer and index exists in the model, every site with neurons exists there,
         the layer count matches, and every width stored in the file equals the model's. Returns ``self``.
+        Given a model's site map, a set whose provenance names other weights than the model's gets an
+        :class:`~neurospec.errors.OtherWeightsWarning`.
         """
         shape = _as_shape(target)
         model = f"model {shape.model_id}" if shape.model_id else "the model"
@@ -684,6 +688,11 @@ class NeuronSet:
                     f"{label}, group {group!r}, site {site!r}, layer {layer}: neuron {int(indices[-1])} does not "
                     f"exist: {model} has {width} {site!r} neurons per layer (0..{width - 1}); {_ANOTHER_MODEL}"
                 )
+        live = getattr(target, "model", None)  # a SiteMap or LoadedModel: the weights can be compared too
+        if isinstance(live, torch.nn.Module):
+            from neurospec.provenance import check_made_on, made_on
+
+            check_made_on(live, made_on(self.meta.source), label)
         return self
 
     def _raw_entries(self) -> Iterator[tuple[str, str, int, torch.Tensor]]:

@@ -23,6 +23,7 @@ p_max, p_median, mean, a number, ``runtime:max|min|mean|median|percentileQ``; FA
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,13 @@ class Recipe:
                 raise NeurospecError(f"unknown corpus statistic {self.value!r}: use one of {', '.join(CORPUS_STATISTICS)}")
             if isinstance(self.value, (int, float)) and not isinstance(self.value, bool):
                 object.__setattr__(self, "value", float(self.value))
+                if not math.isfinite(self.value):
+                    raise NeurospecError(f"value {self.value!r} is not a finite number; give a real number such as 0.5")
         if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)):
             raise NeurospecError(f"factor must be a number, got {self.factor!r}")
         object.__setattr__(self, "factor", float(self.factor))
+        if not math.isfinite(self.factor):
+            raise NeurospecError(f"factor {self.factor!r} is not a finite number; give a real number such as 2")
 
     # ---- construction
 
@@ -86,11 +91,12 @@ class Recipe:
         return cls("zero", None, 1.0, positions)
 
     @classmethod
-    def parse(cls, text: str) -> "Recipe":
-        """``Recipe.parse("set:p_max*2@continuation")``; the inverse of :attr:`name`."""
+    def parse(cls, text: str, option: str | None = None) -> "Recipe":
+        """``Recipe.parse("set:p_max*2@continuation")``; the inverse of :attr:`name`. ``option`` (e.g. ``--recipe``)
+        names the input in an error message."""
         if isinstance(text, Recipe):
             return text
-        where = f"intervention recipe {text!r}"
+        where = f"{option} {text!r}" if option else f"intervention recipe {text!r}"
         body = str(text).strip()
         positions = "all"
         if "@" in body:
@@ -118,7 +124,10 @@ class Recipe:
             raise NeurospecError(f"{where}: {op!r} needs a value. Grammar: {_GRAMMAR}")
         if op == "scale" and "*" not in str(text):
             raise NeurospecError(f"{where}: 'scale' needs a factor, e.g. scale*2")
-        return cls(op, value, factor, positions)
+        try:
+            return cls(op, value, factor, positions)
+        except NeurospecError as err:
+            raise NeurospecError(f"{where}: {err}") from None
 
     @classmethod
     def from_json(cls, raw: Any) -> "Recipe":
@@ -238,11 +247,12 @@ def match_group(name: str, groups) -> str:
     raise NeurospecError(f"no group {name!r} in the neuron set; it has: {', '.join(groups) or 'none'}")
 
 
-def parse_recipes(texts) -> list[Recipe]:
-    """``parse_recipes("set:p_max, set:p_median*2")`` or a list of strings / Recipes, each once."""
+def parse_recipes(texts, option: str | None = None) -> list[Recipe]:
+    """``parse_recipes("set:p_max, set:p_median*2")`` or a list of strings / Recipes, each once (``option`` names
+    the input in an error message)."""
     if isinstance(texts, str):
         texts = [t for t in texts.split(",") if t.strip()]
-    recipes = [Recipe.parse(t) if not isinstance(t, Recipe) else t for t in texts]
+    recipes = [Recipe.parse(t, option) if not isinstance(t, Recipe) else t for t in texts]
     if not recipes:
         raise NeurospecError("no recipe given: write at least one, e.g. set:p_max")
     names = [r.name for r in recipes]

@@ -235,11 +235,13 @@ class ActivationStats:
         )
 
     def check_model(self, shape: Any, *, site: str | None = None) -> "ActivationStats":
-        """Raise ShapeMismatchError unless these statistics fit ``shape`` (a ModelShape or SiteMap) and ``site``."""
+        """Raise ShapeMismatchError unless these statistics fit ``shape`` (a ModelShape or SiteMap) and ``site``;
+        warn (OtherWeightsWarning) when a SiteMap's model has other weights than those they were collected on."""
         if site is not None and site != self.site:
             raise ShapeMismatchError(
                 f"statistics {self._label()} were collected at site {self.site!r}, not {site!r}; collect them at {site!r}"
             )
+        live = shape.model if isinstance(shape, SiteMap) else None
         if isinstance(shape, SiteMap):
             shape = shape.shape
         num_layers, width = shape.num_layers, shape.widths.get(self.site)
@@ -250,6 +252,10 @@ class ActivationStats:
                 f"{self.site!r} neurons ({self.model.get('model_id', 'unknown model')}), but {model} has {num_layers} "
                 f"x {width}; were they made for another model?"
             )
+        if live is not None:  # same shape; other weights are worth a warning (stats.json records them)
+            from neurospec.provenance import check_made_on
+
+            check_made_on(live, self.model, f"statistics {self._label()}")
         return self
 
     def _label(self) -> str:

@@ -223,8 +223,15 @@ def heldout_loss(model, tokenizer, texts: list[str], batch_size: int = 32) -> fl
 
 
 def train_toy(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False) -> Path:
-    """Train ``recipe`` and save it (Hugging Face format + training.json) to ``out_dir``, atomically."""
+    """Train ``recipe`` and save it (Hugging Face format + training.json) to ``out_dir``, atomically.
+
+    An existing ``out_dir`` is replaced only when it is a toy model folder (training.json); any other
+    non-empty folder, the current folder and those above it are refused before training starts."""
+    from neurospec.outputs import check_replaceable
+
     out_dir = Path(out_dir)
+    check_replaceable(out_dir, marker="training.json", tag=lambda document: "recipe_fingerprint" in document,
+                      writer="neurospec toy train", fix="choose a new or empty folder for the toy model")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     started = time.time()

@@ -402,6 +402,7 @@ def finetune(model: nn.Module, tokenizer, items: Sequence[MCItem], modules: Sequ
         stack.enter_context(torch.random.fork_rng(devices=_rng_devices(model)))
         torch.manual_seed(int(seed))  # dropout, where a model has any
         stack.enter_context(_training_state(model, params))
+        model.__dict__.pop("neurospec_weights_fingerprint", None)  # the weights change: provenance hashes them anew
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         bar = stack.enter_context(_progress(f"fine-tuning {len(modules)} module name(s)", total=total_steps,
                                             unit="steps", quiet=not progress))
@@ -449,13 +450,19 @@ def save_finetuned(model: nn.Module, tokenizer, out_dir: str | os.PathLike, *,
 
     Everything is written to a temporary folder next to ``out_dir`` and renamed into place, so an
     error leaves no partial folder. ``result`` is saved as ``finetune.json``. An existing
-    non-empty ``out_dir`` is an error unless ``overwrite=True``.
+    non-empty ``out_dir`` is an error unless ``overwrite=True``, and even then unless it is a model folder
+    (config.json) other than the one ``model`` was loaded from, the current folder or one above it.
     """
+    from neurospec.outputs import check_replaceable
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NeurospecError(f"{out} exists and is not a folder: choose another output folder.")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise NeurospecError(f"{out} already exists and is not empty: choose another folder or pass overwrite=True.")
+    source = getattr(model, "name_or_path", None)
+    check_replaceable(out, marker="config.json", inputs=[source if source and Path(source).is_dir() else None],
+                      writer="save_finetuned", fix="choose another output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

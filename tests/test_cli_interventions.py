@@ -105,7 +105,7 @@ def test_bad_input_is_one_clear_line_and_no_file(study, tmp_path):
         (["lss", *common(study)[:2], "--neurons", spanish, "--stats", study / "stats", "--parallel", "ntrex",
           "--languages", "en,es", "--limit", "3"], "'spa_Latn' is not in these statistics"),
         (["steer", *common(study), "--prompts", f"en={tmp_path / 'none.txt'}"], "none.txt"),
-        (["lss", *common(study), "--parallel", "ntrex", "--languages", "en,fr", "--limit", "3"], "pass stats="),
+        (["lss", *common(study), "--parallel", "ntrex", "--languages", "en,fr", "--limit", "3"], "pass --stats"),
         (["eval", "xcopa-nope", *common(study), "--languages", "et"], "unknown task|xcopa-nope"),
         (["sweep", *common(study), "--stats", study / "stats", "--parallel", "ntrex", "--languages", "en,fr",
           "--factors", "1,x"], "--factors"),

@@ -81,9 +81,11 @@ def invoke(study, verb: str, neurons: str, out, *extra):
 
 
 def without_provenance(document):
-    """The document less what differs between two runs of the same computation (times, paths, the skip record)."""
+    """The document less what differs between two runs of the same computation (times, paths, the skip record,
+    the record of the inputs and options: ``provenance``)."""
     if isinstance(document, dict):
-        return {k: without_provenance(v) for k, v in document.items() if k not in ("empty_groups", "created", "path")}
+        return {k: without_provenance(v) for k, v in document.items()
+                if k not in ("empty_groups", "created", "path", "provenance")}
     if isinstance(document, list):
         return [without_provenance(v) for v in document]
     return document

@@ -25,5 +25,5 @@ def test_device_map_load_resolves_sites(tmp_path):
     assert next(lm.model.parameters()).dtype is torch.float32
     assert all(p.device.type == "cpu" for p in lm.model.parameters())
     assert lm.sites.width("act") == family("llama").widths(model)["act"]
-    with pytest.raises(NeurospecError, match="cannot load model"):
+    with pytest.raises(NeurospecError, match="model folder .*missing' does not exist"):
         load_model(tmp_path / "missing", tokenizer=False)

@@ -90,8 +90,8 @@ def _record(run_dir: Path) -> dict:
 
 
 def _artifacts(run_dir: Path, copied_from: Path | None = None) -> dict[str, object]:
-    """Every JSON, CSV and safetensors file the steps wrote; JSON without its creation time, the run folder
-    named RUN_DIR wherever a file records a path (also the folder it was ``copied_from``)."""
+    """Every JSON, CSV and safetensors file the steps wrote; JSON without its creation time and provenance, the
+    run folder named RUN_DIR wherever a file records a path (also the folder it was ``copied_from``)."""
     found: dict[str, object] = {}
     for name in STEPS:
         for path in sorted([*(run_dir / name).rglob("*")] if (run_dir / name).is_dir() else [run_dir / f"{name}.json"]):
@@ -100,6 +100,8 @@ def _artifacts(run_dir: Path, copied_from: Path | None = None) -> dict[str, obje
                 text = path.read_text().replace(str(run_dir), "RUN_DIR")
                 document = json.loads(text.replace(str(copied_from), "RUN_DIR") if copied_from else text)
                 document.get("meta", {}).pop("created", None)
+                document.pop("provenance", None)   # who ran it when, with which options: not the result
+                (document.get("meta", {}).get("source") or {}).pop("provenance", None)
                 found[key] = document
             elif path.suffix == ".safetensors":
                 found[key] = {k: v.tolist() for k, v in load_file(path).items()}

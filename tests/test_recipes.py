@@ -83,4 +83,4 @@ def test_an_intervention_file_written_from_a_recipe_acts_like_the_recipe(tmp_pat
     assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[0], plain)
     missing = CliRunner().invoke(app, ["intervention", "make", "--neurons", str(tmp_path / "neurons.json"), "--group", "fr",
                                        "--recipe", "set:p_max", "--out", str(tmp_path / "x.json")])
-    assert missing.exit_code == 2 and "pass stats=" in missing.output and not (tmp_path / "x.json").exists()
+    assert missing.exit_code == 2 and "pass --stats" in missing.output and not (tmp_path / "x.json").exists()

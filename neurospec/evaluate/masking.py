@@ -24,6 +24,7 @@ bootstrap interval over items of the per-item difference.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,15 +69,20 @@ class Conditions(dict):
 
 
 def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Literal["suppress", "enhance"] = "suppress",
-                       factor: float = 2.0, random=None, sites: Sequence[str] | None = None) -> dict[str, Edit | None]:
+                       factor: float = 2.0, random=None, sites: Sequence[str] | None = None,
+                       random_option: str | None = None) -> dict[str, Edit | None]:
     """``{"none": None, group: Edit, ..., "random<seed>:<group>": Edit, ...}`` for :func:`mask_eval`.
 
     ``random`` is a NeuronSet of random baselines (e.g. :func:`neurospec.select.culture.select_random_pooled`);
-    its groups for the chosen ``groups`` are added. A group without neurons gets no condition: it is skipped with
-    a warning and kept, with the reason, in the result's ``empty_groups`` (:mod:`neurospec.evaluate.targets`).
+    its groups for the chosen ``groups`` are added, and every chosen group must have at least one (else a
+    NeurospecError, naming ``random`` as ``random_option``, e.g. the CLI's ``--random FILE``). A group without
+    neurons gets no condition: it is skipped with a warning and kept, with the reason, in the result's
+    ``empty_groups`` (:mod:`neurospec.evaluate.targets`).
     """
     if mode not in MODES:
         raise NeurospecError(f"mode={mode!r}: use suppress (set to 0) or enhance (multiply by factor)")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
+        raise NeurospecError(f"factor {factor!r} is not a finite number; give a real number such as 2")
     for group in groups or ():
         if group not in neurons.groups:
             raise NeurospecError(f"group {group!r} is not in the neuron set (groups: {', '.join(neurons.groups)})")
@@ -92,6 +98,13 @@ def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Li
     for group in chosen:
         conditions[group] = edit(neurons, group)
     if random is not None:
+        missing = [group for group in chosen if not any(random_group(name) == group for name in random.groups)]
+        if missing:
+            label = random_option or (f"random ({random.path})" if getattr(random, "path", None) else "random")
+            shown = ", ".join(random.groups[:6]) + (", ..." if len(random.groups) > 6 else "") or "none"
+            raise NeurospecError(
+                f"{label} has no random<seed>:<group> group for {', '.join(missing)} (its groups: {shown}): give random "
+                "baselines made for these groups, e.g. by `neurospec select culture --random-seeds N`")
         for name in random.groups:
             if random_group(name) in chosen:
                 conditions[name] = edit(random, name)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
+from neurospec.collect import check_length, max_positions
 from neurospec.errors import NeurospecError
 from neurospec.evaluate.tables import write_matrix_csv
 from neurospec.evaluate.targets import target_groups
@@ -65,8 +66,8 @@ class Perplexity:
 
 def default_max_length(model) -> int:
     """min(the model's maximum position, 2048): the longest window a text is scored in."""
-    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-    return min(int(limit), 2048) if limit else 2048
+    limit = max_positions(model)
+    return min(limit[0], 2048) if limit else 2048
 
 
 def encode_windows(tokenizer, texts: Sequence[str], *, bos: Bos = "auto", max_length: int = 2048) -> list[EncodedPrompt]:
@@ -93,6 +94,7 @@ def perplexity(model, tokenizer, texts: Sequence[str], *, intervention=None, bat
     """Token-weighted perplexity of ``texts`` (see the module docstring for what is scored)."""
     if not texts:
         raise NeurospecError("no texts to evaluate: perplexity needs at least one text")
+    check_length(model, max_length, "max_length")
     windows = encode_windows(tokenizer, texts, bos=bos, max_length=max_length or default_max_length(model))
     pad_id = ensure_pad_token(tokenizer)
     device = model_device(model)
@@ -217,6 +219,7 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
     recipe = Recipe.parse(recipe)
     if not texts:
         raise NeurospecError("no languages to evaluate: give held-out texts for at least one language")
+    check_length(model, max_length, "max_length")
     plans: list[tuple[Row, Any]] = [(Row("none", "none"), None)]
     empty: dict[str, str] = {}
     if neurons is not None:

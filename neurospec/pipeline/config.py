@@ -161,6 +161,7 @@ def _load_steps(document: LineMap, path: Path, base: Path, model: Model | None, 
                   data=data, steps=steps)
     _check_data(study)
     _check_command_lines(study)
+    _check_values(study)
     return study
 
 
@@ -404,6 +405,52 @@ def _check_defaults_used(defaults: LineMap, steps: list[Step], path: Path) -> No
             every = sorted({k for step in steps for k in step.verb.keys})
             raise ConfigError(f"{_where(path, defaults.line_of(key))}: default {key!r} is an option of no step"
                               f"{_suggest(str(key).replace('-', '_'), every)}")
+
+
+# Values the command line accepts as numbers but the verbs refuse once they run: (low, high, low included,
+# high included). Checked with the config, so that --dry-run catches them before any step runs.
+RANGES = {"top_rate": (0, 1, False, True), "filter_rate": (0, 1, False, True), "bar_rate": (0, 1, False, True),
+          "mlp_rate": (0, 1, True, True), "attention_rate": (0, 1, True, True), "countryrc_rate": (0, 1, True, True),
+          "specific_rate": (0, 1, True, True), "prompt_fraction": (0, 1, False, False)}
+# Options that name languages: every code must be one neurospec knows (neurospec.languages).
+LANGUAGE_OPTIONS = ("languages", "sources")
+
+
+def _check_values(study: Study) -> None:
+    from neurospec.languages import resolve
+
+    for step in study.steps:
+        for option, value in step.values.items():
+            where = f"{_where(study.path, step.lines.get(option, step.line))}: step {step.name!r}"
+            flag = step.verb.options[option].flag or option
+            if option in RANGES and isinstance(value, str):
+                low, high, low_in, high_in = RANGES[option]
+                try:
+                    number = float(value)
+                except ValueError:
+                    continue  # the command line check names it
+                inside = (low <= number if low_in else low < number) and (number <= high if high_in else number < high)
+                if not inside:
+                    interval = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+                    raise ConfigError(f"{where}: {flag} {value} is not in {interval}; give a fraction such as 0.01")
+            if option in LANGUAGE_OPTIONS:
+                for code in value if isinstance(value, list) else [value]:
+                    if not isinstance(code, str):
+                        continue
+                    for part in code.split(","):
+                        if not part.strip():
+                            raise ConfigError(f"{where}: {flag} {code!r} has an empty item; give codes such as en,fr")
+                        try:
+                            resolve(part.strip())
+                        except NeurospecError as err:
+                            raise ConfigError(f"{where}: {flag}: {err}") from None
+            if option == "corpus":  # LANGUAGE=PATH
+                for item in value if isinstance(value, list) else [value]:
+                    name = item[0] if isinstance(item, tuple) else str(item).partition("=")[0]
+                    try:
+                        resolve(name)
+                    except NeurospecError as err:
+                        raise ConfigError(f"{where}: --corpus {name}=...: {err}") from None
 
 
 def _check_command_lines(study: Study) -> None:

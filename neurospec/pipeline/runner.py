@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Iterator
 from neurospec import __version__
 from neurospec.errors import NeurospecError
 from neurospec.io import atomic_write_json, atomic_write_text
-from neurospec.locks import exclusive
+from neurospec.locks import LOCK_NAME, exclusive
 from neurospec.pipeline.config import Step, Study, data_environment, datasets_read, load_study
 from neurospec.pipeline.fingerprints import ContentHashes, step_fingerprint
 from neurospec.pipeline.paths import command_line, output_path, outputs
@@ -160,7 +160,17 @@ def plan_step(step: Step, record: dict, fingerprint: str, run_dir: Path, forced:
     return Decision(step, "run", "new", fingerprint)
 
 
-def _remove_outputs(run_dir: Path, step: Step) -> None:
+def _check_in_the_way(run_dir: Path, step: Step, *, written: bool) -> None:
+    """Refuse an output path of ``step`` that exists although this run folder never ran the step."""
+    for path in outputs(run_dir, step):
+        if not written and (path.exists() or path.is_symlink()):
+            raise NeurospecError(f"{path} is in the way of step {step.name!r}, and {run_dir / STUDY_FILE} records no "
+                                 "earlier run of it (neurospec deletes only what it wrote); move it away")
+
+
+def _remove_outputs(run_dir: Path, step: Step, *, written: bool) -> None:
+    """Delete the step's outputs before it runs again; only those this run folder's record says it wrote."""
+    _check_in_the_way(run_dir, step, written=written)
     for path in outputs(run_dir, step):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -195,9 +205,14 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
     if dry_run:
         _print_plan(study, run_dir, forced, echo)
         return run_dir
+    if run_dir.is_dir() and not (run_dir / STUDY_FILE).exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        raise NeurospecError(f"run folder {run_dir} is not empty and holds no {STUDY_FILE} of neurospec run (a run "
+                             "replaces its steps' outputs in it); choose a new or empty folder with --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(run_dir, "neurospec run"):
         state = RunState(run_dir, study)
+        for step in study.steps:  # before anything is written
+            _check_in_the_way(run_dir, step, written=bool(state.previous.get(step.name, {}).get("started")))
         if not (run_dir / CONFIG_FILE).exists() or (run_dir / CONFIG_FILE).read_text(encoding="utf-8") != study.text:
             atomic_write_text(run_dir / CONFIG_FILE, study.text)
         state.save()
@@ -236,7 +251,7 @@ def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, 
     if decision.action == "resume":
         argv.append("--resume")
     else:
-        _remove_outputs(run_dir, step)
+        _remove_outputs(run_dir, step, written=bool(state.previous.get(step.name, {}).get("started")))
     command = step.verb.shell(argv)
     echo(f"{prefix}: {'resuming' if decision.action == 'resume' else 'running'} ({decision.reason}): {command}")
     started = time.perf_counter()

@@ -51,13 +51,45 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+MAX_VALUES = 100_000  # values of a document with every alias expanded; a study config has a few hundred
+
+
+def _check_size(root: yaml.Node, path: Path) -> None:
+    """Refuse a document whose aliases expand to more than MAX_VALUES values (a "billion laughs" file: a
+    kilobyte of nested aliases that would take gigabytes once every step reads its options)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a node that contains itself (a recursive alias) counts once while being measured
+        children = node.value if isinstance(node, yaml.SequenceNode) else (
+            [item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode) else [])
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_VALUES:
+                break
+        sizes[id(node)] = total
+        return total
+
+    if size(root) > MAX_VALUES:
+        raise ConfigError(f"{path}:{root.start_mark.line + 1}: this YAML expands to more than {MAX_VALUES:,} values "
+                          "through its aliases (*name); a study config needs no more: write the values out")
+
+
 def load_yaml_with_lines(path: Path) -> Any:
     """The YAML document at ``path``; mappings are :class:`LineMap`. Syntax errors name the line."""
     text = path.read_text(encoding="utf-8")
     loader = _LineLoader(text)
     loader.name = str(path)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, path)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)

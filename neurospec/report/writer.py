@@ -6,19 +6,23 @@
 
 Nothing is written until every section is built and rendered in memory: a malformed artifact
 raises :class:`neurospec.report.fields.ReportError` (naming the file and the fix) and leaves the
-output folder as it was. The figures are written to a temporary folder that then replaces
-OUT/figures whole (the folder belongs to the report), and report.html is written last, atomically.
+output folder as it was. Then OUT/report.json (the manifest) lists the figures this report and the one
+before it wrote, each figure is written atomically into OUT/figures/, the previous report's figures this
+one no longer draws are removed, report.json is written again with this report's figures only, and
+report.html is written last, atomically. Only files a report wrote (those in its manifest) are ever
+replaced or removed: any other file in OUT/figures/ stays, and a file of the same name as a figure, a
+report.html or a report.json neurospec did not write is an error that changes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import shutil
-import tempfile
+import re
 from pathlib import Path
 
-from neurospec.io import atomic_write_bytes, current_umask, atomic_write_text
+from neurospec.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from neurospec.report.discover import discover
 from neurospec.report.fields import ReportError
 from neurospec.report.html import render
@@ -27,14 +31,27 @@ from neurospec.report.page import Page, build_page
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
 DEFAULT_OUT = "report"
+MANIFEST_FILE = "report.json"
+MANIFEST_FORMAT = "neurospec.report"
+_LEGACY_MARK = "Written by <code>neurospec report</code>"  # the footer of a report.html from before the manifest
+
+
+def report_folder(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """The folder the report of ``run_dir`` goes to (``out``, default ``run_dir/report``), once ``run_dir`` is
+    known to be a folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        discover(run_dir)  # raises the error that says what is wrong with it
+    target = Path(out) if out is not None else run_dir / DEFAULT_OUT
+    if target.exists() and not target.is_dir():
+        raise ReportError(f"--out '{target}' is a file; give a folder for report.html and figures/")
+    return target
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write the report of ``run_dir`` into ``out`` (default ``run_dir/report``); return the HTML's path."""
     run_dir = Path(run_dir)
-    target = Path(out) if out is not None else run_dir / DEFAULT_OUT
-    if target.exists() and not target.is_dir():
-        raise ReportError(f"--out '{target}' is a file; give a folder for report.html and figures/")
+    target = report_folder(run_dir, out)
     found = discover(run_dir, exclude=(target,))
     page = build_page(found)
     html = render(page)
@@ -42,27 +59,61 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     return target / REPORT_FILE
 
 
+def _written_before(target: Path) -> set[str] | None:
+    """The figure files an earlier report wrote into ``target`` (its manifest, or the figures a report.html from
+    before the manifest shows); None when no report of neurospec's is there. A report.json or report.html
+    neurospec did not write is an error."""
+    manifest, html = target / MANIFEST_FILE, target / REPORT_FILE
+    if manifest.exists():
+        try:
+            document = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            document = None
+        if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+            raise ReportError(f"{manifest} is not the manifest of a neurospec report, and the report would replace "
+                              "it; move it away or choose another --out")
+        return {name for name in document.get("figures", []) if _figure_name(name)}
+    if html.exists():
+        text = html.read_text(encoding="utf-8", errors="replace")
+        if _LEGACY_MARK not in text:
+            raise ReportError(f"{html} was not written by neurospec report, and the report would replace it; move it "
+                              "away or choose another --out")
+        return {f"{slug}.png" for slug in re.findall(r'<figure data-figure="([^"]+)"', text) if _figure_name(f"{slug}.png")}
+    return None
+
+
+def _figure_name(name: object) -> bool:
+    """A plain PNG file name (no folder, nothing hidden): all a manifest may name for removal."""
+    return isinstance(name, str) and name.endswith(".png") and not name.startswith(".") and Path(name).name == name
+
+
+def _save_manifest(target: Path, names: set[str]) -> None:
+    atomic_write_json(target / MANIFEST_FILE, {"format": MANIFEST_FORMAT, "version": 1, "report": REPORT_FILE,
+                                               "figures": sorted(names)})
+
+
 def _write(target: Path, page: Page, html: str) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{FIGURES_DIR}.", suffix=".tmp", dir=target))
     figures = target / FIGURES_DIR
-    retired: Path | None = None
-    try:
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the folder the usual permissions
-        for figure in page.figures:
-            atomic_write_bytes(staging / f"{figure.slug}.png", figure.png)
-        if figures.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{FIGURES_DIR}.old.", suffix=".tmp", dir=target))
-            os.rmdir(retired)
-            os.replace(figures, retired)
-        os.replace(staging, figures)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if retired is not None and retired.exists() and not figures.exists():
-            os.replace(retired, figures)
-        raise
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+    if figures.exists() and not figures.is_dir():
+        raise ReportError(f"{figures} is a file; the report writes its figures into a folder of that name: move the "
+                          "file away or choose another --out")
+    before = _written_before(target) or set()
+    names = {f"{figure.slug}.png" for figure in page.figures}
+    foreign = sorted(name for name in names - before if (figures / name).exists() or (figures / name).is_symlink())
+    if foreign:
+        raise ReportError(f"{figures / foreign[0]} was not written by neurospec report (it is not in "
+                          f"{target / MANIFEST_FILE}), and the report would replace it; move it away or choose "
+                          "another --out")
+    # the manifest names every figure this report may write before it writes one: a failure midway leaves
+    # no figure of neurospec's that a later report would take for the user's
+    _save_manifest(target, before | names)
+    figures.mkdir(exist_ok=True)
+    for figure in page.figures:
+        atomic_write_bytes(figures / f"{figure.slug}.png", figure.png)
+    for name in sorted(before - names):  # the previous report's figures this one does not draw
+        with contextlib.suppress(FileNotFoundError):
+            (figures / name).unlink()
+    _save_manifest(target, names)
     try:
         atomic_write_text(target / REPORT_FILE, html)
     except BaseException:

@@ -26,6 +26,8 @@ Exactly METHODS section 3 (and the reference code's counting):
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
@@ -38,13 +40,15 @@ from neurospec.select.baselines import _entry_generator
 from neurospec.select.lape import flat_to_layers, stable_order
 
 __all__ = [
-    "CULTURE_COUNTRIES", "GENERAL_GROUP", "MLP_SITES", "ATTENTION_SITES", "culture_scores",
+    "CULTURE_COUNTRIES", "GENERAL_GROUP", "MLP_SITES", "ATTENTION_SITES", "ROLE_DATASETS", "check_roles", "culture_scores",
     "select_culture_general", "select_culture_specific", "select_random_pooled", "top_count",
 ]
 
 GENERAL_GROUP = "culture-general"
 MLP_SITES: tuple[str, ...] = ("gate_pre",)
 ATTENTION_SITES: tuple[str, ...] = ("q", "k", "v")
+#: The data set (``neurospec attribute --data``) the attribution run of each role is made on.
+ROLE_DATASETS = {"blend": "blend", "control": "blend-control", "countryrc": "countryrc"}
 
 
 def top_count(rate: float, pool: int, option: str) -> int:
@@ -81,6 +85,31 @@ class _Pool:
 
     def top(self, values: torch.Tensor, count: int) -> torch.Tensor:
         return stable_order(values, descending=True)[:count]
+
+
+def check_roles(blend, control, countryrc, *, options: Mapping[str, str] | None = None) -> None:
+    """Refuse attribution runs in the wrong roles: a run whose ``attribution.json`` records another data set than
+    its role's (:data:`ROLE_DATASETS`; unchecked where it records none), or one run in two roles. ``options`` names
+    the roles in messages (default the argument names; the CLI passes its flags, ``--blend`` ...)."""
+    runs = {"blend": blend, "control": control, "countryrc": countryrc}
+    names = {role: (options or {}).get(role, role) for role in runs}
+    for role, run in runs.items():
+        recorded = (getattr(run, "meta", None) or {}).get("dataset")
+        dataset = str(recorded).strip().lower().replace("_", "-") if recorded is not None else None
+        expected = ROLE_DATASETS[role]
+        if dataset is not None and dataset != expected:
+            where = f" {run.path}" if getattr(run, "path", None) else ""
+            raise NeurospecError(f"{names[role]}{where}: that attribution run was made on {dataset}, not {expected}; "
+                                 f"give the run of `neurospec attribute --data {expected}` as {names[role]}")
+    seen: dict[Any, str] = {}
+    for role, run in runs.items():
+        path = getattr(run, "path", None)
+        key = os.path.realpath(path) if path else id(run)
+        if key in seen:
+            where = f" ({path})" if path else ""
+            raise NeurospecError(f"{names[seen[key]]} and {names[role]} name the same attribution run{where}: each role "
+                                 "needs its own run (attribute --data blend, blend-control and countryrc)")
+        seen[key] = role
 
 
 def _check_sites(runs: Mapping[str, Any], sites: Iterable[str]) -> None:
@@ -137,6 +166,7 @@ def select_culture_general(blend, control, countryrc, *, mlp_sites: Sequence[str
     all_sites = [s for _, sites, _, _ in pools for s in sites]
     if not all_sites:
         raise NeurospecError("no sites to select from: give mlp_sites and/or attention_sites")
+    check_roles(blend, control, countryrc)
     _check_sites({"BLEnD": blend, "control": control, "CountryRC": countryrc}, all_sites)
     data: dict[str, dict[int, torch.Tensor]] = {}
     report: dict[str, Any] = {}
@@ -164,6 +194,9 @@ def select_culture_specific(blend, control, countryrc, *, countries: Sequence[st
                             countryrc_rate: float = 0.01, z_threshold: float = 0.5) -> NeuronSet:
     """Culture-specific neurons, one group per country (BLEnD keys); ``countries=None`` = every BLEnD group."""
     sites = list(sites)
+    check_roles(blend, control, countryrc)
+    if isinstance(z_threshold, bool) or not isinstance(z_threshold, (int, float)) or not math.isfinite(z_threshold):
+        raise NeurospecError(f"z_threshold={z_threshold!r} must be a finite number (the paper's: 0.5)")
     _check_sites({"BLEnD": blend, "control": control, "CountryRC": countryrc}, sites)
     chosen = list(blend.groups) if countries is None else [_group_key(c, blend.groups, "BLEnD") for c in countries]
     if not chosen:

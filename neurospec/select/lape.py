@@ -239,6 +239,14 @@ def lape_entropy(probabilities: torch.Tensor, *, filter_rate: float = DEFAULT_FI
     return entropy, tau
 
 
+def _check_several(names: list[str]) -> None:
+    """LAPE's entropy compares languages: with one, every neuron's entropy is 0 and the choice is the tie-break."""
+    if len(names) < 2:
+        raise NeurospecError(
+            f"LAPE needs at least two languages to compare, got {len(names)} ({', '.join(names)}): give two or more "
+            "in languages=, or collect statistics for more languages")
+
+
 def _assignments(probs: torch.Tensor, chosen: torch.Tensor, bar: float, names: list[str]) -> dict[str, torch.Tensor]:
     """Each language's share of the flat positions ``chosen``: those where its ``p_k > bar``."""
     flat = probs.reshape(probs.shape[0], -1)
@@ -265,11 +273,12 @@ def select_lape(
     filter_rate = _check_rate(filter_rate, "filter_rate")
     bar_ratio = _check_rate(activation_bar_ratio, "activation_bar_ratio")
     probs, names, fields = _inputs(stats_or_probs, languages, site)
+    _check_several(names)
     total = probs[0].numel()
     requested = round(total * top_rate)
     if requested < 1:
         raise NeurospecError(
-            f"top_rate={top_rate} selects round({total} x {top_rate}) = 0 neurons: choose a larger top_rate."
+            f"top_rate={top_rate} selects round({total} x {top_rate}) = 0 neurons: choose a larger value."
         )
     entropy, tau = lape_entropy(probs, filter_rate=filter_rate)
     finite = int(torch.isfinite(entropy).sum())
@@ -308,6 +317,7 @@ def select_lape_top_k(
     filter_rate = _check_rate(filter_rate, "filter_rate")
     bar_ratio = _check_rate(activation_bar_ratio, "activation_bar_ratio")
     probs, names, fields = _inputs(stats_or_probs, languages, site)
+    _check_several(names)
     k = _check_count(k, "k", probs[0].numel())
     entropy, tau = lape_entropy(probs, filter_rate=filter_rate)
     bar_position = rank(bar_ratio, probs.numel(), "activation_bar_ratio")
