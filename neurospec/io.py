@@ -189,6 +189,12 @@ def atomic_save_safetensors(
     return Path(path)
 
 
+def cache_home() -> Path:
+    """neurospec's cache folder: ``$NEUROSPEC_CACHE``, else ``~/.cache/neurospec`` (toy models, GGUF
+    conversions, fetched data and fingerprints each keep a subfolder or file there)."""
+    return Path(os.environ.get("NEUROSPEC_CACHE", Path.home() / ".cache" / "neurospec"))
+
+
 def file_fingerprint(path: PathLike, *, chunk_size: int = 1 << 20) -> str:
     """``file_fingerprint("corpus.txt")`` -> ``"sha256:<64 hex digits>"`` of the file's bytes."""
     digest = hashlib.sha256()

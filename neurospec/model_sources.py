@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from neurospec.errors import NeurospecError
-from neurospec.io import atomic_write_json, current_umask
+from neurospec.io import atomic_write_json, cache_home, current_umask
 
 GGUF_SUFFIX = ".gguf"
 
@@ -85,7 +85,7 @@ def dtype_kwarg(value) -> dict:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("NEUROSPEC_CACHE", Path.home() / ".cache" / "neurospec")) / "gguf"
+    return cache_home() / "gguf"
 
 
 def resolve_source(name: str | os.PathLike) -> ModelSource:

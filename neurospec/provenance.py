@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from datetime import datetime, timezone
 from enum import Enum
@@ -33,16 +32,12 @@ import torch
 
 from neurospec import __version__
 from neurospec.errors import OtherWeightsWarning
-from neurospec.io import atomic_write_json, json_text
+from neurospec.io import atomic_write_json, cache_home, json_text
 
 _CHUNK = 1 << 24  # elements rounded and hashed at a time: bounded extra memory on the model's device
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 # config keys that name or describe a copy of the model, not the model
 _CONFIG_NOISE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures", "_commit_hash")
-
-
-def cache_folder() -> Path:
-    return Path(os.environ.get("NEUROSPEC_CACHE", Path.home() / ".cache" / "neurospec"))
 
 
 def config_fingerprint(model: Any) -> str:
@@ -98,7 +93,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str | None:
 
     files = _weight_files(model)
     key = None
-    memo_path = cache_folder() / "fingerprints.json"
+    memo_path = cache_home() / "fingerprints.json"
     memo: dict[str, str] = {}
     if files:
         key = json.dumps([type(model).__name__, transformers.__version__, torch.__version__,
@@ -162,7 +157,7 @@ def input_sha256(path: Path) -> str:
     folder's lock file left out), remembered per (size, modification time)."""
     from neurospec.pipeline.fingerprints import ContentHashes
 
-    hashes = ContentHashes(cache_folder() / "file-hashes.json")
+    hashes = ContentHashes(cache_home() / "file-hashes.json")
     try:
         return hashes.of(Path(path))
     finally:

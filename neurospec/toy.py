@@ -32,7 +32,7 @@ import torch
 from neurospec import __version__
 from neurospec.data.parallel import ntrex_sentences, sib200_sentences
 from neurospec.errors import NeurospecError
-from neurospec.io import atomic_write_json
+from neurospec.io import atomic_write_json, cache_home
 from neurospec.languages import resolve
 from neurospec.progress import progress
 
@@ -307,7 +307,7 @@ def train_toy(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False) -> Pa
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("NEUROSPEC_CACHE", Path.home() / ".cache" / "neurospec")) / "toy"
+    return cache_home() / "toy"
 
 
 def toy_folder(name: str, cache_dir: str | Path | None = None) -> Path:

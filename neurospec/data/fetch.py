@@ -16,7 +16,6 @@ revision.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -28,7 +27,7 @@ from typing import Callable
 
 from neurospec.data.registry import DataSet, dataset
 from neurospec.errors import NeurospecError
-from neurospec.io import atomic_write_json
+from neurospec.io import atomic_write_json, cache_home, file_fingerprint
 from neurospec.locks import exclusive
 
 MARKER = ".neurospec-data.json"
@@ -38,7 +37,7 @@ CHUNK = 1 << 20
 
 def cache_root() -> Path:
     """``$NEUROSPEC_CACHE/data`` (default ``~/.cache/neurospec/data``)."""
-    return Path(os.environ.get("NEUROSPEC_CACHE", Path.home() / ".cache" / "neurospec")) / "data"
+    return cache_home() / "data"
 
 
 def base_url_default() -> str | None:
@@ -54,14 +53,6 @@ class FetchReport:
     downloaded: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     bytes: int = 0
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_complete(folder: Path) -> bool:
@@ -86,7 +77,7 @@ def fetch(name: str, *, cache: str | os.PathLike | None = None, base_url: str | 
         else:
             for local, expected in entry.files.items():
                 final = folder / local
-                if final.is_file() and final.stat().st_size == expected.size and file_sha256(final) == expected.sha256:
+                if final.is_file() and final.stat().st_size == expected.size and file_fingerprint(final) == f"sha256:{expected.sha256}":
                     report.kept.append(local)
                     if progress:
                         progress(expected.size)
@@ -129,7 +120,7 @@ def _download(entry: DataSet, local: str, folder: Path, base_url: str | None,
     if part.stat().st_size < expected.size:  # the connection closed early: keep what came, for a resume
         raise NeurospecError(f"could not download {url} (the connection closed after {part.stat().st_size} of "
                              f"{expected.size} bytes); run the same fetch again to resume")
-    digest = file_sha256(part)
+    digest = file_fingerprint(part).removeprefix("sha256:")
     if digest != expected.sha256:
         part.unlink()
         raise NeurospecError(f"{url}: sha256 {digest} is not the registry's {expected.sha256} for {entry.name}/"
