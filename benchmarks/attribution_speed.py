@@ -8,7 +8,7 @@ The same batches (BLEnD find items of 8 countries with BLEnD's prompt, left-padd
 
 - ``bare``: frozen parameters, the embedding output made to require grad, one forward (logits at
   the answer position only), the gold letters' summed probability, one backward. No hook.
-- ``attribute``: :func:`neurospec.attribution.attribute` on the same batches, sites gate_pre,
+- ``attribute``: :func:`neurospec.measure.attribution.attribute` on the same batches, sites gate_pre,
   up_pre, q, k, v of every layer (the paper's), scores summed per country. Goal: at most 1.15 x bare.
 - ``python_loop``: the same forward/backward with the values and gradients kept, then aggregated
   the straightforward way the reference does (``.tolist()`` and a dict update per example and
@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collect_speed import _sync, build  # noqa: E402
 from generate_speed import paired  # noqa: E402
-from neurospec.attribution import DEFAULT_SITES, attribute, prepare_examples  # noqa: E402
+from neurospec.measure.attribution import DEFAULT_SITES, attribute, prepare_examples  # noqa: E402
 from neurospec.data.blend import BLEND_TEMPLATES, build_blend_items  # noqa: E402
-from neurospec.hooks import capture_gradients  # noqa: E402
-from neurospec.io import atomic_write_json  # noqa: E402
-from neurospec.prompts import EncodedPrompt, collate, ensure_pad_token  # noqa: E402
+from neurospec.core.hooks import capture_gradients  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
+from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token  # noqa: E402
 
 COUNTRIES = ("China", "Indonesia", "Iran", "Mexico", "South_Korea", "Spain", "UK", "US")
 
@@ -96,7 +96,7 @@ def python_loop(model, batch, chunk, sites) -> float:
 
 def aggregation_seconds(fn, device) -> float:
     """Seconds spent inside attribute's per-(site, layer) aggregation while ``fn`` runs (timed per call)."""
-    import neurospec.attribution as engine
+    import neurospec.measure.attribution as engine
 
     original, spent = engine._Accumulator.__call__, [0.0]
 
@@ -167,7 +167,7 @@ def speed(shape, tok, items, batch_size: int, repeats: int, device, dtype) -> di
 
 
 def _width(model, site: str) -> int:
-    from neurospec.sites import site_map
+    from neurospec.core.sites import site_map
 
     return site_map(model).width(site)
 

@@ -8,7 +8,7 @@ Every figure is a ratio against the bare model measured in the same process on t
 
 - ``bare_logits``: ``model(**batch)``, a plain forward with the output head;
 - ``bare_no_head``: the decoder alone (``model.model(**batch)``);
-- ``collect_packed``: :func:`neurospec.collect.collect` in packed mode over the same text (its time
+- ``collect_packed``: :func:`neurospec.measure.collect.collect` in packed mode over the same text (its time
   includes tokenising and writing the statistics);
 - ``collect_sentence``: sentence mode on the same text (sentences packed into rows with block masks);
 - ``transformerlens`` / ``nnsight``: the same statistic gathered with each peer's idiom
@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from neurospec.collect import CollectOptions, collect  # noqa: E402
+from neurospec.measure.collect import CollectOptions, collect  # noqa: E402
 from neurospec.data.corpora import open_corpus  # noqa: E402
 from neurospec.data.parallel import ntrex_sentences  # noqa: E402
-from neurospec.io import atomic_write_json  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
 
 SHAPES = {  # name: (vocab, hidden, layers, intermediate, heads)
     "llama-10M": (8192, 256, 8, 688, 4),
@@ -189,7 +189,7 @@ def peak_memory(tok_dir: Path, path: Path, tokens: int) -> dict:
         "import sys, time, resource, tempfile, torch; sys.path.insert(0, %r)\n"
         "from transformers import AutoTokenizer\n"
         "from collect_speed import build\n"
-        "from neurospec.collect import CollectOptions, collect\n"
+        "from neurospec.measure.collect import CollectOptions, collect\n"
         "from neurospec.data.corpora import open_corpus\n"
         "torch.set_num_threads(2)\n"
         "tok = AutoTokenizer.from_pretrained(%r)\n"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from neurospec.io import atomic_write_json
-from neurospec.neurons import NeuronSet
+from neurospec.util.io import atomic_write_json
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.toy import RECIPES, ensure_toy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@
 - Forward rates, on the same packed NTREX-128 English rows (8 x 256 tokens):
   ``bare_logits`` (``model(**batch)``, every position's 262,144 logits), ``bare_no_head`` (the
   decoder alone) and ``bare_last_logit`` (``logits_to_keep=1``: the head at one position per row).
-- ``collect_packed`` / ``collect_sentence``: :func:`neurospec.collect.collect` over the same text.
+- ``collect_packed`` / ``collect_sentence``: :func:`neurospec.measure.collect.collect` over the same text.
 
 Rates are the best of the repeats, which alternate; ratios are against ``bare_logits`` and
 ``bare_no_head`` of the same run. Results: ``benchmarks/results/gemma_speed.json``.
@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collect_speed import bare, packed_batches, timed_collect  # noqa: E402
-from neurospec.collect import CollectOptions  # noqa: E402
+from neurospec.measure.collect import CollectOptions  # noqa: E402
 from neurospec.data.parallel import ntrex_sentences  # noqa: E402
-from neurospec.io import atomic_write_json  # noqa: E402
-from neurospec.models import load_model  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
+from neurospec.core.models import load_model  # noqa: E402
 
 MODEL = "gemma-3-270m"
-LOAD_SNIPPET = ("import time, sys; t = time.perf_counter(); from neurospec.models import load_model; "
+LOAD_SNIPPET = ("import time, sys; t = time.perf_counter(); from neurospec.core.models import load_model; "
                 f"load_model({MODEL!r}, device='cpu'); print(time.perf_counter() - t)")
 
 

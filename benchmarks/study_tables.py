@@ -113,7 +113,7 @@ def main() -> None:
     text, numbers = tables(args.run)
     print(text)
     if args.json:
-        from neurospec.io import atomic_write_json
+        from neurospec.util.io import atomic_write_json
 
         atomic_write_json(args.json, {"format": "neurospec.bench.study_tables", "run": str(args.run), **numbers})
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from neurospec.io import atomic_write_json
+from neurospec.util.io import atomic_write_json
 from neurospec.toy import RECIPES, default_cache_dir
 
 RESULTS = Path(__file__).parent / "results"

@@ -7,14 +7,16 @@
         logits = lm.model(**batch).logits
 """
 
-__version__ = "0.1.0"
+from neurospec import moved
+from neurospec.version import __version__
+from neurospec.interventions.edits import Edit, RuntimeStatistic
+from neurospec.core.hooks import capture_gradients, generate, intervene, prompt_boundary, record
+from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
+from neurospec.core.models import LoadedModel, load_model, model_shape
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.core.sites import SITES, ModelShape, SiteMap, SiteSpec, register_family, site_map
 
-from neurospec.edits import Edit, RuntimeStatistic  # noqa: E402
-from neurospec.hooks import capture_gradients, generate, intervene, prompt_boundary, record  # noqa: E402
-from neurospec.interventions import EditSpec, InterventionSpec, ValuesRef  # noqa: E402
-from neurospec.models import LoadedModel, load_model, model_shape  # noqa: E402
-from neurospec.neurons import NeuronSet  # noqa: E402
-from neurospec.sites import SITES, ModelShape, SiteMap, SiteSpec, register_family, site_map  # noqa: E402
+moved.install()
 
 __all__ = [
     "Edit", "EditSpec", "InterventionSpec", "LoadedModel", "ModelShape", "NeuronSet", "RuntimeStatistic", "SITES",

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import torch
 
-from neurospec import __version__
+from neurospec.version import __version__
 from neurospec.data.parallel import ntrex_sentences, sib200_sentences
-from neurospec.errors import NeurospecError
-from neurospec.io import atomic_write_json, cache_home
-from neurospec.languages import resolve
-from neurospec.progress import progress
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import atomic_write_json, cache_home
+from neurospec.data.languages import resolve
+from neurospec.util.progress import progress
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 CHAT_TEMPLATE = (
@@ -227,7 +227,7 @@ def train_toy(recipe: Recipe, out_dir: str | Path, *, quiet: bool = False) -> Pa
 
     An existing ``out_dir`` is replaced only when it is a toy model folder (training.json); any other
     non-empty folder, the current folder and those above it are refused before training starts."""
-    from neurospec.outputs import check_replaceable
+    from neurospec.measure.run_folder import check_replaceable
 
     out_dir = Path(out_dir)
     check_replaceable(out_dir, marker="training.json", tag=lambda document: "recipe_fingerprint" in document,
@@ -347,7 +347,7 @@ def blend_accuracy(model, tokenizer, *, per_country: int = 300, topics: str = "a
     """
     from neurospec.data.blend import build_blend_items
     from neurospec.evaluate.mcq import accuracy_by_group
-    from neurospec.scoring import choose_by_loglikelihood
+    from neurospec.evaluate.scoring import choose_by_loglikelihood
 
     items = [item for item in build_blend_items(topics=topics, seed=seed) if item.id.endswith("#0")]
     rng = random.Random(seed)

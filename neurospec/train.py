@@ -10,10 +10,10 @@ The culture-neuron paper (METHODS section 3, last paragraph) fine-tunes a model 
 (QNLI, 10k samples, 1 epoch, lr 3e-5) while training ONLY the MLPs of the k layers richest in
 culture-general neurons, or of k layers holding none, and compares cultural and NLU accuracy
 before and after. Its reference unfreezes Gemma-3 parameters only; here the modules are found
-structurally (:mod:`neurospec.sites`) for every decoder family.
+structurally (:mod:`neurospec.core.sites`) for every decoder family.
 
 The loss is the cross-entropy of the gold option's letter at the answer position (the last
-prompt token; full-vocabulary softmax), over prompts made exactly as :func:`neurospec.scoring.
+prompt token; full-vocabulary softmax), over prompts made exactly as :func:`neurospec.evaluate.scoring.
 choose_by_letter` makes them, so accuracy before and after is measured with the same prompt:
 
     loss = -log softmax(logits[last prompt token])[letter_id(gold)]
@@ -44,13 +44,13 @@ from torch import nn
 
 from neurospec.data.items import MCItem
 from neurospec.data.splits import item_ids
-from neurospec.errors import NeurospecError, UnsupportedModelError
-from neurospec.io import atomic_write_json
-from neurospec.neurons import NeuronSet
-from neurospec.progress import progress as _progress
-from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, ensure_pad_token
-from neurospec.scoring import encode_lettered, lettered_prompt, model_device
-from neurospec.sites import ATTENTION_SITES, MLP_SITES, site_map
+from neurospec.util.errors import NeurospecError, UnsupportedModelError
+from neurospec.util.io import atomic_write_json
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.util.progress import progress as _progress
+from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, ensure_pad_token
+from neurospec.evaluate.scoring import encode_lettered, lettered_prompt, model_device
+from neurospec.core.sites import ATTENTION_SITES, MLP_SITES, site_map
 
 LayerOrder = Literal["richest", "none", "poorest"]
 LetterForm = Literal["auto", "bare", "space"]
@@ -140,7 +140,7 @@ def _block_names(model: nn.Module, layers: Sequence[int] | int, sites: tuple[str
         raise UnsupportedModelError(
             f"no {kind} site is known in {sites_here.model_type} models (sites here: {', '.join(sites_here.sites)}), "
             "so its modules cannot be located: name the modules to train yourself, or register a site map "
-            "(neurospec.sites.register_family)."
+            "(neurospec.core.sites.register_family)."
         )
     names: list[str] = []
     for layer in _layer_list(layers, sites_here.num_layers):
@@ -369,7 +369,7 @@ def finetune(model: nn.Module, tokenizer, items: Sequence[MCItem], modules: Sequ
              grad_clip: float | None = 1.0, progress: bool = True) -> FinetuneResult:
     """Train only the parameters of ``modules`` on the gold letters of ``items``, in place.
 
-    Prompts, letters and answer position are those of :func:`neurospec.scoring.choose_by_letter`
+    Prompts, letters and answer position are those of :func:`neurospec.evaluate.scoring.choose_by_letter`
     with the same ``fmt``/``prompt``/``letters``/``form``. The first ``max_items`` items after a
     seeded shuffle are used (reshuffled each further epoch); batches are left-padded. AdamW gets
     only the trainable parameters; gradients are clipped to norm ``grad_clip``. The model is in
@@ -453,7 +453,7 @@ def save_finetuned(model: nn.Module, tokenizer, out_dir: str | os.PathLike, *,
     non-empty ``out_dir`` is an error unless ``overwrite=True``, and even then unless it is a model folder
     (config.json) other than the one ``model`` was loaded from, the current folder or one above it.
     """
-    from neurospec.outputs import check_replaceable
+    from neurospec.measure.run_folder import check_replaceable
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -5,7 +5,7 @@ check what a user must get back.
     refuses(["collect", "--model", model, "--out", "."], cwd=tmp_path, match="not a statistics folder",
             watch=tmp_path)
 
-``refuses`` runs ``python -m neurospec.cli ARGS`` in a subprocess (a real process: exit code, signals and
+``refuses`` runs ``python -m neurospec.cli.main ARGS`` in a subprocess (a real process: exit code, signals and
 stderr as a shell sees them) and asserts: exit code 2 (or ``code``), exactly one non-empty line on
 stderr starting with ``error:``, no traceback, the message matching ``match`` (a regex, case-insensitive)
 and every file under ``watch`` (a folder, or several) byte-identical before and after.
@@ -42,10 +42,10 @@ def tree_state(folders: Iterable[Path]) -> dict[str, str]:
 
 def run_cli(args: Sequence[object], *, cwd: Path | None = None, env: dict | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m neurospec.cli ARGS`` in a subprocess, offline, with the test environment."""
+    """``python -m neurospec.cli.main ARGS`` in a subprocess, offline, with the test environment."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "200",
                 "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "neurospec.cli", *[str(a) for a in args]], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "neurospec.cli.main", *[str(a) for a in args]], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

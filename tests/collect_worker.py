@@ -10,7 +10,7 @@ import torch
 
 from families import family
 from tiny_tokenizer import tiny_tokenizer
-from neurospec.collect import CollectOptions, collect
+from neurospec.measure.collect import CollectOptions, collect
 from neurospec.data.corpora import open_corpus
 
 torch.set_num_threads(1)

@@ -359,7 +359,7 @@ def build_odd(seed: int = 0) -> OddModel:
 
 def odd_sites():
     """The site map that makes :class:`OddModel` work with ``register_family("oddnet", odd_sites())``."""
-    from neurospec.sites import SiteSpec
+    from neurospec.core.sites import SiteSpec
 
     return {
         "act": SiteSpec("mixer.nonlin"),

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from families import family
-from neurospec.collect import CollectOptions, collect
+from neurospec.measure.collect import CollectOptions, collect
 from neurospec.data.corpora import open_corpus
-from neurospec.neurons import NeuronSet, NeuronSetMeta
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from tiny_tokenizer import tiny_tokenizer
 
 TEXTS = {

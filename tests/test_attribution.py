@@ -7,11 +7,11 @@ import torch
 
 from families import FAMILIES, VOCAB
 from interventions_common import tiny_llama, tok
-from neurospec.attribution import AttributionScores, Example, attribute, prepare_examples
+from neurospec.measure.attribution import AttributionScores, Example, attribute, prepare_examples
 from neurospec.data.items import MCItem
-from neurospec.errors import NeurospecError
-from neurospec.scoring import bare_question
-from neurospec.sites import site_map
+from neurospec.util.errors import NeurospecError
+from neurospec.evaluate.scoring import bare_question
+from neurospec.core.sites import site_map
 
 ITEMS = [
     MCItem("Which city is the capital of France?", ("Paris", "Rome", "Berlin", "Madrid"), 0, "France", "q1"),
@@ -207,7 +207,7 @@ def test_save_load_and_resume_after_a_crash(tmp_path, monkeypatch):
         assert torch.equal(loaded.scores[site], whole.scores[site])
     assert loaded.counts.tolist() == whole.counts.tolist() and loaded.meta["objective"] == "prob"
 
-    import neurospec.attribution as engine
+    import neurospec.measure.attribution as engine
 
     real, calls = engine._run_batch, {"n": 0}
 
@@ -291,11 +291,11 @@ def test_countryrc_default_is_the_reference_protocol():
     one item is the reference's text, in the chat template with nothing after it; 800 examples on the find split."""
     from collections import Counter
 
-    from neurospec.cli_culture import _attribute_format, _attribute_templates
+    from neurospec.cli.culture import _attribute_format, _attribute_templates
     from neurospec.data.blend import BLEND_PREFILL
     from neurospec.data.countryrc import countryrc_data_path, countryrc_prompts
     from neurospec.data.mc_sets import load_mc_set
-    from neurospec.prompts import encode
+    from neurospec.data.prompts import encode
 
     if not countryrc_data_path().is_file():
         pytest.skip(f"CountryRC not staged at {countryrc_data_path()}")

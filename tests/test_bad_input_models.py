@@ -24,16 +24,16 @@ from safetensors.torch import load_file, save_file
 from bad_input_common import ROOT, refuses, run_cli
 from families import family
 from interventions_common import TEXTS, neuron_set, tiny_llama, tok
-from neurospec.errors import NeurospecError, NeurospecWarning, OtherWeightsWarning
-from neurospec.models import load_model
-from neurospec.neurons import NeuronSet
-from neurospec.provenance import describe_input, input_sha256, model_fingerprint, provenance, weights_fingerprint
-from neurospec.sites import site_map
+from neurospec.util.errors import NeurospecError, NeurospecWarning, OtherWeightsWarning
+from neurospec.core.models import load_model
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.results.provenance import describe_input, input_sha256, model_fingerprint, provenance, weights_fingerprint
+from neurospec.core.sites import site_map
 
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path_factory, monkeypatch):
-    """Fingerprint and hash memos (neurospec.provenance) in a folder of the test run, not the user's cache."""
+    """Fingerprint and hash memos (neurospec.results.provenance) in a folder of the test run, not the user's cache."""
     monkeypatch.setenv("NEUROSPEC_CACHE", str(tmp_path_factory.getbasetemp() / "neurospec-cache"))
 
 
@@ -193,7 +193,7 @@ if {fault!r} == "safetensors":
         return real(tensors, filename, metadata=metadata)
     st.save_file = save_file
 else:
-    import neurospec.io as io
+    import neurospec.util.io as io
     real = io._fsync_file
     def fsync(path):
         if os.path.basename(str(path)).startswith(".stats.json.") and _full(path):
@@ -310,7 +310,7 @@ def test_ctrl_c_says_what_is_kept(ws, tmp_path):
     args = ["collect", "--model", ws / "model", "--corpus", f"eng_Latn={corpus}", "--out", out, "--batch-size", "1",
             "--seq-len", "16", "--checkpoint-every", "400", "--quiet"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "neurospec.cli", *map(str, args)], env=env, text=True,
+    process = subprocess.Popen([sys.executable, "-m", "neurospec.cli.main", *map(str, args)], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     while not (out / "stats.json").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -411,7 +411,7 @@ def test_cli_results_record_provenance_and_warn(ws, tmp_path):
 
 
 def test_collect_refuses_to_resume_on_other_weights(ws, tmp_path):
-    from neurospec.collect import CollectOptions, collect
+    from neurospec.measure.collect import CollectOptions, collect
     from neurospec.data.corpora import open_corpus
 
     corpora = [open_corpus(language, ws / f"{language}.txt") for language in TEXTS]

@@ -17,7 +17,7 @@ import pytest
 
 from bad_input_common import ROOT, refuses, run_cli, tree_state
 from interventions_common import neuron_set, saved_study
-from neurospec.locks import exclusive, exclusive_file
+from neurospec.util.locks import exclusive, exclusive_file
 
 
 @pytest.fixture(scope="module")
@@ -272,14 +272,14 @@ def test_written_outputs_leave_no_lock_file(study, tmp_path):
 GATED = """
 import os, sys, time
 from pathlib import Path
-import neurospec.collect as collect_module
+import neurospec.measure.collect as collect_module
 real = collect_module.collect
 def gated(*args, **kwargs):  # holds its --out (locked by the command) until the test says go
     while not Path(os.environ["GO_FILE"]).exists():
         time.sleep(0.05)
     return real(*args, **kwargs)
 collect_module.collect = gated
-from neurospec.cli import app
+from neurospec.cli.main import app
 app(args=sys.argv[1:], prog_name="neurospec")
 """
 

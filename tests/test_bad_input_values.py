@@ -16,16 +16,16 @@ import torch
 from bad_input_common import refuses, run_cli
 from families import family
 from interventions_common import neuron_set, saved_study, tiny_llama, tok
-from neurospec.attribution import AttributionScores
-from neurospec.edits import Edit
-from neurospec.errors import NeurospecError
+from neurospec.measure.attribution import AttributionScores
+from neurospec.interventions.edits import Edit
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.masking import masking_conditions
-from neurospec.interventions import InterventionSpec
-from neurospec.neurons import NeuronSet
-from neurospec.recipes import Recipe
+from neurospec.interventions.files import InterventionSpec
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.interventions.recipes import Recipe
 from neurospec.select import select_lape, select_lape_top_k
 from neurospec.select.culture import select_culture_general, select_culture_specific, select_random_pooled
-from neurospec.stats import ActivationStats
+from neurospec.measure.stats import ActivationStats
 
 NAN, INF = float("nan"), float("inf")
 
@@ -240,7 +240,7 @@ def test_lengths_beyond_the_models_positions_are_refused(study, tmp_path, model,
 
 
 def test_length_checks_in_the_api(study):
-    from neurospec.collect import check_length, max_positions
+    from neurospec.measure.collect import check_length, max_positions
     llama, gpt2 = family("llama").build(0), family("gpt2").build(0)
     assert max_positions(llama) == (128, "max_position_embeddings") and max_positions(gpt2) == (128, "n_positions")
     check_length(llama, 128, "max_length")  # the limit itself is fine
@@ -249,7 +249,7 @@ def test_length_checks_in_the_api(study):
     unlimited = SimpleNamespace(config=SimpleNamespace(hidden_size=64))  # a config that declares no limit: unchecked
     assert max_positions(unlimited) is None
     check_length(unlimited, 10_000, "max_length")
-    from neurospec.collect import CollectOptions, collect
+    from neurospec.measure.collect import CollectOptions, collect
     from neurospec.data.corpora import open_corpus
     from neurospec.evaluate.perplexity import perplexity
     with pytest.raises(NeurospecError, match=r"max_length=300 "):

@@ -16,7 +16,7 @@ from neurospec.data.blend import (
     blend_prompt_format, blend_summary, build_blend, build_blend_items, control_items, load_blend, resolve_topic,
     resolve_topics,
 )
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 REAL = blend_data_dir()
 needs_real = pytest.mark.skipif(not (REAL / "annotations").is_dir(),
@@ -255,7 +255,7 @@ REFERENCE_CONTROL_TEMPLATE = (
 def test_control_prompt_is_the_reference_text(fixture_data):
     """The default control item in the blend template, plain and in the chat template with the prefill, is
     the reference's control prompt (its template text, and the text for one item written out)."""
-    from neurospec.prompts import encode
+    from neurospec.data.prompts import encode
     from tiny_tokenizer import tiny_tokenizer
 
     items = build_blend_items(fixture_data, distractors="answers")
@@ -294,8 +294,8 @@ def test_templates_letter_the_options_and_ask_for_json(fixture_data):
 def test_templates_work_with_choose_by_letter(fixture_data):
     """Each template as choose_by_letter's prompt, chat + prefill: the scores are the bare letters' probabilities."""
     from families import family
-    from neurospec.prompts import encode
-    from neurospec.scoring import choose_by_letter
+    from neurospec.data.prompts import encode
+    from neurospec.evaluate.scoring import choose_by_letter
     from tiny_tokenizer import tiny_tokenizer
 
     tok = tiny_tokenizer()

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from families import family
 from tiny_tokenizer import tiny_tokenizer
-from neurospec.cli import app
-from neurospec.neurons import NeuronSet
+from neurospec.cli.main import app
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select import select_lape
-from neurospec.stats import ActivationStats
+from neurospec.measure.stats import ActivationStats
 
 runner = CliRunner()
 SENTENCES = {
@@ -131,7 +131,7 @@ def test_a_killed_collect_resumes_to_the_files_of_an_uninterrupted_run(model_dir
     big = tmp_path / "big.txt"
     lines = (corpus_dir / "en.txt").read_text(encoding="utf-8").splitlines()
     big.write_text("\n".join(lines * 40) + "\n", encoding="utf-8")
-    base = [sys.executable, "-m", "neurospec.cli", "collect", "--model", str(model_dir), "--corpus", f"en={big}",
+    base = [sys.executable, "-m", "neurospec.cli.main", "collect", "--model", str(model_dir), "--corpus", f"en={big}",
             "--corpus", f"fr={corpus_dir / 'fr.txt'}", "--seq-len", "16", "--batch-size", "1",
             "--checkpoint-every", "64", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -9,13 +9,13 @@ import torch
 from typer.testing import CliRunner
 
 from interventions_common import tiny_llama, tok
-from neurospec.attribution import AttributionScores, attribute
-from neurospec.cli import app
+from neurospec.measure.attribution import AttributionScores, attribute
+from neurospec.cli.main import app
 from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
 from neurospec.data.mc_sets import load_mc_set
 from neurospec.evaluate.masking import mask_eval, masking_conditions
-from neurospec.models import load_model
-from neurospec.neurons import NeuronSet
+from neurospec.core.models import load_model
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select.culture import select_culture_general, select_culture_specific, select_random_pooled
 
 runner = CliRunner()

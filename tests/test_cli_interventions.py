@@ -9,13 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from interventions_common import TEXTS, neuron_set, saved_study
-from neurospec.cli import app
-from neurospec.data.lss import items_from_parallel, parallel_sentences
+from neurospec.cli.main import app
+from neurospec.data.lss_items import items_from_parallel, parallel_sentences
 from neurospec.evaluate.lss import lss_matrix
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.models import load_model
-from neurospec.neurons import NeuronSet, NeuronSetMeta
-from neurospec.stats import ActivationStats
+from neurospec.core.models import load_model
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.measure.stats import ActivationStats
 
 runner = CliRunner()
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from neurospec.cli import app
+from neurospec.cli.main import app
 from neurospec.data.locate import mirror_root
-from neurospec.neurons import NeuronSet
+from neurospec.neurons.neuron_set import NeuronSet
 
 LAPE_DIR = mirror_root() / "lape_reference"
 LANGS = "en,zh,fr,es,vi,id,ja"

@@ -13,11 +13,11 @@ import torch
 
 from families import family
 from tiny_tokenizer import tiny_tokenizer
-from neurospec.collect import CollectOptions, collect, default_seq_len, sentence_packing_works
+from neurospec.measure.collect import CollectOptions, collect, default_seq_len, sentence_packing_works
 from neurospec.data.corpora import open_corpus
-from neurospec.sites import site_map
-from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
-from neurospec.stats import ActivationStats
+from neurospec.core.sites import site_map
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.measure.stats import ActivationStats
 
 HERE = Path(__file__).parent
 TEXTS = {
@@ -334,7 +334,7 @@ def test_default_row_lengths(tok):
 
 
 def test_a_crash_after_the_tensors_before_stats_json_leaves_a_resumable_checkpoint(tok, corpora, tmp_path, monkeypatch):
-    import neurospec.stats as stats_module
+    import neurospec.measure.stats as stats_module
 
     model = _model(tok)
     options = CollectOptions(mode="sentence", seq_len=24, batch_size=1, checkpoint_every=20, sample_sentences=4)

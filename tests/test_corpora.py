@@ -16,9 +16,9 @@ from neurospec.data.corpora import (
 )
 from neurospec.data.locate import mirror_root
 from neurospec.data.parallel import ntrex_sentences, sib200_sentences
-from neurospec.errors import NeurospecError
-from neurospec.io import file_fingerprint
-from neurospec.languages import all_languages
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import file_fingerprint
+from neurospec.data.languages import all_languages
 
 DATA = mirror_root()
 TSV_HEADER = "index_id\tcategory\ttext\n"

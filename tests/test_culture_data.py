@@ -25,8 +25,8 @@ from neurospec.data.nlu import load_commonsenseqa, load_mrpc, load_qnli
 from neurospec.data.normad import load_normad
 from neurospec.data.locate import mirror_root
 from neurospec.data.worldvaluesbench import load_worldvaluesbench
-from neurospec.errors import FileFormatError, NeurospecError
-from neurospec.languages import all_countries, resolve_country
+from neurospec.util.errors import FileFormatError, NeurospecError
+from neurospec.data.languages import all_countries, resolve_country
 
 CRC = countryrc_data_path()
 QNLI = mirror_root() / "glue_qnli" / "dev.tsv"
@@ -179,7 +179,7 @@ def test_countryrc_reference_views(crc_find, raw_crc):
     the options, a different draw per prompt; rendering needs the view. The earlier protocol stays reachable."""
     from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
     from neurospec.data.countryrc import COUNTRYRC_TEMPLATES, REFERENCE_COUNTRY_NAMES, countryrc_prompts
-    from neurospec.prompts import PLAIN, PromptFormat
+    from neurospec.data.prompts import PLAIN, PromptFormat
 
     assert set(REFERENCE_COUNTRY_NAMES) == BLEND_KEYS and len(set(REFERENCE_COUNTRY_NAMES.values())) == 16
     by_id = {str(r["id"]): r for r in raw_crc}

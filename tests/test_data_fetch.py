@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from neurospec.cli import app
+from neurospec.cli.main import app
 from neurospec.data.fetch import MARKER, PARTIAL, fetch
 from neurospec.data.locate import locate, mirror_root
 from neurospec.data.registry import DATASETS, dataset, dataset_named
-from neurospec.errors import NeurospecError
-from neurospec.locks import exclusive
-from neurospec.tasks.xcopa import load_xcopa
-from neurospec.tasks.xwinograd import load_xwinograd
+from neurospec.util.errors import NeurospecError
+from neurospec.util.locks import exclusive
+from neurospec.evaluate.tasks.xcopa import load_xcopa
+from neurospec.evaluate.tasks.xwinograd import load_xwinograd
 
 MIRROR = mirror_root()
 needs_mirror = pytest.mark.skipif(MIRROR is None or not (MIRROR / "xcopa").is_dir(),
@@ -194,7 +194,7 @@ def test_a_fetch_killed_midway_is_finished_by_the_next(server, tmp_path):
     url, _ = server
     _Handler.slow = True                      # about 2.5 s for the 2 MB file
     env = {**os.environ, "NEUROSPEC_CACHE": str(tmp_path / "cache"), "NEUROSPEC_DATA": str(tmp_path / "none")}
-    process = subprocess.Popen([sys.executable, "-m", "neurospec.cli", "data", "fetch", "xwinograd", "--base-url",
+    process = subprocess.Popen([sys.executable, "-m", "neurospec.cli.main", "data", "fetch", "xwinograd", "--base-url",
                                 url, "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = tmp_path / "cache" / "data" / "xwinograd"
     part = folder / PARTIAL / "dataset.tsv.part"

@@ -8,7 +8,7 @@
 Conventions the checks rely on (stated at the top of docs/cli.md):
 
 - examples are lines of fenced ``bash`` blocks that start with ``neurospec`` (or run
-  ``-m neurospec.cli``, as under torchrun); backslash continuations are joined, comments dropped;
+  ``-m neurospec.cli.main``, as under torchrun); backslash continuations are joined, comments dropped;
 - a line containing :data:`SKIP_MARK` is a sketch and is not parsed (none is needed today);
 - ``...`` stands for options elided from the line; the options that are written are still checked.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import typer
 
-import neurospec.cli
+import neurospec.cli.main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CLI_DOC = DOCS / "cli.md"
@@ -39,7 +39,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 def root_command():
-    return typer.main.get_command(neurospec.cli.app)
+    return typer.main.get_command(neurospec.cli.main.app)
 
 
 def is_group(command) -> bool:
@@ -104,7 +104,7 @@ def example_lines(text: str) -> list[tuple[int, str]]:
 
 
 def neurospec_args(line: str) -> list[str] | None:
-    """The arguments after ``neurospec`` (or ``-m neurospec.cli``), comments removed; None for other lines."""
+    """The arguments after ``neurospec`` (or ``-m neurospec.cli.main``), comments removed; None for other lines."""
     if SKIP_MARK in line:
         return None
     tokens = shlex.split(line, comments=True)
@@ -112,7 +112,7 @@ def neurospec_args(line: str) -> list[str] | None:
         return tokens[1:]
     if "-m" in tokens:
         at = tokens.index("-m")
-        if at + 1 < len(tokens) and tokens[at + 1] == "neurospec.cli":
+        if at + 1 < len(tokens) and tokens[at + 1] == "neurospec.cli.main":
             return tokens[at + 2:]
     return None
 
@@ -193,7 +193,7 @@ def test_the_example_checker_catches_mistakes():
     assert "no command 'lapee'" in check_example(["select", "lapee"])
     assert "is a group" in check_example(["neurons"])
     assert check_example(["--version"]) is None
-    assert neurospec_args("torchrun --nproc_per_node=2 -m neurospec.cli collect --out x") == ["collect", "--out", "x"]
+    assert neurospec_args("torchrun --nproc_per_node=2 -m neurospec.cli.main collect --out x") == ["collect", "--out", "x"]
     assert neurospec_args("python -m other.cli collect") is None
     joined = example_lines("```bash\nneurospec ppl --model m \\\n    --out x   # comment\n# only a comment\n```\n")
     assert [" ".join(line.split()) for _, line in joined] == ["neurospec ppl --model m --out x # comment"]

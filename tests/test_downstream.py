@@ -7,10 +7,10 @@ import json
 import pytest
 
 from interventions_common import neuron_set, tiny_llama, tok
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.downstream import self_cross
-from neurospec.recipes import Recipe
-from neurospec.tasks import get_task
+from neurospec.interventions.recipes import Recipe
+from neurospec.evaluate.tasks import get_task
 
 
 def test_cells_changes_and_self_cross_summary(tmp_path):

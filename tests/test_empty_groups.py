@@ -12,13 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from interventions_common import TEXTS, neuron_set, saved_study, tiny_llama, tok
-from neurospec.cli import _write_selection, app
+from neurospec.cli.main import _write_selection, app
 from neurospec.data.items import MCItem
-from neurospec.errors import EmptyGroupWarning, NeurospecError
+from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.evaluate.targets import empty_reason, summary_reason, target_groups
-from neurospec.neurons import NeuronSet, NeuronSetMeta
+from neurospec.interventions.targets import empty_reason, summary_reason, target_groups
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 
 runner = CliRunner()
 EMPTY = "deu_Latn"

@@ -28,15 +28,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from neurospec.collect import CollectOptions, collect
+from neurospec.measure.collect import CollectOptions, collect
 from neurospec.data.corpora import corpora_in_directory
 from neurospec.data.locate import mirror_root
-from neurospec.data.lss import items_from_parallel, parallel_sentences
+from neurospec.data.lss_items import items_from_parallel, parallel_sentences
 from neurospec.data.parallel import sib200_sentences
 from neurospec.evaluate.intervals import bootstrap_clustered_mean
 from neurospec.evaluate.lss import lss_matrix
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.models import load_model
+from neurospec.core.models import load_model
 from neurospec.select import select_lape, select_random
 from neurospec.toy import RECIPES, ensure_toy
 

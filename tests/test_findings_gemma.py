@@ -32,12 +32,12 @@ from pathlib import Path
 
 import pytest
 
-from neurospec.collect import CollectOptions, collect
+from neurospec.measure.collect import CollectOptions, collect
 from neurospec.data.corpora import corpora_in_directory
 from neurospec.data.locate import mirror_root
 from neurospec.data.parallel import sib200_sentences
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.models import load_model
+from neurospec.core.models import load_model
 from neurospec.select import select_lape
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ import transformers
 from torch import nn
 
 from families import FAMILIES, PAD, VOCAB, family
-from neurospec.edits import Edit, RuntimeStatistic
-from neurospec.errors import NeurospecError, ShapeMismatchError
-from neurospec.hooks import capture_gradients, generate, intervene, prompt_boundary, record
-from neurospec.sites import site_map
+from neurospec.interventions.edits import Edit, RuntimeStatistic
+from neurospec.util.errors import NeurospecError, ShapeMismatchError
+from neurospec.core.hooks import capture_gradients, generate, intervene, prompt_boundary, record
+from neurospec.core.sites import site_map
 
 ATOL = 1e-5
 IDS = [f.name for f in FAMILIES]
@@ -280,7 +280,7 @@ def test_runtime_statistic_equals_numpy_over_non_padding(fam_name, statistic):
 @pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
 @pytest.mark.parametrize("q", [0.0, 37.5, 50.0, 90.0, 100.0])
 def test_runtime_quantiles_equal_numpy_with_and_without_padding(q, padded):
-    from neurospec.hooks import runtime_statistic
+    from neurospec.core.hooks import runtime_statistic
 
     values = torch.randn(3, 4, 7, generator=torch.Generator().manual_seed(int(q)))
     valid = torch.ones(3, 4, dtype=torch.bool)

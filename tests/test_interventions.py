@@ -10,13 +10,13 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from families import PAD, VOCAB, family
-from neurospec.cli import app
-from neurospec.edits import Edit, RuntimeStatistic
-from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
-from neurospec.hooks import intervene
-from neurospec.interventions import EditSpec, InterventionSpec, ValuesRef
-from neurospec.neurons import NeuronSet
-from neurospec.sites import site_map
+from neurospec.cli.main import app
+from neurospec.interventions.edits import Edit, RuntimeStatistic
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.core.hooks import intervene
+from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.core.sites import site_map
 
 
 @pytest.fixture()

@@ -15,8 +15,8 @@ import pytest
 
 from neurospec import languages as L
 from neurospec.data.locate import mirror_root
-from neurospec.errors import NeurospecError
-from neurospec.languages import (
+from neurospec.util.errors import NeurospecError
+from neurospec.data.languages import (
     AMPLIFICATION_LANGUAGES, CULTURE_SPECIFIC_COUNTRIES, LAPE_ORDER, AmbiguousCountryError, AmbiguousLanguageError,
     Language, UnknownCountryError, UnknownLanguageError, all_countries, all_languages, ambiguous_names,
     from_langid_label, installed_langid_labels, langid_label, register_language, resolve, resolve_country,
@@ -457,7 +457,7 @@ def test_docs_tables_are_generated_from_the_registry():
 def test_cli_languages_resolves_and_suggests():
     from typer.testing import CliRunner
 
-    from neurospec.cli import app
+    from neurospec.cli.main import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["languages", "zho-CN", "jp"], env={"COLUMNS": "150"})

@@ -15,12 +15,12 @@ import sys
 import pytest
 
 from families import family
-from neurospec.edits import RuntimeStatistic
-from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
-from neurospec.interventions import EditSpec, InterventionSpec
-from neurospec.neurons import NeuronSet
-from neurospec.scoring import generate_texts, score_continuations
-from neurospec.sites import site_map
+from neurospec.interventions.edits import RuntimeStatistic
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.interventions.files import EditSpec, InterventionSpec
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.evaluate.scoring import generate_texts, score_continuations
+from neurospec.core.sites import site_map
 from tiny_tokenizer import tiny_tokenizer
 
 pytest.importorskip("lm_eval")
@@ -147,7 +147,7 @@ def _outside_repository(world, monkeypatch):
 
 
 def evaluate(world, task: str, **kwargs) -> dict:
-    from neurospec.lmeval import run_lm_eval
+    from neurospec.integrations.lmeval import run_lm_eval
 
     return run_lm_eval(str(world["model_dir"]), [task], include_path=world["tasks"], include_defaults=False,
                        batch_size=3, log_samples=True, **kwargs)
@@ -238,8 +238,8 @@ def test_generate_until_equals_generate_texts(world, mode):
 @pytest.mark.parametrize("mode", ["all", "continuation"])
 def test_rolling_loglikelihood_equals_native_scoring(world, mode):
     """Perplexity tasks: lm-eval scores the whole text after a prefix token (one window at this length)."""
-    from neurospec.prompts import EncodedPrompt
-    from neurospec.scoring import score_encoded
+    from neurospec.data.prompts import EncodedPrompt
+    from neurospec.evaluate.scoring import score_encoded
 
     spec = world["specs"][mode]
     results = evaluate(world, "tiny_ppl", intervention=spec)
@@ -262,7 +262,7 @@ def test_loaded_model_object_and_spec(world):
     """Python users pass the model, tokenizer and a loaded InterventionSpec."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
-    from neurospec.lmeval import NeurospecLM
+    from neurospec.integrations.lmeval import NeurospecLM
 
     spec = InterventionSpec.load(world["specs"]["prompt"])
     lm = NeurospecLM(pretrained=world["model"], tokenizer=world["tok"], intervention=spec, batch_size=2)
@@ -275,7 +275,7 @@ def test_loaded_model_object_and_spec(world):
 
 
 def test_intervention_for_another_model_is_refused(world):
-    from neurospec.lmeval import NeurospecLM
+    from neurospec.integrations.lmeval import NeurospecLM
 
     with pytest.raises(ShapeMismatchError, match=r"other\.json.*another model"):
         NeurospecLM(pretrained=str(world["model_dir"]), intervention=str(world["root"] / "other.json"), device="cpu")
@@ -284,7 +284,7 @@ def test_intervention_for_another_model_is_refused(world):
 
 
 def test_missing_intervention_file_is_refused(world):
-    from neurospec.lmeval import NeurospecLM, run_lm_eval
+    from neurospec.integrations.lmeval import NeurospecLM, run_lm_eval
 
     missing = world["root"] / "nope.json"
     with pytest.raises(FileFormatError, match=r"nope\.json.*no such file"):
@@ -297,12 +297,12 @@ def test_missing_intervention_file_is_refused(world):
 
 
 def test_command_line(world, tmp_path):
-    """``python -m neurospec.lmeval`` is lm-eval's CLI with ``--model neurospec`` registered."""
+    """``python -m neurospec.integrations.lmeval`` is lm-eval's CLI with ``--model neurospec`` registered."""
     out = tmp_path / "cli"
     spec = world["specs"]["all"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "neurospec.lmeval", "--model", "neurospec",
+        [sys.executable, "-m", "neurospec.integrations.lmeval", "--model", "neurospec",
          "--model_args", f"pretrained={world['model_dir']},intervention={spec}",
          "--tasks", "tiny_mc", "--include_path", str(world["tasks"]), "--device", "cpu", "--batch_size", "3",
          "--output_path", str(out), "--log_samples"],

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
-from neurospec.data.lss import ParallelItem, cut_sentence, items_from_parallel, load_lss_items, parallel_sentences
-from neurospec.edits import Edit
-from neurospec.errors import NeurospecError
+from neurospec.data.lss_items import ParallelItem, cut_sentence, items_from_parallel, load_lss_items, parallel_sentences
+from neurospec.interventions.edits import Edit
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.lss import lss_matrix, steering_shift
-from neurospec.recipes import Recipe
-from neurospec.scoring import score_continuations
+from neurospec.interventions.recipes import Recipe
+from neurospec.evaluate.scoring import score_continuations
 from neurospec.select import select_random
 
 PROMPTS = {"eng_Latn": ["The cat sat on the", "Which city is the", "She went to the market and", "The man broke his"],

@@ -11,10 +11,10 @@ import torch
 
 from interventions_common import tiny_llama, tok
 from neurospec.data.items import MCItem
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions, random_group
-from neurospec.neurons import NeuronSet, NeuronSetMeta
-from neurospec.scoring import choose_by_letter, lettered_prompt
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.evaluate.scoring import choose_by_letter, lettered_prompt
 from neurospec.select.culture import select_random_pooled
 
 QUESTIONS = [

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import neurospec.model_sources as sources
-from neurospec.cli import app
-from neurospec.errors import NeurospecError
-from neurospec.model_sources import BUILTIN_MODELS, check_tensor_types, resolve_source
+import neurospec.core.model_sources as sources
+from neurospec.cli.main import app
+from neurospec.util.errors import NeurospecError
+from neurospec.core.model_sources import BUILTIN_MODELS, check_tensor_types, resolve_source
 
 runner = CliRunner()
 GEMMA = "gemma-3-270m"
@@ -74,7 +74,7 @@ def test_a_study_on_the_builtin_model_is_fingerprinted_by_its_pinned_hash(tmp_pa
     study = tmp_path / "study.yaml"
     study.write_text("model: gemma-3-270m\nsteps:\n  sites_free:\n    verb: select random\n    like: like.json\n",
                      encoding="utf-8")
-    from neurospec.neurons import NeuronSet
+    from neurospec.neurons.neuron_set import NeuronSet
 
     NeuronSet({"x": {"act": {0: [1]}}}, num_layers=18).save(tmp_path / "like.json")
     from neurospec.pipeline.config import load_study
@@ -91,7 +91,7 @@ def test_a_study_on_the_builtin_model_is_fingerprinted_by_its_pinned_hash(tmp_pa
 
 @pytest.fixture(scope="module")
 def gemma():
-    from neurospec.models import load_model
+    from neurospec.core.models import load_model
 
     return load_model(GEMMA, device="cpu")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from families import family
-from neurospec.errors import NeurospecError
-from neurospec.models import load_model, parse_dtype
+from neurospec.util.errors import NeurospecError
+from neurospec.core.models import load_model, parse_dtype
 
 
 def test_dtype_defaults():

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import neurospec.io as nio
+import neurospec.util.io as nio
 from neurospec.data.locate import mirror_root
-from neurospec.errors import FileFormatError, NeurospecError, ShapeMismatchError
-from neurospec.neurons import NeuronSet, NeuronSetMeta, load_neuron_file
-from neurospec.sites import ModelShape
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.neurons.formats import load_neuron_file
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.core.sites import ModelShape
 
 LAPE_DIR = mirror_root() / "lape_reference"
 LANGS = ["en", "zh", "fr", "es", "vi", "id", "ja"]
@@ -237,7 +238,7 @@ def test_validate_for_site_the_model_lacks_and_success_returns_self():
 
 def test_validate_for_accepts_a_site_map_and_load_checks_shape(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from neurospec.sites import SiteMap
+    from neurospec.core.sites import SiteMap
 
     config = transformers.LlamaConfig(
         vocab_size=32, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
@@ -468,7 +469,7 @@ def test_load_neuron_file_dispatches_by_content(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Atomic writes (neurospec.io)
+# Atomic writes (neurospec.util.io)
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from interventions_common import TEXTS, neuron_set, tiny_llama, tok
-from neurospec.edits import Edit
-from neurospec.errors import NeurospecError
+from neurospec.interventions.edits import Edit
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.perplexity import perplexity, perplexity_matrix
-from neurospec.recipes import Recipe
+from neurospec.interventions.recipes import Recipe
 
 
 def independent_ppl(model, texts, bos=True) -> tuple[float, int]:
@@ -111,7 +111,7 @@ def test_bad_inputs_are_refused():
         perplexity_matrix(model, tok(), TEXTS, neuron_set(model), groups=["Klingon"])
     other = tiny_llama()
     other.config.intermediate_size += 1  # shape check reads the config
-    from neurospec.neurons import NeuronSet, NeuronSetMeta
+    from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
     wrong = NeuronSet({"fra_Latn": {"act": {0: [1]}}}, NeuronSetMeta(num_layers=7, widths={"act": 5}))
     with pytest.raises(NeurospecError, match="layer|width|7"):
         perplexity_matrix(model, tok(), TEXTS, wrong)

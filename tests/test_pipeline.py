@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from interventions_common import TEXTS, tiny_llama, tok
-from neurospec.cli import app
+from neurospec.cli.main import app
 from neurospec.pipeline import run_study
 
 runner = CliRunner()
@@ -204,7 +204,7 @@ def test_a_killed_run_finishes_without_redoing_steps_and_equals_an_uninterrupted
                                                                                      step):
     run_dir = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "neurospec.cli", "run", str(project / "study.yaml"), "--run-dir", str(run_dir)]
+    command = [sys.executable, "-m", "neurospec.cli.main", "run", str(project / "study.yaml"), "--run-dir", str(run_dir)]
     process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     # collect is killed once it has checkpointed at least once, so there is something to resume.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from neurospec.cli import app
+from neurospec.cli.main import app
 from neurospec.pipeline import ConfigError, load_study, run_study
 from neurospec.pipeline.config import Reference
 

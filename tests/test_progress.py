@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neurospec.progress import progress
+from neurospec.util.progress import progress
 
 
 def test_log_lines_show_tokens_per_second_only_for_loops_that_count_tokens(capsys):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neurospec.errors import NeurospecError
-from neurospec.prompts import ROLES, PromptFormat, collate, encode, ensure_pad_token
+from neurospec.util.errors import NeurospecError
+from neurospec.data.prompts import ROLES, PromptFormat, collate, encode, ensure_pad_token
 from tiny_tokenizer import NO_SYSTEM_TEMPLATE, tiny_tokenizer
 
 TEXT = "The cat sat on the mat."

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from interventions_common import neuron_set, sentence_stats, tiny_llama
-from neurospec.edits import RuntimeStatistic
-from neurospec.errors import NeurospecError
-from neurospec.recipes import Recipe, match_group, parse_recipes
+from neurospec.interventions.edits import RuntimeStatistic
+from neurospec.util.errors import NeurospecError
+from neurospec.interventions.recipes import Recipe, match_group, parse_recipes
 
 
 @pytest.mark.parametrize("text, op, value, factor, positions", [
@@ -57,9 +57,9 @@ def test_an_intervention_file_written_from_a_recipe_acts_like_the_recipe(tmp_pat
     from typer.testing import CliRunner
 
     from interventions_common import tok
-    from neurospec.cli import app
-    from neurospec.hooks import intervene
-    from neurospec.interventions import InterventionSpec
+    from neurospec.cli.main import app
+    from neurospec.core.hooks import intervene
+    from neurospec.interventions.files import InterventionSpec
 
     model = tiny_llama()
     neurons = neuron_set(model)
@@ -71,7 +71,7 @@ def test_an_intervention_file_written_from_a_recipe_acts_like_the_recipe(tmp_pat
     assert result.exit_code == 0, result.output
     assert (tmp_path / "specs" / "steer_fr.values.safetensors").exists()
     ids = tok()("Le chat dort sur le tapis.", return_tensors="pt")
-    from neurospec.hooks import prompt_boundary
+    from neurospec.core.hooks import prompt_boundary
 
     outputs = []
     for edit in (Recipe.parse("set:p_max*3@continuation").edit(neurons, "fra_Latn", stats),

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neurospec.errors import EmptyGroupWarning
+from neurospec.util.errors import EmptyGroupWarning
 
 STEPS = [  # study.json: deliberately not in path order
     ("select", "select lape", "lape.json"),
@@ -67,19 +67,19 @@ def build_run(root: Path) -> Path:
     from typer.testing import CliRunner
 
     from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
-    from neurospec.cli import app
+    from neurospec.cli.main import app
     from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
-    from neurospec.data.lss import items_from_parallel, parallel_sentences
+    from neurospec.data.lss_items import items_from_parallel, parallel_sentences
     from neurospec.data.mc_sets import load_mc_set
     from neurospec.evaluate.lss import lss_matrix
     from neurospec.evaluate.masking import mask_eval, masking_conditions
     from neurospec.evaluate.perplexity import perplexity_matrix
     from neurospec.evaluate.steering import prompts_from_parallel, steer_generation
     from neurospec.evaluate.sweep import sweep
-    from neurospec.neurons import NeuronSet, NeuronSetMeta
+    from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
     from neurospec.select import select_random
     from neurospec.select.culture import select_random_pooled
-    from neurospec.sites import site_map
+    from neurospec.core.sites import site_map
 
     run = root / "run"
     run.mkdir(parents=True)
@@ -494,7 +494,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("damage", ["truncated", "missing-field", "wrong-type"])
 def test_corrupt_artifact_is_named_and_leaves_no_report(report, tmp_path, damage):
-    from neurospec.errors import NeurospecError
+    from neurospec.util.errors import NeurospecError
     from neurospec.report import write_report
 
     run = tmp_path / "run"
@@ -532,7 +532,7 @@ def test_corrupt_artifact_is_named_and_leaves_no_report(report, tmp_path, damage
 
 
 def test_run_folder_errors_are_clear(tmp_path):
-    from neurospec.errors import NeurospecError
+    from neurospec.util.errors import NeurospecError
     from neurospec.report import write_report
 
     with pytest.raises(NeurospecError, match="does not exist"):

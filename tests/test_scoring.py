@@ -7,15 +7,15 @@ import torch
 
 from families import family
 from neurospec.data.items import MCItem
-from neurospec.edits import Edit
-from neurospec.errors import NeurospecError
-from neurospec.hooks import intervene, prompt_boundary
-from neurospec.prompts import PromptFormat, encode
-from neurospec.scoring import (
+from neurospec.interventions.edits import Edit
+from neurospec.util.errors import NeurospecError
+from neurospec.core.hooks import intervene, prompt_boundary
+from neurospec.data.prompts import PromptFormat, encode
+from neurospec.evaluate.scoring import (
     choose_by_letter, choose_by_loglikelihood, generate_texts, lettered_prompt, letter_token_ids,
     partial_scoring_pair, score_continuations,
 )
-from neurospec.sites import site_map
+from neurospec.core.sites import site_map
 from tiny_tokenizer import tiny_tokenizer
 
 PROMPTS = ["The cat sat on", "Which city is the capital of France?", "Le chat", "She went to the market, and she"]

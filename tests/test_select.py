@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from neurospec.errors import NeurospecError
-from neurospec.neurons import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import NeurospecError
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select import (
     lape_entropy,
     select_active_in_all_sentences,
@@ -24,7 +24,7 @@ from neurospec.select import (
     select_random,
     select_top_mean,
 )
-from neurospec.stats import ActivationStats
+from neurospec.measure.stats import ActivationStats
 
 LANGS = ["en", "fr", "de"]
 # counts (en, fr, de) per neuron, layer by layer; every language saw 100 tokens

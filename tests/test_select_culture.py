@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from neurospec.attribution import AttributionScores
-from neurospec.errors import NeurospecError
-from neurospec.neurons import NeuronSet
+from neurospec.measure.attribution import AttributionScores
+from neurospec.util.errors import NeurospecError
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select.culture import (
     CULTURE_COUNTRIES,
     select_culture_general,

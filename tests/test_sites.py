@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-import neurospec.models as models
-import neurospec.sites as sites
+import neurospec.core.models as models
+import neurospec.core.sites as sites
 from families import FAMILIES, build_moe, build_moe_dense_first, build_odd, family, odd_sites, tiny_model
-from neurospec.errors import NeurospecError, UnsupportedModelError
-from neurospec.sites import MLP_SITES, SiteMap, SiteSpec, _structural_specs, register_family
+from neurospec.util.errors import NeurospecError, UnsupportedModelError
+from neurospec.core.sites import MLP_SITES, SiteMap, SiteSpec, _structural_specs, register_family
 
 ids = lambda f: f.name  # noqa: E731
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
-from neurospec.data.lss import parallel_sentences
-from neurospec.errors import NeurospecError
+from neurospec.data.lss_items import parallel_sentences
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.steering import LanguageIdentifier, prompts_from_parallel, steer_generation
-from neurospec.neurons import NeuronSet, NeuronSetMeta
-from neurospec.recipes import Recipe
-from neurospec.scoring import generate_texts
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.interventions.recipes import Recipe
+from neurospec.evaluate.scoring import generate_texts
 
 
 def test_language_identifier_covers_the_amplification_papers_languages():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from neurospec.cli import app
+from neurospec.cli.main import app
 from neurospec.report import write_report
 from test_report import png_is_drawn
 from test_report_browser import browse

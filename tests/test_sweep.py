@@ -7,8 +7,8 @@ import json
 import pytest
 
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
-from neurospec.data.lss import items_from_parallel
-from neurospec.errors import NeurospecError
+from neurospec.data.lss_items import items_from_parallel
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.lss import lss_matrix
 from neurospec.evaluate.sweep import recipe_grid, sweep
 

@@ -16,17 +16,17 @@ from families import family
 from tiny_tokenizer import tiny_tokenizer
 
 from neurospec.data.locate import mirror_root
-from neurospec.edits import Edit
-from neurospec.errors import NeurospecError
-from neurospec.hooks import intervene
-from neurospec.sites import site_map
-from neurospec.tasks import TASKS, TaskResult, get_task
-from neurospec.tasks.belebele import load_belebele
-from neurospec.tasks.include import load_include
-from neurospec.tasks.mt_metrics import bleu_tokenizer, translation_scores
-from neurospec.tasks.translation import flores_pairs, ntrex_pairs
-from neurospec.tasks.xcopa import load_xcopa, xcopa_pairs
-from neurospec.tasks.xwinograd import load_xwinograd, xwinograd_pairs
+from neurospec.interventions.edits import Edit
+from neurospec.util.errors import NeurospecError
+from neurospec.core.hooks import intervene
+from neurospec.core.sites import site_map
+from neurospec.evaluate.tasks import TASKS, TaskResult, get_task
+from neurospec.evaluate.tasks.belebele import load_belebele
+from neurospec.evaluate.tasks.include import load_include
+from neurospec.evaluate.tasks.mt_metrics import bleu_tokenizer, translation_scores
+from neurospec.evaluate.tasks.translation import flores_pairs, ntrex_pairs
+from neurospec.evaluate.tasks.xcopa import load_xcopa, xcopa_pairs
+from neurospec.evaluate.tasks.xwinograd import load_xwinograd, xwinograd_pairs
 
 DATA = mirror_root()
 needs_data = pytest.mark.skipif(not (DATA / "xcopa").is_dir(), reason=f"shared data not found at {DATA}")

@@ -58,7 +58,7 @@ def test_same_seed_and_threads_give_the_same_weights(tmp_path):
 def test_saved_toy_loads_like_any_model(tmp_path):
     import torch
 
-    from neurospec.models import load_model
+    from neurospec.core.models import load_model
     from neurospec.toy import weights_checksum
 
     folder = train_toy(MICRO, tmp_path / "m", quiet=True)

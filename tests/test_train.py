@@ -11,11 +11,11 @@ from torch import nn
 
 from families import FAMILIES, family
 from neurospec.data.items import MCItem
-from neurospec.errors import NeurospecError
-from neurospec.neurons import NeuronSet
-from neurospec.prompts import PromptFormat
-from neurospec.scoring import lettered_prompt
-from neurospec.sites import MLP_SITES, find_decoder_layers, site_map
+from neurospec.util.errors import NeurospecError
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.data.prompts import PromptFormat
+from neurospec.evaluate.scoring import lettered_prompt
+from neurospec.core.sites import MLP_SITES, find_decoder_layers, site_map
 from neurospec.train import (
     FinetuneResult, attention_module_names, finetune, layers_by_neuron_count, mlp_module_names,
     save_finetuned, trainable_parameters,

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from neurospec.data.registry import CHECKSUMS, DATASETS  # noqa: E402
-from neurospec.io import atomic_write_text  # noqa: E402
+from neurospec.util.io import atomic_write_text  # noqa: E402
 
 NOTES = {"SOURCE.md", "SHA256SUMS"}
 

@@ -48,8 +48,8 @@ from typing import Iterable, Literal, Mapping, Sequence
 
 from neurospec.data.items import MCItem
 from neurospec.data.locate import locate
-from neurospec.errors import FileFormatError, NeurospecError
-from neurospec.languages import Country, all_countries, resolve_country
+from neurospec.util.errors import FileFormatError, NeurospecError
+from neurospec.data.languages import Country, all_countries, resolve_country
 
 __all__ = [
     "ALL_TOPICS", "BLEND_PREFILL", "BLEND_TEMPLATES", "BlendAnnotation", "BlendBuild", "BlendQuestion",
@@ -245,7 +245,7 @@ def load_blend(data_dir: str | Path | None = None,
                countries: Iterable[str | Country] | None = None) -> dict[str, dict[str, BlendQuestion]]:
     """Read BLEnD's annotations and question files: ``{country key: {question id: BlendQuestion}}``.
 
-    ``countries`` (any name :func:`neurospec.languages.resolve_country` knows) defaults to BLEnD's 16.
+    ``countries`` (any name :func:`neurospec.data.languages.resolve_country` knows) defaults to BLEnD's 16.
     Countries are in alphabetical key order, questions in file order. A missing folder or file raises
     :class:`NeurospecError` naming the path and the expected layout.
     """
@@ -553,7 +553,7 @@ DEFAULT_TEMPLATE = BLEND_TEMPLATES["blend"]
 
 def blend_prompt_format(**options):
     """``PromptFormat.chat(prefill='{"answer_choice":"', **options)``: the culture method's input format."""
-    from neurospec.prompts import PromptFormat
+    from neurospec.data.prompts import PromptFormat
 
     return PromptFormat.chat(prefill=BLEND_PREFILL, **options)
 

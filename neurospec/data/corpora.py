@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from neurospec.errors import NeurospecError
-from neurospec.io import file_fingerprint
-from neurospec.languages import Language, resolve
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import file_fingerprint
+from neurospec.data.languages import Language, resolve
 
 __all__ = [
     "Corpus", "HFSource", "KINDS", "SIB_SPLITS", "check_corpus", "corpora_in_directory", "open_corpus",
@@ -370,7 +370,7 @@ def _corpus_stem(path: Path) -> str | None:
 
 
 def _no_language_message(folder: Path, unresolved: list[str]) -> str:
-    fix = ("Name each file <language>.txt (or .jsonl, .tsv) with a code neurospec.languages.resolve() knows, "
+    fix = ("Name each file <language>.txt (or .jsonl, .tsv) with a code neurospec.data.languages.resolve() knows, "
            "such as fr.txt or fra_Latn.jsonl; or point at an NTREX-128 or SIB-200 folder.")
     if unresolved:
         return f"{folder}: no file name is a known language ({', '.join(unresolved)}). {fix}"

@@ -38,7 +38,7 @@ its own options: a ``random.Random`` seeded by MD5 of ``f"{context}_{question}_{
 other 15 BLEnD countries in the reference's order, appends the gold country, shuffles, then picks
 ``{country_dummy}`` among the 3. :data:`COUNTRYRC_TEMPLATES` reproduce this: ``template.view(item)``
 is the item as that prompt shows it (the reference's passage, options and gold; ``pool=`` and
-``seed=`` do not apply), ``template.render(item)`` its text, and :func:`neurospec.attribution.attribute`
+``seed=`` do not apply), ``template.render(item)`` its text, and :func:`neurospec.measure.attribution.attribute`
 renders each item through each template's view, scoring the letter or digit token as the reference
 does (``letters`` and ``form="bare"`` on the template). :func:`countryrc_prompts` gives the
 reference's protocol (the default of ``neurospec attribute --data countryrc``) or, with
@@ -59,11 +59,11 @@ from typing import TYPE_CHECKING, Iterable, Literal
 from neurospec.data.culturalbench import check_split, first_half, stable_rng
 from neurospec.data.items import MCItem
 from neurospec.data.locate import locate
-from neurospec.errors import FileFormatError, NeurospecError
-from neurospec.languages import CULTURE_SPECIFIC_COUNTRIES, Country, all_countries, resolve_country
+from neurospec.util.errors import FileFormatError, NeurospecError
+from neurospec.data.languages import CULTURE_SPECIFIC_COUNTRIES, Country, all_countries, resolve_country
 
 if TYPE_CHECKING:
-    from neurospec.prompts import PromptFormat
+    from neurospec.data.prompts import PromptFormat
 
 __all__ = [
     "COUNTRYRC_PROMPTS", "COUNTRYRC_PROTOCOLS", "COUNTRYRC_TEMPLATES", "CULTURE_COUNTRIES", "CountryRCPassage",
@@ -149,7 +149,7 @@ def build_countryrc_items(countries: Iterable[str | Country] = CULTURE_COUNTRIES
                           data_dir: str | Path | None = None) -> list[MCItem]:
     """CountryRC multiple-choice items (4 options), per chosen country and passage; see the module docstring.
 
-    countries  gold countries, any name :func:`neurospec.languages.resolve_country` knows (default: the
+    countries  gold countries, any name :func:`neurospec.data.languages.resolve_country` knows (default: the
                8 of :data:`CULTURE_COUNTRIES`)
     split      ``"find"`` (first half of the passages), ``"test"`` (the rest) or ``"all"``
     pool       the countries distractors come from (default: BLEnD's 16); the gold one is never drawn
@@ -272,7 +272,7 @@ class CountryRCTemplate:
     ``prompt`` is the reference's text (``str.format`` fields ``passage``, ``question``,
     ``option_a``..``option_d``); ``letters`` the option labels it asks for (``"ABCD"`` or ``"1234"``);
     ``form="bare"``: the label is scored as its own token ("A", "1"), as the reference reads it
-    (``convert_tokens_to_ids``). :func:`neurospec.attribution.prepare_examples` uses ``view``,
+    (``convert_tokens_to_ids``). :func:`neurospec.measure.attribution.prepare_examples` uses ``view``,
     ``letters`` and ``form``. Calling the template on an item that is not its own view is an error,
     so a scorer that does not know views cannot grade against the wrong gold.
     """
@@ -332,7 +332,7 @@ def countryrc_prompts(protocol: Literal["reference", "blend"] = "reference", *,
     (``neurospec attribute --data countryrc --templates blend``), 200 examples.
     """
     from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
-    from neurospec.prompts import PLAIN, PromptFormat
+    from neurospec.data.prompts import PLAIN, PromptFormat
 
     if protocol == "reference":
         return list(COUNTRYRC_TEMPLATES.values()), PromptFormat.chat() if chat else PLAIN

@@ -17,7 +17,7 @@ answer. Hard (``CulturalBench-Hard``, one row per (question, option)): ``data_id
 prompt_question, prompt_option, answer`` (true / false) and ``country``; every row is an item whose
 options are ``("True", "False")``.
 
-Groups: a country :func:`neurospec.languages.resolve_country` knows becomes its key
+Groups: a country :func:`neurospec.data.languages.resolve_country` knows becomes its key
 (``"United States"`` -> ``US``, ``"United Kingdom"`` -> ``UK``, ``"South Korea"`` -> ``South_Korea``);
 any other country keeps its own name as the group (``"Hong Kong"``, ``"Zimbabwe"``). Splits, as the
 culture-neuron reference does: per country, ``"find"`` = the first half (rounded down) of its
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from neurospec.data.items import MCItem
-from neurospec.errors import FileFormatError, NeurospecError
-from neurospec.languages import AmbiguousCountryError, UnknownCountryError, resolve_country
-from neurospec.tasks.records import RECORD_SUFFIXES, read_records, require
+from neurospec.util.errors import FileFormatError, NeurospecError
+from neurospec.data.languages import AmbiguousCountryError, UnknownCountryError, resolve_country
+from neurospec.evaluate.tasks.records import RECORD_SUFFIXES, read_records, require
 
 __all__ = [
     "CULTURALBENCH_HF", "EASY_COLUMNS", "HARD_COLUMNS", "SPLITS", "TABLE_SUFFIXES", "check_columns",

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Callable
 
 from neurospec.data.registry import DataSet, dataset
-from neurospec.errors import NeurospecError
-from neurospec.io import atomic_write_json, cache_home, file_fingerprint
-from neurospec.locks import exclusive
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import atomic_write_json, cache_home, file_fingerprint
+from neurospec.util.locks import exclusive
 
 MARKER = ".neurospec-data.json"
 PARTIAL = ".partial"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 
 @dataclass(frozen=True)

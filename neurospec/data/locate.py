@@ -18,7 +18,7 @@ from pathlib import Path
 
 from neurospec.data.fetch import cache_root, fetch, is_complete
 from neurospec.data.registry import dataset
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 
 def mirror_root() -> Path | None:

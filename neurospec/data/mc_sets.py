@@ -15,7 +15,7 @@ Arguments mean the same for every set:
   Without it, a set reads its registered data set (``neurospec data list``): from the mirror in
   NEUROSPEC_DATA or the cache of ``neurospec data fetch NAME`` (CulturalBench and NormAd come from the
   Hugging Face hub that way). WorldValuesBench and CommonsenseQA need ``path``.
-- ``countries``: the countries to keep (any name :func:`neurospec.languages.resolve_country` knows,
+- ``countries``: the countries to keep (any name :func:`neurospec.data.languages.resolve_country` knows,
   or the benchmark's own spelling). CountryRC and WorldValuesBench default to the paper's 8 culture
   countries; the NLU sets have no countries and ignore it.
 - ``split``: BLEnD topics ``"find"`` / ``"test"`` (default) / ``"all"`` or a topic; CountryRC,
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
 from neurospec.data.items import MCItem
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 __all__ = ["MC_SETS", "MCSetInfo", "limit_per_group", "load_mc_set", "mc_set_names"]
 

@@ -43,7 +43,7 @@ from typing import Any, Iterator, Literal
 from neurospec.data.culturalbench import need, read_rows
 from neurospec.data.items import MCItem
 from neurospec.data.locate import locate
-from neurospec.errors import FileFormatError, NeurospecError
+from neurospec.util.errors import FileFormatError, NeurospecError
 
 __all__ = ["COMMONSENSEQA_HF", "GLUE_HF", "MRPC_FILES", "NLU_OPTIONS", "load_commonsenseqa", "load_mrpc", "load_qnli"]
 

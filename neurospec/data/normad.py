@@ -18,7 +18,7 @@ How an item is made, per row:
 - options: ``yes``, ``no``, ``neutral`` in an order shuffled by a generator seeded with (seed, ID);
   ``MCItem.gold`` is where the gold label went.
 
-Groups: a country :func:`neurospec.languages.resolve_country` knows becomes its key
+Groups: a country :func:`neurospec.data.languages.resolve_country` knows becomes its key
 (``united_states_of_america`` -> ``US``, ``united_kingdom`` -> ``UK``, ``south_korea`` ->
 ``South_Korea``), and the question uses its display name; any other becomes a title-cased name
 (``saudi_arabia`` -> ``Saudi Arabia``). Splits, as the culture-neuron reference does: per (country,
@@ -36,7 +36,7 @@ from neurospec.data.culturalbench import (
     stable_rng,
 )
 from neurospec.data.items import MCItem
-from neurospec.errors import FileFormatError, NeurospecError
+from neurospec.util.errors import FileFormatError, NeurospecError
 
 __all__ = ["NORMAD_COLUMNS", "NORMAD_HF", "NORMAD_LABELS", "load_normad", "normad_question"]
 

@@ -4,7 +4,7 @@
     ntrex_sentences("de")                       # [(0, "..."), (1, "..."), ...]: id = line index, 1997 lines
     sib200_sentences("zho-CN", split="test")    # [(index_id, text), ...]: FLORES-200 sentence ids
 
-Languages may be named in any scheme :func:`neurospec.languages.resolve` knows. ``data_dir`` defaults
+Languages may be named in any scheme :func:`neurospec.data.languages.resolve` knows. ``data_dir`` defaults
 to the ``ntrex128`` and ``flores`` data sets (:func:`neurospec.data.locate.locate`: NEUROSPEC_DATA, then
 the cache of ``neurospec data fetch``).
 """
@@ -15,8 +15,8 @@ import csv
 from pathlib import Path
 
 from neurospec.data.locate import locate
-from neurospec.errors import NeurospecError
-from neurospec.languages import resolve
+from neurospec.util.errors import NeurospecError
+from neurospec.data.languages import resolve
 
 SIB_SPLITS = ("train", "dev", "test")
 

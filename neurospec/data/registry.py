@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Mapping
 
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 CHECKSUMS = Path(__file__).with_name("checksums.json")
 GITHUB_RAW = "https://raw.githubusercontent.com"

@@ -53,7 +53,7 @@ def separate(train_name: str, train: Sequence[MCItem], evaluation: dict[str, lis
     file), it is cut by :func:`held_out_split`: training takes one half, its evaluation the other. Any
     other shared item is refused, naming the sets, unless ``allow_overlap``.
     """
-    from neurospec.errors import NeurospecError
+    from neurospec.util.errors import NeurospecError
 
     evaluation = dict(evaluation)
     train = list(train)

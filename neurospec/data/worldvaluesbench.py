@@ -29,7 +29,7 @@ KL(country's answer distribution || every participant's distribution, all countr
 largest first (ties keep question order); ``"find"`` = the first ``find_questions`` (40), ``"test"``
 = the rest, ``"all"`` = every question, in that ranked order.
 
-Countries: ``B_COUNTRY`` values are read with :func:`neurospec.languages.resolve_country` and the
+Countries: ``B_COUNTRY`` values are read with :func:`neurospec.data.languages.resolve_country` and the
 aliases of :data:`WVB_ALIASES` (``"Great Britain"`` -> ``UK``, ``"United States"`` -> ``US``); the
 others keep their own name as the group.
 """
@@ -45,7 +45,7 @@ from typing import Iterable, Literal
 
 from neurospec.data.culturalbench import check_split, country_group, match_countries, requested_countries
 from neurospec.data.items import MCItem
-from neurospec.errors import FileFormatError, NeurospecError
+from neurospec.util.errors import FileFormatError, NeurospecError
 
 __all__ = ["WVB_ALIASES", "WVB_SPLITS", "load_worldvaluesbench", "wvb_question"]
 

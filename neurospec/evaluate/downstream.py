@@ -8,7 +8,7 @@
 
 Rows: ``none`` (no intervention), then one per target group with ``recipe`` applied to its neurons.
 Columns: the evaluated languages. A cell whose row's language is its column's is "self", any other
-"cross" (Rahmanisa et al., 2025). Tasks come from :mod:`neurospec.tasks` (XCOPA, XWinograd,
+"cross" (Rahmanisa et al., 2025). Tasks come from :mod:`neurospec.evaluate.tasks` (XCOPA, XWinograd,
 Belebele, INCLUDE, FLORES and NTREX translation).
 """
 
@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.evaluate.targets import target_groups
-from neurospec.languages import language_of
-from neurospec.io import atomic_write_json
-from neurospec.recipes import Recipe
+from neurospec.interventions.targets import target_groups
+from neurospec.data.languages import language_of
+from neurospec.util.io import atomic_write_json
+from neurospec.interventions.recipes import Recipe
 
 
 @dataclass
 class DownstreamTable:
-    """``cells[row][language]``: a :class:`neurospec.tasks.TaskResult`; rows ``none`` and the target groups."""
+    """``cells[row][language]``: a :class:`neurospec.evaluate.tasks.TaskResult`; rows ``none`` and the target groups."""
 
     task: str
     rows: list[str]
@@ -93,8 +93,8 @@ def self_cross(model, tokenizer, task: str, languages: Sequence[str], neurons=No
     ``neurons`` None evaluates the unmodified model only. ``targets`` defaults to the neuron set's
     groups that are among ``languages``.
     """
-    from neurospec.sites import site_map
-    from neurospec.tasks import get_task
+    from neurospec.core.sites import site_map
+    from neurospec.evaluate.tasks import get_task
 
     runner = get_task(task)
     keys = [language_of(lang) or lang for lang in languages]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:

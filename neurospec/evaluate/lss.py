@@ -29,17 +29,17 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from neurospec.data.lss import ParallelItem
-from neurospec.errors import NeurospecError
+from neurospec.data.lss_items import ParallelItem
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
 from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.evaluate.targets import target_groups
-from neurospec.io import atomic_write_json
-from neurospec.languages import language_of
-from neurospec.progress import progress
-from neurospec.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
-from neurospec.recipes import Recipe, match_group
-from neurospec.scoring import score_encoded
+from neurospec.interventions.targets import target_groups
+from neurospec.util.io import atomic_write_json
+from neurospec.data.languages import language_of
+from neurospec.util.progress import progress
+from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
+from neurospec.interventions.recipes import Recipe, match_group
+from neurospec.evaluate.scoring import score_encoded
 
 CONTROLS: tuple[str, ...] = ("random", "other")
 
@@ -268,10 +268,10 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
 
     Sources and targets are language keys present both in the items and as groups of ``neurons``
     (all of them by default); a target whose group has no neurons is skipped and listed in ``empty_groups``
-    (:mod:`neurospec.evaluate.targets`). ``controls`` is any of ``random`` and ``other`` (module docstring).
+    (:mod:`neurospec.interventions.targets`). ``controls`` is any of ``random`` and ``other`` (module docstring).
     """
     from neurospec.select import select_random
-    from neurospec.sites import site_map
+    from neurospec.core.sites import site_map
 
     recipe = Recipe.parse(recipe)
     unknown = [c for c in controls if c not in CONTROLS]

@@ -33,15 +33,15 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import torch
 
 from neurospec.data.items import MCItem
-from neurospec.edits import Edit
-from neurospec.errors import NeurospecError
+from neurospec.interventions.edits import Edit
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_mean
 from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.evaluate.targets import target_groups
-from neurospec.io import atomic_write_json, atomic_write_text
-from neurospec.progress import progress
-from neurospec.prompts import PLAIN, PromptFormat
-from neurospec.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
+from neurospec.interventions.targets import target_groups
+from neurospec.util.io import atomic_write_json, atomic_write_text
+from neurospec.util.progress import progress
+from neurospec.data.prompts import PLAIN, PromptFormat
+from neurospec.evaluate.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
 
 __all__ = ["BASELINE", "MODES", "Conditions", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
 
@@ -77,7 +77,7 @@ def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Li
     its groups for the chosen ``groups`` are added, and every chosen group must have at least one (else a
     NeurospecError, naming ``random`` as ``random_option``, e.g. the CLI's ``--random FILE``). A group without
     neurons gets no condition: it is skipped with a warning and kept, with the reason, in the result's
-    ``empty_groups`` (:mod:`neurospec.evaluate.targets`).
+    ``empty_groups`` (:mod:`neurospec.interventions.targets`).
     """
     if mode not in MODES:
         raise NeurospecError(f"mode={mode!r}: use suppress (set to 0) or enhance (multiply by factor)")

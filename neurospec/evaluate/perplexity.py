@@ -31,15 +31,15 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from neurospec.collect import check_length, max_positions
-from neurospec.errors import NeurospecError
+from neurospec.measure.collect import check_length, max_positions
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.evaluate.targets import target_groups
-from neurospec.io import atomic_write_json
-from neurospec.progress import progress
-from neurospec.prompts import EncodedPrompt, collate, ensure_pad_token
-from neurospec.recipes import Recipe, match_group
-from neurospec.scoring import _length_sorted_chunks, applied, forward_logits, model_device
+from neurospec.interventions.targets import target_groups
+from neurospec.util.io import atomic_write_json
+from neurospec.util.progress import progress
+from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token
+from neurospec.interventions.recipes import Recipe, match_group
+from neurospec.evaluate.scoring import _length_sorted_chunks, applied, forward_logits, model_device
 
 Bos = Literal["auto", "never"]
 
@@ -209,12 +209,12 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
     """The perplexity of every language in ``texts`` under no intervention, each group's, and random controls.
 
     ``neurons`` is a NeuronSet (None: only the unmodified row); ``groups`` picks and orders its groups (a group
-    without neurons gets no row and is listed in ``empty_groups``, see :mod:`neurospec.evaluate.targets`);
+    without neurons gets no row and is listed in ``empty_groups``, see :mod:`neurospec.interventions.targets`);
     ``stats`` supplies corpus statistics when the recipe sets neurons to one. ``on_cell(row, language,
     result)`` is called as each cell is finished; ``quiet=False`` also reports cells done, tokens/s and the ETA.
     """
     from neurospec.select import select_random
-    from neurospec.sites import site_map
+    from neurospec.core.sites import site_map
 
     recipe = Recipe.parse(recipe)
     if not texts:

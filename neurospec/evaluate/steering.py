@@ -24,16 +24,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import wilson
 from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.evaluate.targets import target_groups
-from neurospec.languages import language_of
-from neurospec.io import atomic_write_json, atomic_write_text
-from neurospec.progress import progress
-from neurospec.prompts import PLAIN, PromptFormat
-from neurospec.recipes import Recipe
-from neurospec.scoring import generate_texts
+from neurospec.interventions.targets import target_groups
+from neurospec.data.languages import language_of
+from neurospec.util.io import atomic_write_json, atomic_write_text
+from neurospec.util.progress import progress
+from neurospec.data.prompts import PLAIN, PromptFormat
+from neurospec.interventions.recipes import Recipe
+from neurospec.evaluate.scoring import generate_texts
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +51,7 @@ class LanguageIdentifier:
     """
 
     def __init__(self, candidates: Sequence[str] | None = None) -> None:
-        from neurospec.languages import from_langid_label, langid_label, resolve
+        from neurospec.data.languages import from_langid_label, langid_label, resolve
 
         model_class, model_file = _py3langid()
         self._model = model_class.from_model_file(model_file, norm_probs=True)
@@ -160,7 +160,7 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
                      quiet: bool = True) -> SteeringResult:
     """Generate from every source's prompts under no intervention and under each target's (see module docstring)."""
     from neurospec.select import select_random
-    from neurospec.sites import site_map
+    from neurospec.core.sites import site_map
 
     recipe = Recipe.parse(recipe)
     if not prompts or any(not list(p) for p in prompts.values()):
@@ -202,7 +202,7 @@ def prompts_from_parallel(sentences: Mapping[str, Sequence[tuple[int, str]]], *,
                           limit: int | None = None) -> dict[str, list[str]]:
     """Generation prompts per language: the first ``fraction`` of each sentence's words (characters for
     languages written without spaces), at least one word; ``limit`` keeps the first N sentences."""
-    from neurospec.data.lss import is_unspaced
+    from neurospec.data.lss_items import is_unspaced
 
     if not 0 < fraction < 1:
         raise NeurospecError(f"fraction must be between 0 and 1, got {fraction}")

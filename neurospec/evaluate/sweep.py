@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from neurospec.errors import EmptyGroupWarning, NeurospecError
+from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.lss import LSSMatrix, lss_matrix
-from neurospec.io import atomic_write_json
-from neurospec.recipes import Recipe, RecipeValue, parse_recipes
+from neurospec.util.io import atomic_write_json
+from neurospec.interventions.recipes import Recipe, RecipeValue, parse_recipes
 
 
 def recipe_grid(*, op: str = "set", values: Sequence[RecipeValue] = ("p_max",), factors: Sequence[float] = (1.0,),

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from neurospec.io import atomic_write_text
+from neurospec.util.io import atomic_write_text
 
 
 def write_matrix_csv(path: str | Path, rows: Sequence[str], columns: Sequence[str],

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from neurospec.errors import ConfigError, NeurospecError
+from neurospec.util.errors import ConfigError, NeurospecError
 from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
 from neurospec.pipeline.yaml_lines import LineMap, load_yaml_with_lines
 
@@ -234,7 +234,7 @@ def _model(value: Any, path: Path, base: Path, line: int) -> Model:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{_where(path, line)}: model is a hub id, a local folder or .gguf file, a built-in name "
                           f"or toy:NAME, not {value!r}")
-    from neurospec.model_sources import BUILTIN_MODELS
+    from neurospec.core.model_sources import BUILTIN_MODELS
 
     if value in BUILTIN_MODELS:
         return Model("builtin", value, line)
@@ -412,12 +412,12 @@ def _check_defaults_used(defaults: LineMap, steps: list[Step], path: Path) -> No
 RANGES = {"top_rate": (0, 1, False, True), "filter_rate": (0, 1, False, True), "bar_rate": (0, 1, False, True),
           "mlp_rate": (0, 1, True, True), "attention_rate": (0, 1, True, True), "countryrc_rate": (0, 1, True, True),
           "specific_rate": (0, 1, True, True), "prompt_fraction": (0, 1, False, False)}
-# Options that name languages: every code must be one neurospec knows (neurospec.languages).
+# Options that name languages: every code must be one neurospec knows (neurospec.data.languages).
 LANGUAGE_OPTIONS = ("languages", "sources")
 
 
 def _check_values(study: Study) -> None:
-    from neurospec.languages import resolve
+    from neurospec.data.languages import resolve
 
     for step in study.steps:
         for option, value in step.values.items():

@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from neurospec import __version__
-from neurospec.io import atomic_write_json, file_fingerprint
-from neurospec.locks import LOCK_NAME
+from neurospec.version import __version__
+from neurospec.util.io import atomic_write_json, file_fingerprint
+from neurospec.util.locks import LOCK_NAME
 from neurospec.pipeline.verbs import COSMETIC_OPTIONS
 
 
@@ -72,7 +72,7 @@ def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
     """``hub:ID`` for a hub model, the content of a local folder or file, ``toy:NAME-RECIPEHASH`` for a toy,
     ``builtin:NAME:SHA256`` (its GGUF file's, pinned by its package) for a built-in model."""
     if model.kind == "builtin":
-        from neurospec.model_sources import BUILTIN_MODELS
+        from neurospec.core.model_sources import BUILTIN_MODELS
 
         return f"builtin:{model.value}:{BUILTIN_MODELS[model.value].sha256()}"
     if model.kind == "toy":

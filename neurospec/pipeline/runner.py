@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from neurospec import __version__
-from neurospec.errors import NeurospecError
-from neurospec.io import atomic_write_json, atomic_write_text
-from neurospec.locks import LOCK_NAME, exclusive
+from neurospec.version import __version__
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import atomic_write_json, atomic_write_text
+from neurospec.util.locks import LOCK_NAME, exclusive
 from neurospec.pipeline.config import Step, Study, data_environment, datasets_read, load_study
 from neurospec.pipeline.fingerprints import ContentHashes, step_fingerprint
 from neurospec.pipeline.paths import command_line, output_path, outputs
@@ -86,7 +86,7 @@ class RunState:
         self.previous: dict[str, dict] = {}
         created = _now()
         if self.path.exists():
-            from neurospec.stats import read_run_document
+            from neurospec.measure.stats import read_run_document
 
             document = read_run_document(run_dir, STUDY_FILE, FORMAT, VERSION, what="study run",
                                          command="neurospec run STUDY.yaml",

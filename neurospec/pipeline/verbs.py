@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from neurospec.errors import NeurospecError
+from neurospec.util.errors import NeurospecError
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class Verb:
 def _commands() -> dict[str, Any]:
     import typer
 
-    from neurospec.cli import app
+    from neurospec.cli.main import app
 
     commands: dict[str, Any] = {}
 

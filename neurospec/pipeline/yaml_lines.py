@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from neurospec.errors import ConfigError
+from neurospec.util.errors import ConfigError
 
 
 class LineMap(dict):

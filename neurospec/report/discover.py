@@ -38,7 +38,7 @@ FORMATS: dict[str, str] = {
 }
 
 # neurospec formats that are internals of a run, not results: left out without a note
-INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.stats", "neurospec.attribution", "neurospec.intervention",
+INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.measure.stats", "neurospec.measure.attribution", "neurospec.intervention",
                                               "neurospec.report"})  # report.json: the figures a report wrote
 
 # the command that writes each kind (for error messages)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from neurospec.errors import FileFormatError
+from neurospec.util.errors import FileFormatError
 
 
 class ReportError(FileFormatError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from neurospec.evaluate.targets import selection_reason
+from neurospec.interventions.targets import selection_reason
 from neurospec.report.content import Figure, Section
 from neurospec.report.discover import Artifact, Discovery
 from neurospec.report.runinfo import RunFacts, run_facts

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from neurospec import __version__
+from neurospec.version import __version__
 from neurospec.report.discover import Discovery
 
 CONFIG_FILE = "config.yaml"

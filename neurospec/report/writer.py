@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-from neurospec.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from neurospec.util.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from neurospec.report.discover import discover
 from neurospec.report.fields import ReportError
 from neurospec.report.html import render

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from neurospec.errors import NeurospecError
-from neurospec.neurons import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import NeurospecError
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select.lape import (
     TIE_BREAK,
     _check_count,
@@ -29,7 +29,7 @@ from neurospec.select.lape import (
     stats_languages,
     stats_meta,
 )
-from neurospec.sites import SITES
+from neurospec.core.sites import SITES
 
 SAMPLE_DIR = "sample"
 

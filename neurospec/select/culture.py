@@ -1,6 +1,6 @@
 """Culture-general and culture-specific neurons (Yamamoto et al., ICLR 2026) from attribution scores.
 
-    from neurospec.attribution import AttributionScores
+    from neurospec.measure.attribution import AttributionScores
     from neurospec.select.culture import select_culture_general, select_culture_specific, select_random_pooled
     blend, ctrl, crc = (AttributionScores.load(f"runs/attr/{name}") for name in ("blend", "blend-control", "countryrc"))
     general = select_culture_general(blend, ctrl, crc)          # group "culture-general"
@@ -33,9 +33,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from neurospec.data.countryrc import CULTURE_COUNTRIES  # the paper's 8 culture-specific countries (BLEnD keys)
-from neurospec.errors import NeurospecError
-from neurospec.languages import resolve_country
-from neurospec.neurons import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import NeurospecError
+from neurospec.data.languages import resolve_country
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select.baselines import _entry_generator
 from neurospec.select.lape import flat_to_layers, stable_order
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurospec.languages import language_of
+from neurospec.data.languages import language_of
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import Doc

@@ -3,15 +3,15 @@
     from neurospec.report.sections.neurons import neuron_section
     section = neuron_section(artifact)      # an Artifact of kind "neurons" (neurospec.report.discover)
 
-Counts are distinct neurons (site, layer, index) as :class:`neurospec.neurons.NeuronSet` holds them
+Counts are distinct neurons (site, layer, index) as :class:`neurospec.neurons.neuron_set.NeuronSet` holds them
 (the file is loaded, and so checked, with ``NeuronSet.load``). Random baselines (method ``random`` or
 ``random-pooled``, or every group named ``random...``) get their count table only.
 """
 
 from __future__ import annotations
 
-from neurospec.errors import NeurospecError
-from neurospec.neurons import NeuronSet
+from neurospec.util.errors import NeurospecError
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import ReportError

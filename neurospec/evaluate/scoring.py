@@ -1,0 +1,327 @@
+"""Scoring primitives: batched, padding-correct, under any intervention.
+
+    from neurospec.evaluate.scoring import score_continuations, choose_by_loglikelihood, choose_by_letter, generate_texts
+    score_continuations(model, tok, ["The capital of France is"], [" Paris"])      # summed log-probs
+    choose_by_loglikelihood(model, tok, items)                                       # MCItem -> option
+    choose_by_letter(model, tok, items, fmt=PromptFormat.chat(prefill='{"answer_choice":"'))
+    generate_texts(model, tok, prompts, max_new_tokens=50, intervention=Edit.set(...))
+
+``intervention`` is anything :func:`neurospec.core.hooks.intervene` takes (an Edit, a list of them, an
+InterventionSpec). Every forward runs inside ``prompt_boundary``, so an edit restricted to prompt or
+continuation tokens means the same here as in generation. Padding never changes a score: rows are
+scored exactly as they would be alone (position ids come from the attention mask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal, Sequence
+
+import torch
+
+from neurospec.data.items import MCItem
+from neurospec.util.errors import NeurospecError
+from neurospec.core.hooks import generate, intervene, prompt_boundary
+from neurospec.data.prompts import PLAIN, Batch, EncodedPrompt, PromptFormat, collate, encode, encode_many, ensure_pad_token
+
+# --------------------------------------------------------------------------------------------
+# Shared plumbing
+
+
+def model_device(model) -> torch.device:
+    """Where inputs go: the device of the input embeddings (the first device under ``device_map``)."""
+    return model.get_input_embeddings().weight.device
+
+
+@contextlib.contextmanager
+def applied(model, intervention) -> Iterator[None]:
+    """``with applied(model, edit_or_spec_or_None):`` the intervention, or nothing when None."""
+    if intervention is None:
+        yield
+        return
+    items = intervention if isinstance(intervention, (list, tuple)) else [intervention]
+    with intervene(model, *items):
+        yield
+
+
+def _length_sorted_chunks(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices in chunks of similar length (longest first), so batches carry little padding."""
+    if batch_size < 1:
+        raise NeurospecError(f"batch_size must be at least 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def forward_logits(model, batch: Batch) -> torch.Tensor:
+    """Logits of a collated batch, with its prompt boundary set for position modes."""
+    with prompt_boundary(model, batch.continuation_start):
+        return model(**batch.model_inputs(model)).logits
+
+
+# --------------------------------------------------------------------------------------------
+# Continuation log-probabilities
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Summed log-probability of a continuation, its token count, and whether greedy decoding gives it."""
+
+    logprob: float
+    num_tokens: int
+    greedy: bool
+    token_logprobs: tuple[float, ...]
+
+
+def score_encoded(model, encoded: Sequence[EncodedPrompt], pad_id: int, *, batch_size: int = 8,
+                  side: Literal["left", "right"] = "right", intervention=None) -> list[ContinuationScore]:
+    """:func:`score_continuations` on prompts already encoded with a continuation."""
+    for i, item in enumerate(encoded):
+        if item.prompt_length == len(item):
+            raise NeurospecError(f"request {i} has an empty continuation: nothing to score")
+        if item.prompt_length == 0:
+            raise NeurospecError(f"request {i} has an empty prompt: the first continuation token has no context")
+    results: list[ContinuationScore | None] = [None] * len(encoded)
+    device = model_device(model)
+    with torch.no_grad(), applied(model, intervention):
+        for chunk in _length_sorted_chunks([len(e) for e in encoded], batch_size):
+            batch = collate([encoded[i] for i in chunk], pad_id, side).to(device)
+            logits = forward_logits(model, batch)
+            scored = batch.role_mask("continuation")[:, 1:]  # token t is predicted at position t - 1
+            rows = logits[:, :-1][scored].float()
+            targets = batch.input_ids[:, 1:][scored]
+            token_logprobs = rows.log_softmax(-1).gather(-1, targets[:, None])[:, 0]
+            greedy = rows.argmax(-1) == targets
+            counts = scored.sum(-1).tolist()
+            for i, lp, gr in zip(chunk, token_logprobs.split(counts), greedy.split(counts)):
+                results[i] = ContinuationScore(float(lp.sum()), len(lp), bool(gr.all()), tuple(lp.tolist()))
+    return results  # type: ignore[return-value]
+
+
+def score_continuations(model, tokenizer, prompts: Sequence[str], continuations: Sequence[str], *,
+                        fmt: PromptFormat = PLAIN, batch_size: int = 8, side: Literal["left", "right"] = "right",
+                        intervention=None) -> list[ContinuationScore]:
+    """Summed log-probability of each continuation given its prompt (prompt in ``fmt``)."""
+    encoded = encode_many(tokenizer, prompts, fmt, continuations)
+    return score_encoded(model, encoded, ensure_pad_token(tokenizer), batch_size=batch_size, side=side,
+                         intervention=intervention)
+
+
+def partial_scoring_pair(sentence: str, option: str, placeholder: str = "_") -> tuple[str, str]:
+    """XWinograd-style partial scoring: ``option`` replaces ``placeholder``; the text after it is scored.
+
+    ``partial_scoring_pair("The trophy doesn't fit because _ is too big.", "the trophy")``
+    -> ``("The trophy doesn't fit because the trophy", " is too big.")``
+    """
+    if sentence.count(placeholder) != 1:
+        raise NeurospecError(f"expected exactly one {placeholder!r} in {sentence!r}")
+    before, _, after = sentence.partition(placeholder)
+    if not after.strip():
+        raise NeurospecError(f"nothing follows {placeholder!r} in {sentence!r}: partial scoring needs a continuation")
+    return before + option, after
+
+
+# --------------------------------------------------------------------------------------------
+# Multiple choice
+
+
+@dataclass(frozen=True)
+class MCPrediction:
+    """Per option: a score (higher is better); ``chosen`` is the argmax, ``correct`` against gold.
+
+    Letter scoring also keeps what the model said with no restriction: ``answer``, the decoded argmax over
+    the whole vocabulary at the answer position, and ``vocab_choice``, the option whose letter that is
+    (None when it is no option's letter). ``correct_vocab`` is the culture paper's accuracy rule.
+    """
+
+    scores: tuple[float, ...]
+    chosen: int
+    gold: int
+    item: MCItem
+    answer: str | None = None
+    vocab_choice: int | None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.chosen == self.gold
+
+    @property
+    def correct_vocab(self) -> bool:
+        return self.vocab_choice == self.gold
+
+
+def default_pairs(item: MCItem) -> list[tuple[str, str]]:
+    """(context, continuation) per option: the question, then a space and the option (lm-eval's convention)."""
+    return [(item.question, " " + option) for option in item.options]
+
+
+def choose_by_loglikelihood(model, tokenizer, items: Sequence[MCItem], *,
+                            pairs: Callable[[MCItem], list[tuple[str, str]]] = default_pairs,
+                            normalize: Literal["none", "tokens", "chars"] = "none", fmt: PromptFormat = PLAIN,
+                            batch_size: int = 8, intervention=None) -> list[MCPrediction]:
+    """Pick the option whose continuation is most likely (summed log-prob, or per token / per character)."""
+    if normalize not in ("none", "tokens", "chars"):
+        raise NeurospecError(f"normalize must be none, tokens or chars, not {normalize!r}")
+    requests = []
+    for i, item in enumerate(items):
+        item_pairs = pairs(item)
+        if len(item_pairs) != len(item.options):
+            raise NeurospecError(f"pairs() gave {len(item_pairs)} pairs for item {i}, which has {len(item.options)} options")
+        requests.extend(item_pairs)
+    scored = score_continuations(model, tokenizer, [r[0] for r in requests], [r[1] for r in requests], fmt=fmt,
+                                 batch_size=batch_size, intervention=intervention)
+    predictions, cursor = [], 0
+    for item in items:
+        scores = []
+        for k in range(len(item.options)):
+            score, continuation = scored[cursor + k], requests[cursor + k][1]
+            divisor = {"none": 1, "tokens": score.num_tokens, "chars": max(len(continuation), 1)}[normalize]
+            scores.append(score.logprob / divisor)
+        cursor += len(item.options)
+        predictions.append(MCPrediction(tuple(scores), max(range(len(scores)), key=scores.__getitem__), item.gold, item))
+    return predictions
+
+
+def bare_question(item: MCItem) -> str:
+    """The item's question alone (no options): the prompt of option log-likelihood scoring."""
+    return item.question
+
+
+bare_question.name = "question"  # type: ignore[attr-defined]
+
+
+def lettered_prompt(item: MCItem, letters: str = "ABCDEFGHIJ") -> str:
+    """``question\\nA) ..\\nB) ..\\nAnswer:`` (the INCLUDE-style prompt)."""
+    if len(item.options) > len(letters):
+        raise NeurospecError(f"item has {len(item.options)} options but only {len(letters)} letters")
+    lines = [item.question] + [f"{letter}) {option}" for letter, option in zip(letters, item.options)]
+    return "\n".join(lines) + "\nAnswer:"
+
+
+def _appended_token(tokenizer, prefix: str, letter: str) -> int | None:
+    before = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    after = tokenizer(prefix + letter, add_special_tokens=False)["input_ids"]
+    if len(after) == len(before) + 1 and after[:len(before)] == before:
+        return int(after[-1])
+    return None
+
+
+def letter_token_ids(tokenizer, prompt_end: str, letters: Sequence[str],
+                     form: Literal["auto", "bare", "space"] = "auto") -> list[int]:
+    """The single token each letter is, right after ``prompt_end`` ("A" or " A", per tokenizer).
+
+    ``auto`` uses " A" after a prompt that ends in a non-space character when every letter is one
+    token that way (``Answer: A``), else "A" (after a space, a newline, or a prefill such as
+    ``{"answer_choice":"``). A letter that is not exactly one appended token is an error.
+    """
+    tail = prompt_end[-24:]
+    forms = {"bare": [""], "space": [" "], "auto": [" ", ""] if tail and not tail[-1].isspace() and
+             not tail.endswith('"') else [""]}[form]
+    for separator in forms:
+        ids = [_appended_token(tokenizer, tail, separator + letter) for letter in letters]
+        if all(i is not None for i in ids):
+            if len(set(ids)) != len(ids):
+                raise NeurospecError(f"letters {list(letters)} do not map to distinct tokens")
+            return ids  # type: ignore[return-value]
+    shown = {letter: tokenizer.tokenize(tail + forms[-1] + letter)[-3:] for letter in letters}
+    raise NeurospecError(
+        f"option letters are not single tokens after {tail!r} for this tokenizer ({shown}); "
+        "use other letters, or score the options as continuations (choose_by_loglikelihood)"
+    )
+
+
+def encode_lettered(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
+                    prompt: Callable[[MCItem], str] = lettered_prompt, letters: str = "ABCDEFGHIJ",
+                    form: Literal["auto", "bare", "space"] = "auto") -> list[tuple[EncodedPrompt, list[int]]]:
+    """Each item's prompt, encoded, with the token id of each of its option letters after that prompt."""
+    cache: dict[tuple[str, int], list[int]] = {}
+    out = []
+    for item in items:
+        encoded = encode(tokenizer, prompt(item), fmt)
+        if len(encoded) == 0:
+            raise NeurospecError(f"item {item.id or item.question[:40]!r}: the prompt encodes to no tokens, so no "
+                                 "position predicts its answer")
+        key = (encoded.text[-24:], len(item.options))
+        if key not in cache:
+            cache[key] = letter_token_ids(tokenizer, key[0], letters[:len(item.options)], form)
+        out.append((encoded, cache[key]))
+    return out
+
+
+def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
+                     prompt: Callable[[MCItem], str] = lettered_prompt, letters: str = "ABCDEFGHIJ",
+                     form: Literal["auto", "bare", "space"] = "auto", batch_size: int = 8,
+                     intervention=None) -> list[MCPrediction]:
+    """Pick the option whose letter has the highest next-token probability at the answer position.
+
+    Scores are the letters' probabilities over the whole vocabulary (they need not sum to 1). Each
+    prediction also records the unrestricted argmax token, decoded (``answer``, ``vocab_choice``).
+    """
+    pad_id = ensure_pad_token(tokenizer)
+    pairs = encode_lettered(tokenizer, items, fmt=fmt, prompt=prompt, letters=letters, form=form)
+    encoded, letter_ids = [e for e, _ in pairs], [ids for _, ids in pairs]
+    predictions: list[MCPrediction | None] = [None] * len(items)
+    device = model_device(model)
+    with torch.no_grad(), applied(model, intervention):
+        for chunk in _length_sorted_chunks([len(e) for e in encoded], batch_size):
+            batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
+            logits = forward_logits(model, batch)[:, -1].float()  # left padding: the answer position is last
+            probs = logits.softmax(-1)
+            top = logits.argmax(-1).tolist()
+            for row, i in enumerate(chunk):
+                scores = probs[row, letter_ids[i]].tolist()
+                letter_logits = logits[row, letter_ids[i]].tolist()  # no ties where probabilities underflow to 0
+                chosen = max(range(len(scores)), key=letter_logits.__getitem__)
+                answer = tokenizer.decode([top[row]])
+                said = answer.strip()
+                options = list(letters[:len(items[i].options)])
+                vocab_choice = options.index(said) if said in options else None
+                predictions[i] = MCPrediction(tuple(scores), chosen, items[i].gold, items[i], answer, vocab_choice)
+    return predictions  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A prompt and what the model wrote after it."""
+
+    prompt: str
+    text: str
+    token_ids: tuple[int, ...]
+
+
+def generate_texts(model, tokenizer, prompts: Sequence[str], *, fmt: PromptFormat = PLAIN, max_new_tokens: int = 50,
+                   do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
+                   batch_size: int = 8, intervention=None, **generate_kwargs) -> list[Generation]:
+    """Greedy (default) or sampled continuations of each prompt; every batch row is edited alike.
+
+    Prompts are left-padded; the prompt boundary is the input width, so an edit with
+    ``positions="prompt"`` or ``"continuation"`` applies where it says, with or without a KV cache.
+    """
+    pad_id = ensure_pad_token(tokenizer)
+    encoded = encode_many(tokenizer, prompts, fmt)
+    sampling = {"do_sample": do_sample}
+    if do_sample:
+        sampling.update(temperature=temperature, top_p=top_p)
+        if seed is not None:
+            torch.manual_seed(seed)
+    outputs: list[Generation | None] = [None] * len(prompts)
+    device = model_device(model)
+    with torch.no_grad(), applied(model, intervention):
+        for chunk in _length_sorted_chunks([len(e) for e in encoded], batch_size):
+            batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
+            sequences = generate(model, batch.input_ids, batch.attention_mask, max_new_tokens=max_new_tokens,
+                                 pad_token_id=pad_id, **sampling, **generate_kwargs)
+            new = sequences[:, batch.input_ids.shape[1]:]
+            for row, i in enumerate(chunk):
+                ids = new[row].tolist()
+                if tokenizer.eos_token_id is not None and tokenizer.eos_token_id in ids:
+                    ids = ids[:ids.index(tokenizer.eos_token_id)]
+                while ids and ids[-1] == pad_id:
+                    ids.pop()
+                outputs[i] = Generation(prompts[i], tokenizer.decode(ids, skip_special_tokens=True), tuple(ids))
+    return outputs  # type: ignore[return-value]

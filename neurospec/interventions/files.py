@@ -1,0 +1,235 @@
+"""Intervention files: an intervention written once, reused by the CLI, sweeps, lm-eval and reports.
+
+    from neurospec.interventions.files import InterventionSpec, EditSpec, ValuesRef
+    spec = InterventionSpec([
+        EditSpec("lape.json", groups=["fr"], op="set", value=ValuesRef("stats.safetensors", "p_max.fr")),
+    ])
+    spec.save("steer_fr.json")
+    with intervene(model, InterventionSpec.load("steer_fr.json")):   # validated against the model
+        ...
+
+The file (paths relative to the file itself)::
+
+    {"format": "neurospec.intervention", "version": 1,
+     "edits": [{"neurons": "lape.json", "groups": ["fr"], "sites": ["act"],
+                "op": "set",                      # zero | scale | set | add
+                "value": {"file": "stats.safetensors", "key": "p_max.fr"},
+                "factor": 1.0, "positions": "all"}]}  # all | prompt | continuation
+
+``value`` is absent (zero, scale), a number, ``{"file", "key"}`` naming a (layers, width) tensor in
+a safetensors file (a corpus statistic, fixed per neuron), or ``{"runtime": "max" | "min" | "mean" |
+"median" | "percentile", "q": 90}`` (a statistic of the current tensor, recomputed at every call).
+``neurons_sha256`` / ``file_sha256``, written by :meth:`InterventionSpec.save`, make a later load
+fail loudly if a referenced file has changed since.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neurospec.interventions.edits import OPERATIONS, POSITIONS, Edit, RuntimeStatistic
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.util.io import atomic_write_json, file_fingerprint
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.core.sites import site_map
+
+FORMAT = "neurospec.intervention"
+VERSION = 1
+
+
+@dataclass
+class ValuesRef:
+    """Per-neuron values: tensor ``key`` of shape (layers, width) in the safetensors ``file``."""
+
+    file: str
+    key: str
+    sha256: str | None = None
+
+
+@dataclass
+class EditSpec:
+    """One edit as written in an intervention file. See the module docstring for the fields."""
+
+    neurons: str
+    groups: list[str] | None = None
+    sites: list[str] | None = None
+    op: str = "zero"
+    value: float | ValuesRef | RuntimeStatistic | None = None
+    factor: float = 1.0
+    positions: str = "all"
+    neurons_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"neurons": self.neurons}
+        if self.neurons_sha256:
+            out["neurons_sha256"] = self.neurons_sha256
+        for name in ("groups", "sites"):
+            if getattr(self, name) is not None:
+                out[name] = list(getattr(self, name))
+        out["op"] = self.op
+        if isinstance(self.value, ValuesRef):
+            out["value"] = {"file": self.value.file, "key": self.value.key}
+            if self.value.sha256:
+                out["value"]["file_sha256"] = self.value.sha256
+        elif isinstance(self.value, RuntimeStatistic):
+            stat = self.value.to_json()
+            out["value"] = {"runtime": stat.pop("name"), **stat}
+        elif self.value is not None:
+            out["value"] = float(self.value)
+        out["factor"] = self.factor
+        out["positions"] = self.positions
+        return out
+
+
+def _finite(number: int | float) -> bool:
+    """False for NaN, infinity and an integer too large for a float (JSON reads all three)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def _parse_value(raw: Any, where: str) -> float | ValuesRef | RuntimeStatistic | None:
+    if raw is None or isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        if raw is not None and not _finite(raw):
+            raise FileFormatError(f"{where}: value {raw!r} is not a finite number; write a real number such as 0.5 "
+                                  "(NaN or infinity would make every logit NaN)")
+        return None if raw is None else float(raw)
+    if isinstance(raw, dict) and "file" in raw and "key" in raw:
+        return ValuesRef(str(raw["file"]), str(raw["key"]), raw.get("file_sha256"))
+    if isinstance(raw, dict) and "runtime" in raw:
+        return RuntimeStatistic(raw["runtime"], raw.get("q"))
+    raise FileFormatError(
+        f"{where}: value {raw!r} is not a number, {{'file': ..., 'key': ...}} or {{'runtime': 'max', ...}}"
+    )
+
+
+def _parse_edit(raw: Any, where: str) -> EditSpec:
+    if not isinstance(raw, dict) or not isinstance(raw.get("neurons"), str):
+        raise FileFormatError(f"{where}: each edit needs 'neurons': the path of a NeuronSet JSON file")
+    op, positions = raw.get("op", "zero"), raw.get("positions", "all")
+    if op not in OPERATIONS:
+        raise FileFormatError(f"{where}: unknown op {op!r}; use one of {', '.join(OPERATIONS)}")
+    if positions not in POSITIONS:
+        raise FileFormatError(f"{where}: unknown positions {positions!r}; use one of {', '.join(POSITIONS)}")
+    for name in ("groups", "sites"):
+        if raw.get(name) is not None and not (
+            isinstance(raw[name], list) and all(isinstance(x, str) for x in raw[name])
+        ):
+            raise FileFormatError(f"{where}: {name!r} must be a list of names")
+    factor = raw.get("factor", 1.0)
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool):
+        raise FileFormatError(f"{where}: factor must be a number, got {factor!r}")
+    if not _finite(factor):
+        raise FileFormatError(f"{where}: factor {factor!r} is not a finite number; write a real number such as 2 "
+                              "(NaN or infinity would make every logit NaN)")
+    return EditSpec(
+        raw["neurons"], raw.get("groups"), raw.get("sites"), op, _parse_value(raw.get("value"), where),
+        float(factor), positions, raw.get("neurons_sha256"),
+    )
+
+
+@dataclass
+class InterventionSpec:
+    """A list of :class:`EditSpec`, applied in order. Relative paths resolve against ``base_dir``."""
+
+    edits: list[EditSpec]
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "InterventionSpec":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileFormatError(f"intervention file {path} does not exist") from None
+        except json.JSONDecodeError as err:
+            raise FileFormatError(f"intervention file {path} is not valid JSON: {err}") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise FileFormatError(f"{path} is not an intervention file (expected \"format\": \"{FORMAT}\")")
+        if raw.get("version") != VERSION:
+            raise FileFormatError(f"{path}: version {raw.get('version')!r} is not supported (this neurospec reads {VERSION})")
+        edits = raw.get("edits")
+        if not isinstance(edits, list) or not edits:
+            raise FileFormatError(f"{path}: 'edits' must be a non-empty list")
+        return cls([_parse_edit(e, f"{path}, edit {i}") for i, e in enumerate(edits)], path.parent.resolve())
+
+    def save(self, path: str | Path) -> None:
+        """Write the file (atomically), with fingerprints of the files it references."""
+        path = Path(path)
+        for edit in self.edits:
+            edit.neurons_sha256 = file_fingerprint(self._resolve(edit.neurons))
+            if isinstance(edit.value, ValuesRef):
+                edit.value.sha256 = file_fingerprint(self._resolve(edit.value.file))
+        base = path.parent.resolve()
+        edits = []
+        for edit in self.edits:
+            row = edit.to_json()
+            row["neurons"] = _relative(self._resolve(edit.neurons), base)
+            if isinstance(edit.value, ValuesRef):
+                row["value"]["file"] = _relative(self._resolve(edit.value.file), base)
+            edits.append(row)
+        atomic_write_json(path, {"format": FORMAT, "version": VERSION, "edits": edits})
+
+    def _resolve(self, name: str) -> Path:
+        resolved = (self.base_dir / name).resolve()
+        if not resolved.exists():
+            raise FileFormatError(f"intervention references {name}, which does not exist (looked at {resolved})")
+        return resolved
+
+    def _checked(self, name: str, sha256: str | None) -> Path:
+        resolved = self._resolve(name)
+        if sha256 and file_fingerprint(resolved) != sha256:
+            raise FileFormatError(
+                f"{resolved} changed since this intervention file was written (fingerprint differs); "
+                "re-save the intervention if the change is intended"
+            )
+        return resolved
+
+    def edits_for(self, model) -> list[Edit]:
+        """The edits, with every referenced file loaded and validated against ``model``."""
+        shape = site_map(model).shape
+        edits = []
+        for edit in self.edits:
+            neurons = NeuronSet.load(self._checked(edit.neurons, edit.neurons_sha256))
+            neurons.validate_for(shape)
+            value = edit.value
+            if isinstance(value, ValuesRef):
+                value = self._load_values(value)
+            groups = edit.groups if edit.groups is not None else list(neurons.groups)
+            try:
+                edits.append(Edit.make(edit.op, neurons, value, edit.factor, edit.positions, groups, edit.sites,
+                                        f"{edit.neurons} group(s) {', '.join(groups)}"))
+            except NeurospecError as err:
+                if not isinstance(edit.value, ValuesRef):
+                    raise
+                raise type(err)(f"{err} (values: {edit.value.file}, tensor {edit.value.key!r})") from None
+        return edits
+
+    def _load_values(self, ref: ValuesRef) -> torch.Tensor:
+        from safetensors import safe_open
+
+        path = self._checked(ref.file, ref.sha256)
+        with safe_open(str(path), framework="pt") as handle:
+            if ref.key not in handle.keys():
+                keys = ", ".join(sorted(handle.keys())[:20])
+                raise NeurospecError(f"{path} has no tensor {ref.key!r}; it holds: {keys}")
+            values = handle.get_tensor(ref.key)
+        if values.dim() != 2:
+            raise ShapeMismatchError(f"{path}[{ref.key}] has shape {tuple(values.shape)}; per-neuron values are (layers, width)")
+        return values
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (``../x.json`` included), or absolute where none exists (Windows drives)."""
+    try:
+        return os.path.relpath(path, base)
+    except ValueError:
+        return str(path)

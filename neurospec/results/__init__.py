@@ -1,0 +1,1 @@
+"""What every result records of how it was produced (``provenance``)."""

@@ -1,0 +1,1 @@
+"""Plumbing every layer may use and that knows nothing of models: errors, atomic files, locks, progress, ranks."""

@@ -1,0 +1,71 @@
+"""Progress for long loops: a live bar in a terminal, a line every ``every`` seconds in logs, nothing when quiet.
+
+    from neurospec.util.progress import progress
+    with progress("training main", total=1300, unit="steps", quiet=False) as bar:
+        for step in range(1300):
+            ...
+            bar.advance(1, tokens=4096, loss=f"{loss:.3f}")
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class _Progress:
+    def __init__(self, description: str, total: int | None, unit: str, every: float, live) -> None:
+        self.description, self.total, self.unit, self.every = description, total, unit, every
+        self.done, self.tokens, self.fields = 0, 0, {}
+        self.started = self.last_line = time.time()
+        self._live = live
+        self._task = live.add_task(description, total=total, rate="-", extra="") if live else None
+
+    def rate(self) -> float:
+        return self.tokens / max(time.time() - self.started, 1e-9)
+
+    def rate_text(self) -> str:
+        """``"1,234 tokens/s, "``, or nothing for a loop that counts no tokens (cells, generations, runs)."""
+        return f"{self.rate():,.0f} tokens/s, " if self.tokens else ""
+
+    def eta(self) -> str:
+        if not self.total or not self.done:
+            return "?"
+        seconds = (time.time() - self.started) / self.done * (self.total - self.done)
+        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+    def advance(self, n: int = 1, *, tokens: int = 0, **fields) -> None:
+        self.done += n
+        self.tokens += tokens
+        self.fields.update(fields)
+        extra = " ".join(f"{k} {v}" for k, v in self.fields.items())
+        if self._live is not None:
+            self._live.update(self._task, advance=n, rate=f"{self.rate():,.0f}" if self.tokens else "-", extra=extra)
+        elif self.every and time.time() - self.last_line >= self.every:
+            self.last_line = time.time()
+            of = f"/{self.total}" if self.total else ""
+            print(f"{self.description}: {self.done}{of} {self.unit}, {self.rate_text()}ETA {self.eta()} {extra}",
+                  file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress(description: str, total: int | None = None, *, unit: str = "steps", quiet: bool = False,
+             every: float = 30.0) -> Iterator[_Progress]:
+    """A progress reporter: ``advance(n, tokens=..., **fields)``; the ETA is shown, and tokens/s where tokens are
+    counted."""
+    if quiet or not sys.stderr.isatty():
+        tracker = _Progress(description, total, unit, 0.0 if quiet else every, None)
+        yield tracker
+        if not quiet:
+            print(f"{description}: done, {tracker.done} {unit}, {tracker.rate_text()}"
+                  f"{time.time() - tracker.started:.0f} s", file=sys.stderr, flush=True)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[rate]} tok/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[extra]}"))
+    with Progress(*columns, transient=False) as live:
+        yield _Progress(description, total, unit, every, live)
