@@ -32,7 +32,7 @@ MOVED: dict[str, str] = {
     "neurospec.outputs": "neurospec.measure.run_folder",
     "neurospec.progress": "neurospec.util.progress",
     "neurospec.prompts": "neurospec.data.prompts",
-    "neurospec.provenance": "neurospec.results.provenance",
+    "neurospec.provenance": "neurospec.core.provenance",
     "neurospec.recipes": "neurospec.interventions.recipes",
     "neurospec.scoring": "neurospec.evaluate.scoring",
     "neurospec.sites": "neurospec.core.sites",

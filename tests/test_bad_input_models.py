@@ -27,13 +27,13 @@ from interventions_common import TEXTS, neuron_set, tiny_llama, tok
 from neurospec.util.errors import NeurospecError, NeurospecWarning, OtherWeightsWarning
 from neurospec.core.models import load_model
 from neurospec.neurons.neuron_set import NeuronSet
-from neurospec.results.provenance import describe_input, input_sha256, model_fingerprint, provenance, weights_fingerprint
+from neurospec.core.provenance import describe_input, input_sha256, model_fingerprint, provenance, weights_fingerprint
 from neurospec.core.sites import site_map
 
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path_factory, monkeypatch):
-    """Fingerprint and hash memos (neurospec.results.provenance) in a folder of the test run, not the user's cache."""
+    """Fingerprint and hash memos (neurospec.core.provenance) in a folder of the test run, not the user's cache."""
     monkeypatch.setenv("NEUROSPEC_CACHE", str(tmp_path_factory.getbasetemp() / "neurospec-cache"))
 
 

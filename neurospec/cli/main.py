@@ -196,10 +196,10 @@ _OUTPUT_OPTIONS = ("out", "random_out", "run_dir")
 
 
 def _provenance(model=None) -> dict:
-    """The provenance record (:func:`neurospec.results.provenance.provenance`) of the current command's result:
+    """The provenance record (:func:`neurospec.core.provenance.provenance`) of the current command's result:
     ``model`` (a loaded model; by default the model its first input records), every option naming an existing
     file or folder as an input (``--corpus LANG=PATH`` too), and every option's value."""
-    from neurospec.results.provenance import provenance
+    from neurospec.core.provenance import provenance
 
     ctx = _context()
     params = dict(ctx.params) if ctx is not None else {}
@@ -228,7 +228,7 @@ def _provenance(model=None) -> dict:
 def _stamped(written: Path, model=None, main: str | None = None) -> Path:
     """Add the current command's provenance to the JSON result ``written`` (or ``written / main`` for a folder);
     returns ``written``."""
-    from neurospec.results.provenance import stamp
+    from neurospec.core.provenance import stamp
 
     stamp(Path(written) / main if main else Path(written), _provenance(model))
     return written

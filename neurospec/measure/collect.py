@@ -456,9 +456,9 @@ def sentence_packing_works(model, tokenizer, texts: Sequence[str], site: str = "
 
 def model_description(model, site: str) -> dict[str, Any]:
     """What stats.json records of the model; ``config_fingerprint`` ignores names, dtype and versions;
-    ``weights_fingerprint`` is its weights' (:mod:`neurospec.results.provenance`); ``source`` is where
+    ``weights_fingerprint`` is its weights' (:mod:`neurospec.core.provenance`); ``source`` is where
     :func:`~neurospec.core.models.load_model` got it (a GGUF file's path, sha256 and cache folder)."""
-    from neurospec.results.provenance import config_fingerprint, weights_fingerprint
+    from neurospec.core.provenance import config_fingerprint, weights_fingerprint
 
     sites = site_map(model)
     return {"model_id": getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None),

@@ -253,7 +253,7 @@ class ActivationStats:
                 f"x {width}; were they made for another model?"
             )
         if live is not None:  # same shape; other weights are worth a warning (stats.json records them)
-            from neurospec.results.provenance import check_made_on
+            from neurospec.core.provenance import check_made_on
 
             check_made_on(live, self.model, f"statistics {self._label()}")
         return self

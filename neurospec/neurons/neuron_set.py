@@ -690,7 +690,7 @@ class NeuronSet:
                 )
         live = getattr(target, "model", None)  # a SiteMap or LoadedModel: the weights can be compared too
         if isinstance(live, torch.nn.Module):
-            from neurospec.results.provenance import check_made_on, made_on
+            from neurospec.core.provenance import check_made_on, made_on
 
             check_made_on(live, made_on(self.meta.source), label)
         return self

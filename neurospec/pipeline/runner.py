@@ -33,7 +33,8 @@ from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_write_json, atomic_write_text
 from neurospec.util.locks import LOCK_NAME, exclusive
 from neurospec.pipeline.config import Step, Study, data_environment, datasets_read, load_study
-from neurospec.pipeline.fingerprints import ContentHashes, step_fingerprint
+from neurospec.pipeline.fingerprints import step_fingerprint
+from neurospec.util.hashing import ContentHashes
 from neurospec.pipeline.paths import command_line, output_path, outputs
 
 STUDY_FILE = "study.json"

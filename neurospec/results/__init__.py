@@ -1,1 +1,1 @@
-"""What every result records of how it was produced (``provenance``)."""
+"""Typed results: each artifact kind as a class that owns its JSON form (format id, version, to/from JSON)."""

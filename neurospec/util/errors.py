@@ -37,4 +37,4 @@ class EmptyGroupWarning(NeurospecWarning):
 
 class OtherWeightsWarning(NeurospecWarning):
     """A neuron file or statistics folder was made on other weights than the model it is used with (the shapes
-    match, the fingerprints differ; see :mod:`neurospec.results.provenance`)."""
+    match, the fingerprints differ; see :mod:`neurospec.core.provenance`)."""

@@ -1,6 +1,6 @@
 """What produced a result: the model's fingerprint, the sha256 of every input file, and the options.
 
-    from neurospec.results.provenance import model_fingerprint, provenance, stamp
+    from neurospec.core.provenance import model_fingerprint, provenance, stamp
     model_fingerprint(lm.model)                 # 'sha256:...' of its config and weights (cached on the model)
     record = provenance(lm.model, inputs={"neurons": Path("lape.json")}, options={"recipe": "zero"})
     stamp(Path("runs/ppl/ppl.json"), record)    # adds the record as "provenance" to a written JSON result
@@ -155,7 +155,7 @@ def _from_record(recorded: Mapping[str, Any]) -> dict[str, Any]:
 def input_sha256(path: Path) -> str:
     """``sha256:...`` of a file's bytes, or of a folder (each file's relative name and sha256, sorted; a
     folder's lock file left out), remembered per (size, modification time)."""
-    from neurospec.pipeline.fingerprints import ContentHashes
+    from neurospec.util.hashing import ContentHashes
 
     hashes = ContentHashes(cache_home() / "file-hashes.json")
     try:
