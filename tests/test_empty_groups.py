@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from interventions_common import TEXTS, neuron_set, saved_study, tiny_llama, tok
-from neurospec.cli.main import _write_selection, app
+from neurospec.cli.main import app
+from neurospec.cli.measure import write_selection
 from neurospec.data.items import MCItem
 from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions
@@ -152,7 +153,7 @@ def test_the_python_api_warns_once_and_keeps_the_reason(study):
 
 def test_a_selection_warns_about_groups_it_left_empty(tmp_path):
     with pytest.warns(EmptyGroupWarning, match=f"{EMPTY}: no neurons selected by lape"):
-        _write_selection(with_empty_group(tiny_llama()), tmp_path / "set.json")
+        write_selection(with_empty_group(tiny_llama()), tmp_path / "set.json")
     assert NeuronSet.load(tmp_path / "set.json").is_empty(EMPTY)
 
 

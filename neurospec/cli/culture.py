@@ -25,9 +25,9 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from neurospec.cli.main import _not_an_input, _split_names, _write_selection, app, console, select_app, user_errors
-from neurospec.cli.main import _provenance, _stamped
-from neurospec.cli.shared import _BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model, _progress
+from neurospec.cli.base import app, command_provenance, console, not_an_input, split_names, stamped, user_errors
+from neurospec.cli.measure import select_app, write_selection
+from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST, done, load, progress_printer
 from neurospec.util.errors import NeurospecError
 from neurospec.measure.run_folder import writing
 
@@ -58,7 +58,7 @@ def _templates(names: str):
     from neurospec.evaluate.scoring import bare_question
 
     known = {**BLEND_TEMPLATES, "question": bare_question}
-    chosen = list(BLEND_TEMPLATES) if names.strip() == "all" else _split_names(names) or []
+    chosen = list(BLEND_TEMPLATES) if names.strip() == "all" else split_names(names) or []
     unknown = [n for n in chosen if n not in known]
     if unknown or not chosen:
         raise NeurospecError(f"--templates {names!r}: choose from {', '.join(known)} or all (question = the bare "
@@ -96,7 +96,7 @@ def _attribute_templates(names: str, data: str) -> list:
     if names == "auto":
         names = "countryrc" if data.strip().lower() == "countryrc" else "blend"
     chosen, rest = [], []
-    for name in _split_names(names) or []:
+    for name in split_names(names) or []:
         if name == "countryrc":
             chosen.extend(COUNTRYRC_TEMPLATES.values())
         elif name in COUNTRYRC_TEMPLATES:
@@ -125,12 +125,12 @@ def _items(name: str, paths: dict[str, Path], *, split: Optional[str], countries
            seed: int):
     from neurospec.data.mc_sets import load_mc_set
 
-    return load_mc_set(name, path=paths.get(name), countries=_split_names(countries), split=split, limit=limit, seed=seed)
+    return load_mc_set(name, path=paths.get(name), countries=split_names(countries), split=split, limit=limit, seed=seed)
 
 
 @app.command("attribute")
 def attribute_command(
-    model: str = _MODEL,
+    model: str = MODEL,
     data: str = typer.Option(..., "--data", help="blend, blend-control, countryrc, or any set of `mask-eval --benchmarks`."),
     out: Path = typer.Option(..., "--out", help="Run folder: attribution.json + scores.safetensors."),
     path: Optional[list[str]] = _DATA_PATH,
@@ -145,8 +145,8 @@ def attribute_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the item builders (distractor draws, option order)."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1, help="Checkpoint every N batches."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished run in --out (or reuse a finished one)."),
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Activation x gradient scores of every neuron, summed per country (the culture paper's attribution)."""
     from neurospec.measure.attribution import attribute
@@ -155,18 +155,18 @@ def attribute_command(
         paths = _paths(path)
         items = _items(data, paths, split=split, countries=countries, limit=limit, seed=seed)
         chosen_templates = _attribute_templates(templates, data)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         prompt_format = _attribute_format(fmt, lm.tokenizer, chosen_templates)
         scores = attribute(lm.model, lm.tokenizer, items, fmt=prompt_format, templates=chosen_templates,
-                           target=target, objective=objective, sites=_split_names(sites) or [], batch_size=batch_size,
+                           target=target, objective=objective, sites=split_names(sites) or [], batch_size=batch_size,
                            out=out, resume=resume, checkpoint_every=checkpoint_every, quiet=quiet, dataset=data,
                            description=f"attribute {data}")
-        say = _progress(quiet)
+        say = progress_printer(quiet)
         accuracy = scores.accuracy()
         for group, n in zip(scores.groups, scores.counts.tolist()):
             acc = accuracy.get(group)
             say(f"{group:>18}  examples {n:>6}  " + (f"accuracy {acc:.3f}" if acc is not None else ""))
-        _done(_stamped(out, lm.model, "attribution.json"))
+        done(stamped(out, lm.model, "attribution.json"))
 
 
 @select_app.command("culture")
@@ -200,7 +200,7 @@ def select_culture_command(
             if not math.isfinite(number):
                 raise NeurospecError(f"{flag} {number}: give a finite number")
         if random_seeds:
-            _not_an_input(random_out or out.with_suffix(".random.json"), "--random-out", {"--out": out})
+            not_an_input(random_out or out.with_suffix(".random.json"), "--random-out", {"--out": out})
         check_roles(*(SimpleNamespace(meta=AttributionScores.read_meta(folder), path=folder)
                       for folder in (blend, control, countryrc)),
                     options={"blend": "--blend", "control": "--control", "countryrc": "--countryrc"})
@@ -210,18 +210,18 @@ def select_culture_command(
             chosen = select_culture_general(*runs, mlp_rate=mlp_rate, attention_rate=attention_rate,
                                             countryrc_rate=countryrc_rate)
         if kind in ("specific", "both"):
-            specific = select_culture_specific(*runs, countries=_split_names(countries) or CULTURE_COUNTRIES,
+            specific = select_culture_specific(*runs, countries=split_names(countries) or CULTURE_COUNTRIES,
                                                rate=specific_rate, countryrc_rate=countryrc_rate, z_threshold=z_threshold)
             chosen = specific if chosen is None else chosen.union(specific)
-        _write_selection(chosen, out)
+        write_selection(chosen, out)
         if random_seeds:
             target = random_out or out.with_suffix(".random.json")
-            _write_selection(select_random_pooled(chosen, seeds=range(random_seeds)), target)
+            write_selection(select_random_pooled(chosen, seeds=range(random_seeds)), target)
 
 
 @app.command("mask-eval")
 def mask_eval_command(
-    model: str = _MODEL,
+    model: str = MODEL,
     neurons: Path = typer.Option(..., "--neurons", exists=True, dir_okay=False, help="NeuronSet JSON (or CULNIG) file."),
     out: Path = typer.Option(..., "--out", help="Output folder: mask_eval.json, accuracy.csv, related_*.csv."),
     groups: Optional[str] = typer.Option(None, "--groups", help="Groups to mask (default: all of --neurons)."),
@@ -238,8 +238,8 @@ def mask_eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per group of each set."),
     templates: str = _TEMPLATES, fmt: str = _FORMAT, scoring: str = _SCORING,
     seed: int = typer.Option(0, "--seed", help="Seed of the item builders and of the bootstrap."),
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Accuracy per benchmark and group with each neuron group suppressed or enhanced, against random baselines."""
     from neurospec.data.mc_sets import MC_SETS
@@ -251,17 +251,17 @@ def mask_eval_command(
             raise NeurospecError(f"--factor {factor}: give a finite number, e.g. 2 (NaN or infinity would make every "
                                  "logit NaN)")
         paths = _paths(path)
-        sets = _sets(_split_names(benchmarks) or [], paths, split=split, countries=countries, limit=limit, seed=seed)
+        sets = _sets(split_names(benchmarks) or [], paths, split=split, countries=countries, limit=limit, seed=seed)
         chosen_templates = _templates(templates)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         neuron_set = load_neuron_file(neurons, shape=lm.sites)
         baseline = load_neuron_file(random, shape=lm.sites) if random is not None else None
-        conditions = masking_conditions(neuron_set, _split_names(groups), mode=mode, factor=factor, random=baseline,
+        conditions = masking_conditions(neuron_set, split_names(groups), mode=mode, factor=factor, random=baseline,
                                         random_option=f"--random {random}")
         result = mask_eval(lm.model, lm.tokenizer, sets, conditions, scoring=scoring, fmt=_format(fmt, lm.tokenizer),
                            templates=chosen_templates, kinds={n: MC_SETS[n].kind for n in sets},
                            batch_size=batch_size, seed=seed, quiet=quiet)
-        say = _progress(quiet)
+        say = progress_printer(quiet)
         for row in result.summary():
             say("  ".join(f"{k} {v:+.4f}" if isinstance(v, float) else f"{v:>20}" for k, v in row.items()))
         for benchmark in sets if result.by_rule else ():
@@ -269,7 +269,7 @@ def mask_eval_command(
             say(f"{benchmark} unmodified: accuracy {cell['rules']['full_vocabulary']['accuracy']:.4f} (full "
                 f"vocabulary), {cell['rules']['letters_only']['accuracy']:.4f} (letters only); "
                 f"{cell['non_letter_share']:.1%} of answers were no option's letter")
-        _done(_stamped(result.save(out), lm.model, "mask_eval.json"))
+        done(stamped(result.save(out), lm.model, "mask_eval.json"))
 
 
 def _sets(names: list[str], paths: dict[str, Path], *, split: Optional[str], countries: Optional[str],
@@ -307,7 +307,7 @@ def _layers(spec: str, neurons, group: str, num_layers: int) -> list[int]:
 
 @app.command("finetune")
 def finetune_command(
-    model: str = _MODEL,
+    model: str = MODEL,
     out: Path = typer.Option(..., "--out", help="Output folder: finetune.json (+ the model with --save-model)."),
     layers: str = typer.Option(..., "--layers", help="richest:K / none:K / poorest:K (by --group's neurons) or 4,5,6."),
     neurons: Optional[Path] = typer.Option(None, "--neurons", exists=True, dir_okay=False, help="NeuronSet file."),
@@ -330,8 +330,8 @@ def finetune_command(
     fmt: str = _FORMAT, scoring: str = _SCORING,
     seed: int = typer.Option(0, "--seed", help="Seed of the item shuffle and builders."),
     save_model: bool = typer.Option(False, "--save-model", help="Also save the fine-tuned model into OUT/model."),
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Train only the MLP (or attention) blocks of chosen layers on an NLU set; cultural and NLU accuracy before/after."""
     from neurospec.data.mc_sets import MC_SETS, limit_per_group
@@ -347,13 +347,13 @@ def finetune_command(
         paths = _paths(path)
         train_paths = {**paths, data: train_path} if train_path is not None else paths
         train_items = _sets([data], train_paths, split="find", countries=None, limit=None, seed=seed)[data]
-        every = _sets(_split_names(evaluate) or [], paths, split="test", countries=None, limit=None, seed=seed)
+        every = _sets(split_names(evaluate) or [], paths, split="test", countries=None, limit=None, seed=seed)
         train_items, every, split_record = separate(data, train_items, every, same_source=train_path is None,
                                                      seed=seed, allow_overlap=allow_overlap)
         sets = {name: limit_per_group(items, eval_limit) for name, items in every.items()}
         chosen_templates = _templates(templates)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
-        origin = _provenance(lm.model)  # the weights before training changes them
+        lm = load(model, dtype, device, device_map, trust_remote_code)
+        origin = command_provenance(lm.model)  # the weights before training changes them
         neuron_set = load_neuron_file(neurons, shape=lm.sites) if neurons is not None else None
         chosen_layers = _layers(layers, neuron_set, group, lm.sites.num_layers)
         modules = (mlp_module_names if block == "mlp" else attention_module_names)(lm.model, chosen_layers)
@@ -365,7 +365,7 @@ def finetune_command(
                                templates=chosen_templates, kinds=kinds, batch_size=batch_size, seed=seed, quiet=True)
             return {name: result.cell("none", name) for name in sets}
 
-        say = _progress(quiet)
+        say = progress_printer(quiet)
         before = accuracy() if sets else {}
         trained = finetune(lm.model, lm.tokenizer, train_items, modules, fmt=prompt_format, prompt=chosen_templates[0],
                            lr=lr, epochs=epochs, batch_size=batch_size, max_items=samples, seed=seed, progress=not quiet)
@@ -386,5 +386,5 @@ def finetune_command(
                 f"({row['change']:+.4f})")
         if save_model:
             save_finetuned(lm.model, lm.tokenizer, out / "model", result=trained)
-        _done(out)
+        done(out)
         console.print(escape(f"trained {len(trained.parameter_names)} tensors in layers {chosen_layers}"))

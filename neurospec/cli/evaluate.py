@@ -18,8 +18,8 @@ from typing import Optional
 
 import typer
 
-from neurospec.cli.main import _split_names, _stamped, app, console, user_errors
-from neurospec.cli.shared import _BATCH, _DEVICE, _DEVICE_MAP, _DTYPE, _MODEL, _QUIET, _TRUST, _done, _model, _progress
+from neurospec.cli.base import app, console, split_names, stamped, user_errors
+from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST, done, load, progress_printer
 from neurospec.util.errors import NeurospecError
 from neurospec.measure.run_folder import writing
 
@@ -50,7 +50,7 @@ def _inputs(neurons: Optional[Path], stats: Optional[Path], lm, *, need_neurons:
 def _parallel(parallel: Optional[str], languages: Optional[str], split: Optional[str], data_dir: Optional[Path]):
     from neurospec.data.lss_items import parallel_sentences
 
-    names = _split_names(languages)
+    names = split_names(languages)
     if not parallel or not names:
         raise NeurospecError("give --parallel ntrex|flores with --languages en,fr,... (or --items FILE)")
     return parallel_sentences(parallel, names, split=split or "dev", data_dir=data_dir)
@@ -61,7 +61,7 @@ def _lss_items(items: Optional[Path], parallel: Optional[str], languages: Option
     from neurospec.data.lss_items import items_from_parallel, load_lss_items
 
     if items is not None:
-        loaded = load_lss_items(items, _split_names(languages))
+        loaded = load_lss_items(items, split_names(languages))
         return loaded[:limit] if limit else loaded
     return items_from_parallel(_parallel(parallel, languages, split, data_dir), answer_words=answer_words,
                                answer_chars=answer_chars, limit=limit)
@@ -77,7 +77,7 @@ def _recipe(text: str):
 def _seeds(text: Optional[str]) -> tuple[int, ...]:
     """``--random-seeds 0,1,2``; ``''`` (or blank) for none, as its help says."""
     try:
-        return tuple(int(s) for s in _split_names(text, "--random-seeds", allow_empty=True, example="0,1,2") or [])
+        return tuple(int(s) for s in split_names(text, "--random-seeds", allow_empty=True, example="0,1,2") or [])
     except ValueError:
         raise NeurospecError(f"--random-seeds {text!r}: give integers, e.g. 0,1,2") from None
 
@@ -87,7 +87,7 @@ def _seeds(text: Optional[str]) -> tuple[int, ...]:
 
 @app.command("ppl")
 def ppl_command(
-    model: str = _MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     corpus: list[str] = typer.Option([], "--corpus", help="LANGUAGE=PATH of held-out text (repeatable); as for collect."),
     corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Every language of a folder (or NTREX / SIB-200)."),
     languages: Optional[str] = _LANGUAGES, split: Optional[str] = _SPLIT,
@@ -98,13 +98,13 @@ def ppl_command(
     bos: str = typer.Option("auto", "--bos", help="auto: the tokenizer's BOS before every text; never: none."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=2, help="Window length (default min(max_position, 2048))."),
     text_field: str = typer.Option("text", "--text-field", help="Field of JSONL records holding the text."),
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Perplexity matrix: each group's neurons intervened (zeroed by default) x each language evaluated."""
     from itertools import islice
 
-    from neurospec.cli.main import corpora_from_options
+    from neurospec.cli.measure import corpora_from_options
     from neurospec.measure.collect import check_length
     from neurospec.evaluate.perplexity import perplexity_matrix
 
@@ -116,21 +116,21 @@ def ppl_command(
             raise NeurospecError(f"--corpus / --corpus-dir give {', '.join(twice)} more than once (two names of one "
                                  "language are one language): give each language once")
         texts = {c.language: list(islice(c.texts(), max_texts)) for c in corpora}
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         check_length(lm.model, max_length, "--max-length")
         neuron_set, statistics = _inputs(neurons, stats, lm, need_neurons=False)
-        say = _progress(quiet)
+        say = progress_printer(quiet)
         matrix = perplexity_matrix(
-            lm.model, lm.tokenizer, texts, neuron_set, recipe=chosen_recipe, groups=_split_names(targets), stats=statistics,
+            lm.model, lm.tokenizer, texts, neuron_set, recipe=chosen_recipe, groups=split_names(targets), stats=statistics,
             random_seeds=_seeds(random_seeds) if neuron_set is not None else (), batch_size=batch_size, bos=bos,
             max_length=max_length, on_cell=lambda row, lang, r: say(f"{row:>24} {lang:>9}  ppl {r.ppl:10.3f}"),
             quiet=quiet)
-        _done(_stamped(matrix.save(out), lm.model))
+        done(stamped(matrix.save(out), lm.model))
 
 
 @app.command("steer")
 def steer_command(
-    model: str = _MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     prompts: list[str] = typer.Option([], "--prompts", help="LANGUAGE=FILE, one prompt per line (repeatable)."),
     parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = typer.Option(20, "--limit", min=1, help="Prompts per source."),
@@ -143,8 +143,8 @@ def steer_command(
                                              "py3langid languages); 'study' = the sources and targets."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Generate under each target's intervention; share of outputs in the target language (py3langid)."""
     from neurospec.evaluate.steering import prompts_from_parallel, steer_generation
@@ -164,15 +164,15 @@ def steer_command(
         if not by_source:
             by_source = prompts_from_parallel(_parallel(parallel, languages, split, data_dir), fraction=prompt_fraction,
                                               limit=limit)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm)
-        chosen = _split_names(targets)
+        chosen = split_names(targets)
         if candidates == "study":
             names = list(by_source) + list(chosen or neuron_set.groups)
             candidates_list = list(dict.fromkeys(resolve(n).key for n in names))
         else:
-            candidates_list = _split_names(candidates)
-        say = _progress(quiet)
+            candidates_list = split_names(candidates)
+        say = progress_printer(quiet)
         result = steer_generation(lm.model, lm.tokenizer, by_source, neuron_set, recipe=chosen_recipe, stats=statistics,
                                   targets=chosen, random_seeds=_seeds(random_seeds), max_new_tokens=max_new_tokens,
                                   batch_size=batch_size, candidates=candidates_list, do_sample=sample, seed=seed,
@@ -182,7 +182,7 @@ def steer_command(
             if line["kind"] == "group":
                 say(f"{line['source']:>9} -> {line['target']:<9} share {line['share']:.2f} "
                     f"[{line['ci95'][0]:.2f}, {line['ci95'][1]:.2f}]  unmodified {line['baseline']['share']:.2f}")
-        _done(_stamped(result.save(out), lm.model))
+        done(stamped(result.save(out), lm.model))
 
 
 _ITEMS = typer.Option(None, "--items", help="LSS items: JSONL with prompt (or template+subject) and answer per language.")
@@ -194,7 +194,7 @@ _BOOTSTRAP = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples
 
 @app.command("lss")
 def lss_command(
-    model: str = _MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     items: Optional[Path] = _ITEMS, parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES,
     split: Optional[str] = _SPLIT, data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = _LIMIT,
     answer_words: int = _ANSWER_WORDS, answer_chars: int = _ANSWER_CHARS,
@@ -202,8 +202,8 @@ def lss_command(
     targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES,
     controls: Optional[str] = typer.Option("random,other", "--controls", help="Paired controls: random, other ('' for none)."),
     random_seed: int = typer.Option(0, "--random-seed"), bootstrap: int = _BOOTSTRAP,
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Language Steering Shift matrix (source x target) with bootstrap intervals and paired controls."""
     from neurospec.evaluate.lss import lss_matrix
@@ -211,12 +211,12 @@ def lss_command(
     with user_errors(), writing(out, "neurospec lss"):
         chosen_recipe = _recipe(recipe)
         parallel_items = _lss_items(items, parallel, languages, split, data_dir, limit, answer_words, answer_chars)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm)
-        say = _progress(quiet)
+        say = progress_printer(quiet)
         matrix = lss_matrix(
             lm.model, lm.tokenizer, parallel_items, neuron_set, recipe=chosen_recipe, stats=statistics,
-            sources=_split_names(sources), targets=_split_names(targets), controls=_split_names(controls, "--controls", allow_empty=True) or (),
+            sources=split_names(sources), targets=split_names(targets), controls=split_names(controls, "--controls", allow_empty=True) or (),
             random_seed=random_seed, batch_size=batch_size, bootstrap=bootstrap, quiet=quiet,
             on_cell=lambda c: say(f"{c.source:>9} -> {c.target:<9} LSS {c.lss:.3f}  n {c.n}  excluded {c.excluded}  "
                                   f"mean D0 {c.mean_d0:.3f}"))
@@ -227,12 +227,12 @@ def lss_command(
         if not matrix.mean_d0 < 0:
             console.print("[yellow]warning: mean D0 is not negative: without intervention the target answers are as "
                           "likely as the source answers, so the cut is degenerate (see docs/evaluation.md)[/]")
-        _done(_stamped(matrix.save(out), lm.model))
+        done(stamped(matrix.save(out), lm.model))
 
 
 @app.command("sweep")
 def sweep_command(
-    model: str = _MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     items: Optional[Path] = _ITEMS, parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES,
     split: Optional[str] = _SPLIT, data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = _LIMIT,
     answer_words: int = _ANSWER_WORDS, answer_chars: int = _ANSWER_CHARS,
@@ -242,8 +242,8 @@ def sweep_command(
     factors: str = typer.Option("1,2,5,10", "--factors", help="Grid: factors."),
     positions: str = typer.Option("all", "--positions", help="Grid: all, prompt, continuation."),
     targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES, bootstrap: int = _BOOTSTRAP,
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """LSS matrix per setting of a grid; the best setting has the highest mean off-diagonal LSS."""
     from neurospec.evaluate.sweep import recipe_grid, sweep
@@ -254,41 +254,41 @@ def sweep_command(
             recipes = parse_recipes(recipe, "--recipe")
         else:
             value_list = [] if op != "scale" else [None]
-            for value in _split_names(values) or [] if op != "scale" else []:
+            for value in split_names(values) or [] if op != "scale" else []:
                 try:
                     value_list.append(Recipe.parse(f"{op}:{value}").value)
                 except NeurospecError as err:
                     raise NeurospecError(f"--values {values!r}: {err}") from None
             try:
-                factor_list = [float(f) for f in _split_names(factors, "--factors", example="1,2,5,10") or []]
+                factor_list = [float(f) for f in split_names(factors, "--factors", example="1,2,5,10") or []]
             except ValueError:
                 raise NeurospecError(f"--factors {factors!r}: give numbers, e.g. 1,2,5,10") from None
             if not all(math.isfinite(f) for f in factor_list):
                 raise NeurospecError(f"--factors {factors!r}: factors must be finite numbers (no NaN or infinity), "
                                      "e.g. 1,2,5,10")
-            recipes = recipe_grid(op=op, values=value_list, factors=factor_list, positions=_split_names(positions) or ["all"])
+            recipes = recipe_grid(op=op, values=value_list, factors=factor_list, positions=split_names(positions) or ["all"])
         parallel_items = _lss_items(items, parallel, languages, split, data_dir, limit, answer_words, answer_chars)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm)
-        say = _progress(quiet)
+        say = progress_printer(quiet)
         result = sweep(lm.model, lm.tokenizer, parallel_items, neuron_set, recipes, stats=statistics,
-                       sources=_split_names(sources), targets=_split_names(targets), batch_size=batch_size,
+                       sources=split_names(sources), targets=split_names(targets), batch_size=batch_size,
                        bootstrap=bootstrap, quiet=quiet,
                        on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
         say(f"best: {result.best.name}")
-        _done(_stamped(result.save(out), lm.model))
+        done(stamped(result.save(out), lm.model))
 
 
 @app.command("eval")
 def eval_command(
     task: str = typer.Argument(..., help="xcopa, xwinograd, belebele, include, flores, ntrex."),
-    model: str = _MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     languages: str = typer.Option(..., "--languages", help="Evaluated languages, e.g. et,ht,sw."),
     recipe: str = typer.Option("set:p_max", "--recipe", help="Intervention on each target's neurons."),
     targets: Optional[str] = _TARGETS, limit: Optional[int] = _LIMIT, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR,
-    batch_size: int = _BATCH, dtype: str = _DTYPE, device: Optional[str] = _DEVICE,
-    device_map: Optional[str] = _DEVICE_MAP, trust_remote_code: bool = _TRUST, quiet: bool = _QUIET,
+    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """A downstream task in every language, unmodified and under each target's intervention (self vs cross)."""
     from neurospec.evaluate.downstream import self_cross
@@ -297,14 +297,14 @@ def eval_command(
     with user_errors(), writing(out, f"neurospec eval {task}"):
         get_task(task)  # an unknown task fails before the model loads
         chosen_recipe = _recipe(recipe)
-        lm = _model(model, dtype, device, device_map, trust_remote_code)
+        lm = load(model, dtype, device, device_map, trust_remote_code)
         neuron_set, statistics = _inputs(neurons, stats, lm, need_neurons=False)
-        say = _progress(quiet)
-        table = self_cross(lm.model, lm.tokenizer, task, _split_names(languages) or [], neuron_set, recipe=chosen_recipe,
-                           stats=statistics, targets=_split_names(targets), limit=limit, batch_size=batch_size,
+        say = progress_printer(quiet)
+        table = self_cross(lm.model, lm.tokenizer, task, split_names(languages) or [], neuron_set, recipe=chosen_recipe,
+                           stats=statistics, targets=split_names(targets), limit=limit, batch_size=batch_size,
                            data_dir=data_dir, split=split,
                            on_cell=lambda row, lang, r: say(f"{row:>12} {lang:>9}  {r.metric} {r.score:.4g}  n {r.n}"))
         summary = table.summary()
         if neuron_set is not None:
             say(f"mean change: self {summary['self_mean']}, cross {summary['cross_mean']}")
-        _done(_stamped(table.save(out), lm.model))
+        done(stamped(table.save(out), lm.model))

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from neurospec.cli.main import app, console, user_errors
+from neurospec.cli.base import app, console, user_errors
 from neurospec.measure.run_folder import writing
 
 
