@@ -31,6 +31,7 @@ from typing import Any
 
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_write_json, cache_home, current_umask
+from neurospec.util.extras import require
 
 GGUF_SUFFIX = ".gguf"
 
@@ -160,10 +161,7 @@ def file_sha256(path: Path) -> str:
 
 def check_tensor_types(path: Path) -> list[str]:
     """The file's tensor types; a type the ``gguf`` package cannot dequantize is an error naming it."""
-    try:
-        import gguf
-    except ImportError:
-        raise NeurospecError(f"{path}: reading GGUF files needs the gguf package: pip install gguf") from None
+    gguf = require("gguf", f"reading the GGUF file {path}")
     try:
         reader = gguf.GGUFReader(str(path))
     except Exception as err:  # a truncated or foreign file: gguf raises ValueError, struct.error, ...

@@ -340,7 +340,9 @@ def load_model(
 
 def empty_model(name_or_path: str | Path, *, trust_remote_code: bool = False) -> nn.Module:
     """The model's modules on the meta device, built from its config alone (no weights read)."""
-    from accelerate import init_empty_weights
+    from neurospec.util.extras import require
+
+    init_empty_weights = require("accelerate", "building a model without weights").init_empty_weights
 
     check_exists(name_or_path)
     config = read_config(resolve_source(name_or_path).folder, str(name_or_path), trust_remote_code=trust_remote_code)

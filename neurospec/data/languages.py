@@ -787,10 +787,9 @@ def installed_langid_labels() -> frozenset[str]:
     (``from_pickled_model``) without e.g. ``ha``, ``ig``, ``yo``, ``so``, ``uz``, ``om``: the registry's
     labels are those of 0.4, which pyproject requires.
     """
-    try:
-        from py3langid import langid as _langid
-    except ImportError as err:  # pragma: no cover - py3langid is a dependency
-        raise NeurospecError("py3langid is not installed: pip install 'py3langid>=0.4'.") from err
+    from neurospec.util.extras import require
+
+    _langid = require("py3langid.langid", "language identification")
     cls = _langid.LanguageIdentifier
     if hasattr(cls, "from_model_file"):
         identifier = cls.from_model_file(_langid.MODEL_FILE)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from neurospec.util.errors import ConfigError, NeurospecError
+from neurospec.pipeline.values import Model, Reference
 from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
 from neurospec.pipeline.yaml_lines import LineMap, load_yaml_with_lines
 
@@ -46,28 +47,6 @@ STEP_NAME = re.compile(r"^[A-Za-z][\w-]*$")
 REFERENCE = re.compile(r"^\$(?P<step>[A-Za-z][\w-]*)(?:\.(?P<companion>\w+))?(?P<sub>/.*)?$")
 # Options whose value is NAME=PATH (repeatable); the PATH part is a path like any other.
 NAMED_PATH_OPTIONS = ("corpus", "path")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """``$step``, ``$step.companion`` or ``$step/sub``: a path inside the run folder, known once it runs."""
-
-    step: str
-    companion: str | None = None
-    sub: str | None = None
-
-
-@dataclass(frozen=True)
-class Model:
-    """The model every step uses: ``kind`` is hub, local (a folder or .gguf file), builtin or toy."""
-
-    kind: str
-    value: str                  # hub id, absolute folder or file, built-in name, or toy recipe name
-    line: int
-
-    @property
-    def label(self) -> str:
-        return f"toy:{self.value}" if self.kind == "toy" else self.value
 
 
 @dataclass
@@ -454,10 +433,11 @@ def _check_values(study: Study) -> None:
 
 
 def _check_command_lines(study: Study) -> None:
-    """Parse every step's command line now, with stand-in paths for outputs not yet written."""
+    """Build every step's options now (types, minimums, required options), with stand-in paths for outputs not
+    yet written."""
     import tempfile
 
-    from neurospec.pipeline.paths import command_line, reference_path
+    from neurospec.pipeline.paths import output_path, reference_path, step_values
 
     with tempfile.TemporaryDirectory(prefix="neurospec-check-") as scratch:
         stand_ins = Path(scratch)
@@ -467,12 +447,12 @@ def _check_command_lines(study: Study) -> None:
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.mkdir() if target.suffix != ".json" else target.write_text("{}")
-            argv = command_line(study, step, stand_ins,
-                                toy_folders={name: stand_ins / "model" for name in study.toy_models()})
+            values = step_values(study, step, stand_ins,
+                                 toy_folders={name: stand_ins / "model" for name in study.toy_models()})
             try:
-                step.verb.check(argv)
+                step.verb.check(values, out=output_path(stand_ins, step))
             except NeurospecError as err:
                 line = next((step.lines.get(name, step.line) for name, spec in step.verb.options.items()
-                             if spec.flag and f"'{spec.flag}'" in str(err)), step.line)
+                             if spec.flag and spec.flag in str(err)), step.line)
                 raise ConfigError(f"{_where(study.path, line)}: step {step.name!r}: {err}") from None
 

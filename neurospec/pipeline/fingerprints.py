@@ -40,7 +40,7 @@ def model_fingerprint(model: Any, hashes: ContentHashes) -> str:
 
 def step_fingerprint(step: Any, *, hashes: ContentHashes, upstream: dict[str, str], data: str | None) -> str:
     """sha256 of everything the step's result depends on (see the module docstring)."""
-    from neurospec.pipeline.config import Model, Reference
+    from neurospec.pipeline.values import Model, Reference
 
     def describe(value: Any) -> Any:
         if isinstance(value, list):

@@ -1,7 +1,7 @@
-"""Where each step of a study writes, and the command line it runs.
+"""Where each step of a study writes, and the option values it runs with.
 
     output_path(run_dir, step)          # RUN_DIR/collect (a folder) or RUN_DIR/lape.json (a file)
-    command_line(study, step, run_dir, toy_folders={"small": folder})   # ['--model', ..., '--out', 'RUN_DIR/collect']
+    step_values(study, step, run_dir, toy_folders={"small": folder})   # {'model': ..., 'stats': Path(...)}
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
-    from neurospec.pipeline.config import Reference, Step, Study
+    from neurospec.pipeline.config import Step, Study
+    from neurospec.pipeline.values import Reference
 
 
 def output_path(run_dir: Path, step: "Step") -> Path:
@@ -38,10 +39,10 @@ def reference_path(study: "Study", ref: "Reference", run_dir: Path) -> Path:
     return target / ref.sub if ref.sub else target
 
 
-def command_line(study: "Study", step: "Step", run_dir: Path, *, toy_folders: Mapping[str, Path]) -> list[str]:
-    """The step's arguments for its verb, every reference and model resolved (``toy:NAME`` to the toy's
-    folder); ``--out`` chosen by the pipeline."""
-    from neurospec.pipeline.config import Model, Reference
+def step_values(study: "Study", step: "Step", run_dir: Path, *, toy_folders: Mapping[str, Path]) -> dict[str, Any]:
+    """The step's option values for its verb, every reference and model resolved (``toy:NAME`` to the toy's
+    folder, ``$step`` to its output path, ``NAME=PATH`` items to text); ``out`` is chosen by the pipeline."""
+    from neurospec.pipeline.values import Model, Reference
 
     def resolve(value: Any) -> Any:
         if isinstance(value, list):
@@ -49,10 +50,9 @@ def command_line(study: "Study", step: "Step", run_dir: Path, *, toy_folders: Ma
         if isinstance(value, tuple):
             return f"{value[0]}={resolve(value[1])}"
         if isinstance(value, Reference):
-            return str(reference_path(study, value, run_dir))
+            return reference_path(study, value, run_dir)
         if isinstance(value, Model):
             return str(toy_folders[value.value]) if value.kind == "toy" else value.value
-        return str(value) if isinstance(value, Path) else value
+        return value
 
-    values = {name: resolve(value) for name, value in step.values.items()}
-    return step.verb.argv(values, out=output_path(run_dir, step))
+    return {name: resolve(value) for name, value in step.values.items()}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import platform
 import shutil
 import time
@@ -26,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from neurospec.version import __version__
 from neurospec.util.errors import NeurospecError
@@ -35,7 +34,7 @@ from neurospec.util.locks import LOCK_NAME, exclusive
 from neurospec.pipeline.config import Step, Study, data_environment, datasets_read, load_study
 from neurospec.pipeline.fingerprints import step_fingerprint
 from neurospec.util.hashing import ContentHashes
-from neurospec.pipeline.paths import command_line, output_path, outputs
+from neurospec.pipeline.paths import output_path, outputs, step_values
 
 STUDY_FILE = "study.json"
 CONFIG_FILE = "config.yaml"
@@ -219,6 +218,7 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
         state.save()
         toy_folders = _toy_folders(study, train=True, echo=echo)
         hashes = ContentHashes(run_dir / ".fingerprints.json")
+        models = SharedModels()
         state.document["status"] = "running"
         try:
             with data_environment(study.data):
@@ -234,7 +234,7 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
                         state.update(step.name, this_run="skipped")
                         echo(f"{prefix}: up to date, skipped")
                         continue
-                    _run_step(study, decision, state, run_dir, toy_folders, prefix, echo)
+                    _run_step(study, decision, state, run_dir, toy_folders, prefix, echo, models)
         except BaseException as error:
             state.document["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             state.save()
@@ -245,35 +245,56 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
     return run_dir
 
 
+class SharedModels:
+    """The models a study has loaded, by what identifies them: each distinct model is loaded once per run and
+    passed to every step whose verb leaves it unchanged (a trained model is never shared)."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[tuple, Any] = {}
+
+    def for_step(self, verb: Any, options: Any) -> Any:
+        """The loaded model for a step with ``options``, or None when its verb loads its own."""
+        from neurospec.verbs.base import ModelOptions, load_for
+
+        if not verb.spec.shares_model or not isinstance(options, ModelOptions):
+            return None
+        key = options.model_key()
+        if key not in self.loaded:
+            self.loaded[key] = load_for(options)
+        return self.loaded[key]
+
+
 def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, toy_folders: dict[str, Path],
-              prefix: str, echo: Callable[[str], None]) -> None:
+              prefix: str, echo: Callable[[str], None], models: SharedModels) -> None:
     step = decision.step
-    argv = command_line(study, step, run_dir, toy_folders=toy_folders)
+    values = step_values(study, step, run_dir, toy_folders=toy_folders)
+    out = output_path(run_dir, step)
     if decision.action == "resume":
-        argv.append("--resume")
+        values["resume"] = True
     else:
         _remove_outputs(run_dir, step, written=bool(state.previous.get(step.name, {}).get("started")))
-    command = step.verb.shell(argv)
+    command = step.verb.shell(values, out)
     echo(f"{prefix}: {'resuming' if decision.action == 'resume' else 'running'} ({decision.reason}): {command}")
     started = time.perf_counter()
     state.update(step.name, status="running", fingerprint=decision.fingerprint, command=command,
                  started=_now(), finished=None, seconds=None, versions=versions(), output_id=None,
                  this_run="resumed" if decision.action == "resume" else "ran")
     try:
-        code = step.verb.run(argv)
+        options = step.verb.check(values, out)
+        step.verb.spec.run(options, lm=models.for_step(step.verb, options))
     except KeyboardInterrupt:
         state.update(step.name, status="interrupted")
         raise
+    except NeurospecError as error:
+        state.update(step.name, status="failed", seconds=round(time.perf_counter() - started, 2))
+        raise StepFailed(f"step {step.name!r} ({step.verb.name}) failed: {error} -- fix it in {study.path} and run "
+                         f"the study again: the finished steps are kept") from None
     except BaseException:
         state.update(step.name, status="failed")
         raise
     finally:
         gc.collect()
     seconds = round(time.perf_counter() - started, 2)
-    if code != 0:
-        state.update(step.name, status="failed", seconds=seconds)
-        raise StepFailed(f"step {step.name!r} ({step.verb.name}) failed with exit code {code} (its error is above); "
-                         f"fix it in {study.path} and run the study again: the finished steps are kept")
     state.update(step.name, status="complete", finished=_now(), seconds=seconds, output_id=uuid.uuid4().hex[:16])
     echo(f"{prefix}: done in {seconds:.1f} s")
 
@@ -297,6 +318,6 @@ def _print_plan(study: Study, run_dir: Path, forced: set[str], echo: Callable[[s
             decision = Decision(step, "run", "an earlier step it reads runs", fingerprint)
         if decision.action != "skip":
             running.add(step.name)
-        argv = command_line(study, step, run_dir, toy_folders=toy_folders)
+        values = step_values(study, step, run_dir, toy_folders=toy_folders)
         echo(f"[{number}/{len(study.steps)}] {step.name}: {decision.action} ({decision.reason}): "
-             f"{step.verb.shell(argv)}")
+             f"{step.verb.shell(values, output_path(run_dir, step))}")

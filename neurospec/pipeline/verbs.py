@@ -1,20 +1,18 @@
-"""The ``neurospec`` verbs a study step may run, read from the command line itself.
+"""The ``neurospec`` verbs a study step may run: Python functions with typed options (neurospec.verbs).
 
     verb = step_verb("select lape")
     verb.options["top_rate"].flag            # '--top-rate'
-    verb.argv({"stats": "runs/s/collect", "top_rate": 0.05}, out=Path("runs/s/lape.json"))
-    verb.run(argv)                            # the verb, in this process; returns its exit code
+    verb.check({"stats": Path("runs/s/collect"), "top_rate": "0.05"}, out=Path("runs/s/lape.json"))
+    verb.run(values, out=Path("runs/s/lape.json"), lm=None)     # the verb function, in this process
 
-A step's options are exactly its verb's command-line options (``max_tokens`` or ``max-tokens`` for
-``--max-tokens``), so ``neurospec VERB --help`` documents them. Only verbs that write an artifact can
-be steps; the pipeline chooses each step's ``--out``.
+A step's options are exactly its verb's options (``max_tokens`` or ``max-tokens`` for ``--max-tokens``),
+so ``neurospec VERB --help`` documents them. Only verbs that write an artifact can be steps; the pipeline
+chooses each step's ``out``.
 """
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,35 +52,13 @@ COSMETIC_OPTIONS = frozenset({"quiet"})
 
 
 @dataclass(frozen=True)
-class OptionSpec:
-    """One option or argument of a verb."""
-
-    name: str                  # the Python name (max_tokens)
-    flag: str | None           # '--max-tokens'; None for a positional argument
-    annotation: Any            # the type it is declared with (Path, int, list[str], an Enum, ...)
-    is_flag: bool              # a boolean switch
-    multiple: bool             # may be repeated
-    required: bool
-
-    @property
-    def is_path(self) -> bool:
-        return _unwrap(self.annotation) is Path
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``Optional[Path]`` -> Path; ``list[str]`` -> str."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return _unwrap(args[0]) if args else annotation
-
-
-@dataclass(frozen=True)
 class Verb:
     """A step verb: its command, its options, and what it writes."""
 
     name: str
     kind: VerbKind
-    command: Any
-    options: dict[str, OptionSpec]
+    spec: Any                          # neurospec.verbs.registry.VerbSpec: options class and function
+    options: dict[str, Any]            # name -> neurospec.verbs.base.FieldSpec
 
     def option_named(self, key: str) -> str | None:
         """The option a config key names: its flag without dashes (``format``, ``max-tokens``) or its
@@ -99,74 +75,43 @@ class Verb:
         return [spec.flag.lstrip("-").replace("-", "_") if spec.flag else name for name, spec in self.options.items()
                 if name != "out"]
 
-    def argv(self, values: dict[str, Any], out: Path | None = None) -> list[str]:
-        """The command-line arguments for option ``values`` (already resolved to strings, bools, lists)."""
+    def values_with_out(self, values: dict[str, Any], out: Path | None) -> dict[str, Any]:
+        return {**values, "out": out} if out is not None else dict(values)
+
+    def check(self, values: dict[str, Any], out: Path | None = None) -> Any:
+        """The verb's options from step ``values`` (strings, paths, lists, bools), converted and checked; runs nothing."""
+        return self.spec.options.from_values(self.values_with_out(values, out))
+
+    def run(self, values: dict[str, Any], *, out: Path | None = None, lm: Any = None) -> Any:
+        """Run the verb function in this process with ``lm`` (a model loaded for an earlier step) where it can
+        share it; the verb's typed result."""
+        return self.spec.run(self.check(values, out), lm=lm)
+
+    def shell(self, values: dict[str, Any], out: Path | None = None) -> str:
+        """The equivalent ``neurospec VERB ...`` command line, as recorded in study.json and printed."""
+        import shlex
+
         positional: list[str] = []
         args: list[str] = []
-        for name, value in values.items():
+        for name, value in self.values_with_out(values, out).items():
             spec = self.options[name]
             if spec.flag is None:
                 positional += [str(v) for v in (value if isinstance(value, list) else [value])]
             elif spec.is_flag:
-                if value:
-                    args.append(spec.flag)
+                args += [spec.flag] if value else []
             elif spec.multiple:
                 for item in value:
                     args += [spec.flag, str(item)]
             else:
                 args += [spec.flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
-        if out is not None:
-            args += ["--out", str(out)]
-        return positional + args
-
-    def check(self, argv: list[str]) -> None:
-        """Parse ``argv`` as the command line would (types, choices, ranges, required options), running nothing."""
-        try:
-            self.command.make_context(self.name, list(argv))
-        except Exception as err:   # the command line library's usage errors
-            message = err.format_message() if hasattr(err, "format_message") else str(err)
-            raise NeurospecError(message) from None
-
-    def run(self, argv: list[str]) -> int:
-        """Run the verb in this process, as ``neurospec VERB ARGV`` would; its exit code."""
-        code = self.command.main(args=list(argv), prog_name=f"neurospec {self.name}", standalone_mode=False)
-        return code if isinstance(code, int) else 0
-
-    def shell(self, argv: list[str]) -> str:
-        import shlex
-
-        return " ".join(["neurospec", self.name, *map(shlex.quote, argv)])
-
-
-@cache
-def _commands() -> dict[str, Any]:
-    import typer
-
-    from neurospec.cli.main import app
-
-    commands: dict[str, Any] = {}
-
-    def walk(command: Any, prefix: str) -> None:
-        for name, sub in getattr(command, "commands", {}).items():
-            full = f"{prefix} {name}".strip()
-            walk(sub, full) if hasattr(sub, "commands") else commands.setdefault(full, sub)
-
-    walk(typer.main.get_command(app), "")
-    return commands
+        return " ".join(["neurospec", self.name, *map(shlex.quote, positional + args)])
 
 
 def step_verb(name: str) -> Verb:
     """The verb ``name`` (``collect``, ``select lape``, ...); a clear error for any other."""
+    from neurospec.verbs.registry import verb_spec
+
     if name not in STEP_VERBS:
         raise NeurospecError(f"{name!r} is not a verb a step can run; choose one of {', '.join(STEP_VERBS)}")
-    command = _commands()[name]
-    hints = typing.get_type_hints(command.callback)
-    options = {}
-    for param in command.params:
-        flag = next((o for o in param.opts if o.startswith("--")), None) if hasattr(param, "opts") else None
-        positional = type(param).__name__.endswith("Argument")
-        options[param.name] = OptionSpec(
-            name=param.name, flag=None if positional else flag, annotation=hints.get(param.name, str),
-            is_flag=bool(getattr(param, "is_flag", False)), multiple=bool(getattr(param, "multiple", False)),
-            required=bool(param.required))
-    return Verb(name, STEP_VERBS[name], command, options)
+    spec = verb_spec(name)
+    return Verb(name, STEP_VERBS[name], spec, spec.options.fields())

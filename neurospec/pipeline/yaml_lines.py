@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from neurospec.util.errors import ConfigError
+from neurospec.util.extras import require
+
+yaml = require("yaml", "reading a study config")
 
 
 class LineMap(dict):

@@ -1,0 +1,240 @@
+"""What every verb function shares: typed options built from plain values, progress lines, provenance.
+
+    @dataclass
+    class PplOptions(VerbOptions):
+        model: str
+        out: Path
+        batch_size: int = option(8, min=1)
+    options = PplOptions.from_values({"model": "gemma-3-270m", "out": "runs/ppl", "batch_size": "4"})
+    say = progress_printer(options.quiet)
+    stamp_result(path, "ppl", options, lm.model)
+
+An options class lists a verb's options with the names, defaults and types of its command-line flags
+(``--batch-size`` is ``batch_size``); the CLI, the pipeline and Python callers all build one and call the verb
+function with it. ``from_values`` converts strings (from a config file or a command line) to each field's type
+and checks declared minimums, naming the flag in its one-line errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from neurospec.util.errors import NeurospecError
+
+OUTPUT_OPTIONS = ("out", "random_out", "run_dir")
+
+
+def option(default: Any = dataclasses.MISSING, *, flag: str | None = None, min: float | None = None,
+           positional: bool = False) -> Any:
+    """A field with command-line facts: its ``flag`` when it is not ``--`` + the name with dashes, its
+    minimum, or ``positional`` for an argument."""
+    metadata = {"flag": flag, "min": min, "positional": positional}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """One option of a verb: its Python name, flag, type and what the pipeline needs to know of it."""
+
+    name: str
+    flag: str | None           # '--max-tokens'; None for a positional argument
+    annotation: Any            # the declared type (Path, int, list[str], Optional[str], an Enum)
+    is_flag: bool              # a boolean switch
+    multiple: bool             # may be repeated (a list)
+    required: bool
+    default: Any
+    minimum: float | None
+
+    @property
+    def base_type(self) -> Any:
+        """``Optional[Path]`` -> Path; ``list[str]`` -> str."""
+        return _unwrap(self.annotation)
+
+    @property
+    def is_path(self) -> bool:
+        return self.base_type is Path
+
+
+def _unwrap(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return _unwrap(args[0]) if args else annotation
+
+
+class VerbOptions:
+    """Base of every verb's options dataclass."""
+
+    @classmethod
+    def fields(cls) -> dict[str, FieldSpec]:
+        """Every option by Python name, in declaration order."""
+        hints = typing.get_type_hints(cls)
+        specs = {}
+        for item in dataclasses.fields(cls):
+            meta = item.metadata
+            annotation = hints[item.name]
+            origin = typing.get_origin(annotation)
+            has_default = item.default is not dataclasses.MISSING or item.default_factory is not dataclasses.MISSING
+            default = (item.default if item.default is not dataclasses.MISSING
+                       else item.default_factory() if item.default_factory is not dataclasses.MISSING else None)
+            specs[item.name] = FieldSpec(
+                name=item.name,
+                flag=None if meta.get("positional") else (meta.get("flag") or "--" + item.name.replace("_", "-")),
+                annotation=annotation, is_flag=annotation is bool, multiple=origin is list,
+                required=not has_default, default=default, minimum=meta.get("min"))
+        return specs
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]):
+        """The options from plain values (strings, numbers, lists, paths), converted and checked."""
+        specs = cls.fields()
+        unknown = sorted(set(values) - set(specs))
+        if unknown:
+            raise NeurospecError(f"unknown option {unknown[0]!r}; the options are {', '.join(specs)}")
+        converted = {name: convert(specs[name], value) for name, value in values.items()}
+        missing = [spec.flag or name for name, spec in specs.items() if spec.required and name not in converted]
+        if missing:
+            raise NeurospecError(f"missing option {missing[0]}: give it a value")
+        return cls(**converted)
+
+    def values(self) -> dict[str, Any]:
+        """``{name: value}`` of every option, as given."""
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+
+
+def convert(spec: FieldSpec, value: Any) -> Any:
+    """``value`` as ``spec``'s type: ``"4"`` -> 4 for an int, ``"a.json"`` -> Path, ``"true"`` -> True."""
+    if value is None:
+        return None
+    if spec.multiple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [_scalar(spec, item) for item in items]
+    if isinstance(value, (list, tuple)) and spec.base_type is str:   # a list option written as YAML list
+        value = ",".join(map(str, value))
+    return _scalar(spec, value)
+
+
+def _scalar(spec: FieldSpec, value: Any) -> Any:
+    kind = spec.base_type
+    name = spec.flag or spec.name
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError
+                return value.lower() == "true"
+            return bool(value)
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return value if isinstance(value, kind) else kind(str(value))
+        if kind is int:
+            if isinstance(value, float) or (isinstance(value, str) and not value.strip().lstrip("+-").isdigit()):
+                raise ValueError
+            number = int(value)
+        elif kind is float:
+            number = float(value)
+        elif kind is Path:
+            return value if isinstance(value, Path) else Path(str(value))
+        else:
+            return value if isinstance(value, str) else str(value)
+    except ValueError:
+        choices = f" (one of {', '.join(m.value for m in kind)})" if isinstance(kind, type) and issubclass(kind, enum.Enum) else ""
+        raise NeurospecError(f"{name} {value!r} is not a valid {getattr(kind, '__name__', kind)}{choices}") from None
+    if spec.minimum is not None and number < spec.minimum:
+        raise NeurospecError(f"{name} {value!r} is below its minimum {spec.minimum:g}")
+    return number
+
+
+def progress_printer(quiet: bool) -> Callable[..., None]:
+    """``say("text", value)``: one line on stdout unless ``quiet``."""
+    def say(*parts: Any) -> None:
+        if not quiet:
+            print(" ".join(str(p) for p in parts), flush=True)
+    return say
+
+
+def options_provenance(verb: str, options: VerbOptions, model: Any = None) -> dict:
+    """The provenance record of a verb's result: ``model``, every option naming an existing file or folder
+    as an input (``LANG=PATH`` items too), and every option's value (outputs left out)."""
+    from neurospec.core.provenance import provenance
+
+    inputs: dict[str, Path] = {}
+    values = {name: value for name, value in options.values().items() if name not in OUTPUT_OPTIONS}
+    for name, value in values.items():
+        if value is None:
+            continue
+        several = isinstance(value, (list, tuple))
+        for item in value if several else [value]:
+            if isinstance(item, Path) and item.exists():
+                inputs[f"{name}:{item}" if several else name] = item
+            elif isinstance(item, str) and "=" in item:
+                label, _, target = item.partition("=")
+                if target and Path(target).expanduser().exists():
+                    inputs[f"{name}:{label}"] = Path(target).expanduser()
+    return provenance(model, inputs, values, command=f"neurospec {verb}")
+
+
+def stamp_result(written: Path, verb: str, options: VerbOptions, model: Any = None, main: str | None = None) -> Path:
+    """Add the provenance of ``verb`` run with ``options`` to the JSON result ``written`` (or ``written / main``)."""
+    from neurospec.core.provenance import stamp
+
+    stamp(Path(written) / main if main else Path(written), options_provenance(verb, options, model))
+    return Path(written)
+
+
+def split_list(text: str | list | None, flag: str, *, allow_empty: bool = False, example: str = "en,zh,fr"
+               ) -> list[str] | None:
+    """``"en, zh,fr"`` (or ``["en", "zh", "fr"]``) -> ``["en", "zh", "fr"]``; None stays None; ``""`` is ``[]``
+    with ``allow_empty``. An empty item (``"en,,fr"``) is an error naming ``flag``."""
+    if text is None:
+        return None
+    if isinstance(text, (list, tuple)):
+        text = ",".join(map(str, text))
+    if allow_empty and not text.strip():
+        return []
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise NeurospecError(f"{flag} {text!r} has an empty item; give items separated by commas, e.g. {example}")
+    return names
+
+
+@dataclasses.dataclass(kw_only=True)
+class ModelOptions(VerbOptions):
+    """The options of every verb that loads a model."""
+
+    model: str
+    dtype: str = "auto"
+    device: str | None = None
+    device_map: str | None = None
+    trust_remote_code: bool = False
+
+    def model_key(self) -> tuple:
+        """What identifies the loaded model: two steps with the same key can share one."""
+        return (self.model, self.dtype, self.device, self.device_map, self.trust_remote_code)
+
+
+def load_for(options: ModelOptions, lm: Any = None) -> Any:
+    """``lm`` when the caller passes a loaded model (the pipeline shares one per study), else the model of ``options``."""
+    if lm is not None:
+        return lm
+    from neurospec.core.models import load_model
+
+    return load_model(options.model, dtype=options.dtype, device=options.device, device_map=options.device_map,
+                      trust_remote_code=options.trust_remote_code)
+
+
+def corpora_from_options(corpus: list[str], corpus_dir: Path | None, languages: str | None, text_field: str,
+                         split: str | None) -> list:
+    """The corpora named by ``--corpus LANG=PATH`` (repeatable) and ``--corpus-dir`` (with ``--languages``)."""
+    from neurospec.data.corpora import corpora_in_directory, parse_corpus_option
+
+    corpora = [parse_corpus_option(str(value), text_field=text_field, split=split) for value in corpus]
+    if corpus_dir is not None:
+        corpora += corpora_in_directory(corpus_dir, split_list(languages, "--languages"), text_field=text_field,
+                                        split=split)
+    if not corpora:
+        raise NeurospecError("no corpus: give --corpus LANGUAGE=PATH (repeatable) or --corpus-dir FOLDER")
+    return corpora
