@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from neurospec.data.items import MCItem
-from neurospec.util.errors import FileFormatError, NeurospecError
 from neurospec.data.languages import AmbiguousCountryError, UnknownCountryError, resolve_country
-from neurospec.evaluate.tasks.records import RECORD_SUFFIXES, read_records, require
+from neurospec.data.records import RECORD_SUFFIXES, read_records, require
+from neurospec.util.errors import FileFormatError, NeurospecError
 
 __all__ = [
     "CULTURALBENCH_HF", "EASY_COLUMNS", "HARD_COLUMNS", "SPLITS", "TABLE_SUFFIXES", "check_columns",

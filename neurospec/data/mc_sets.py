@@ -9,6 +9,10 @@
     nlu = load_mc_set("qnli", limit=500)                                   # the first 500 QNLI items
     [(s.name, s.kind, s.needs_path) for s in MC_SETS.values()]
 
+The sets are the ``cultural`` and ``nlu`` entries of :data:`neurospec.data.benchmarks.BENCHMARKS`
+(``MC_SETS[name] is BENCHMARKS[name]``): each entry's ``load`` reads the items, this module checks the
+arguments and applies ``limit``.
+
 Arguments mean the same for every set:
 
 - ``path``: the set's local data (a file or folder; see :data:`MC_SETS` and docs/culture_data.md).
@@ -35,69 +39,25 @@ CountryRC items are the same for every protocol; how they are prompted is the at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Iterable, Mapping
 
+from neurospec.data.benchmarks import HUB_FILES, Benchmark, BenchmarkView, hub_file, missing_path_error, normalized
 from neurospec.data.items import MCItem
 from neurospec.util.errors import NeurospecError
 
-__all__ = ["MC_SETS", "MCSetInfo", "limit_per_group", "load_mc_set", "mc_set_names"]
+__all__ = ["HUB_FILES", "MC_KINDS", "MC_SETS", "MCSetInfo", "check_limit", "limit_per_group", "load_mc_set", "mc_set",
+           "mc_set_names"]
 
+#: What :func:`load_mc_set` knows about a set: an entry of :data:`neurospec.data.benchmarks.BENCHMARKS`.
+MCSetInfo = Benchmark
 
-@dataclass(frozen=True)
-class MCSetInfo:
-    """What :func:`load_mc_set` knows about a set.
+#: The kinds of benchmark that are multiple-choice sets of the culture method.
+MC_KINDS = ("cultural", "nlu")
 
-    name         the registry name
-    kind         ``"cultural"`` or ``"nlu"``
-    needs_path   True when neurospec cannot fetch it (``neurospec data fetch``): ``path=`` is required
-    description  one line: what the set is and where the items come from
-    source       where to get it (a Hugging Face dataset id or a repository)
-    splits       the accepted ``split`` values (the default first); empty = no split
-    options      the set's own keyword options
-    """
-
-    name: str
-    kind: Literal["cultural", "nlu"]
-    needs_path: bool
-    description: str
-    source: str
-    splits: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
-
-
-_BLEND_OPTIONS = ("num_options", "max_per_question", "language", "distractors")
-
-#: Every set :func:`load_mc_set` loads, by name.
-MC_SETS: dict[str, MCSetInfo] = {s.name: s for s in (
-    MCSetInfo("blend", "cultural", False,
-              "BLEnD multiple-choice questions rebuilt from the short-answer annotations (neurospec.data.blend)",
-              "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS),
-    MCSetInfo("blend-control", "cultural", False,
-              "BLEnD-control: the BLEnD items' options with no question (the reference's control prompt)",
-              "nayeon212/BLEnD (data set: blend)", ("test", "find", "all"), _BLEND_OPTIONS + ("instruction",)),
-    MCSetInfo("countryrc", "cultural", False,
-              "CountryRC passages whose answer is a country; 4 country options (neurospec.data.countryrc)",
-              "github.com/ynklab/CULNIG data/CountryRC/data.json (data set: countryrc)",
-              ("all", "find", "test"), ("pool",)),
-    MCSetInfo("culturalbench", "cultural", False,
-              "CulturalBench easy (4 shuffled options) or hard (True/False per option) questions",
-              "kellycyy/CulturalBench", ("all", "find", "test"), ("config",)),
-    MCSetInfo("normad", "cultural", False,
-              "NormAd etiquette stories: is the behaviour acceptable in the country? yes / no / neutral",
-              "akhilayerukola/NormAd", ("all", "find", "test"), ("with_rule", "with_background")),
-    MCSetInfo("worldvaluesbench", "cultural", True,
-              "WorldValuesBench survey questions: a country's most frequent answer on the answer scale",
-              "github.com/Demon702/WorldValuesBench (WorldValuesBench/ folder)", ("all", "find", "test"),
-              ("data_split", "min_answers", "find_questions")),
-    MCSetInfo("qnli", "nlu", False, "GLUE QNLI dev: does the sentence answer the question? yes / no",
-              "nyu-mll/glue (qnli; data set: qnli)", ("dev",)),
-    MCSetInfo("mrpc", "nlu", False, "MRPC: do the two sentences mean the same thing? yes / no",
-              "nyu-mll/glue (mrpc; data set: mrpc)", ("test", "dev")),
-    MCSetInfo("commonsenseqa", "nlu", True, "CommonsenseQA: 5-option commonsense questions",
-              "tau/commonsense_qa (split validation)", ()),
-)}
+#: Every set :func:`load_mc_set` loads, by name: the cultural and NLU entries of the benchmark registry
+#: (a live, read-only view of :data:`neurospec.data.benchmarks.BENCHMARKS`).
+MC_SETS: Mapping[str, Benchmark] = BenchmarkView(*MC_KINDS)
 
 
 def mc_set_names(kind: str | None = None) -> list[str]:
@@ -109,8 +69,7 @@ def limit_per_group(items: Iterable[MCItem], limit: int | None) -> list[MCItem]:
     """At most ``limit`` items per group, the first in order (all when None)."""
     if limit is None:
         return list(items)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise NeurospecError(f"limit must be a positive integer or None, got {limit!r}")
+    check_limit(limit)
     seen: dict[Any, int] = {}
     out = []
     for item in items:
@@ -120,118 +79,21 @@ def limit_per_group(items: Iterable[MCItem], limit: int | None) -> list[MCItem]:
     return out
 
 
-_EXPORTS = {
-    "culturalbench": "load_dataset('kellycyy/CulturalBench', 'CulturalBench-Easy', split='test')"
-                     ".to_json('culturalbench_easy.jsonl') (or 'CulturalBench-Hard' with config='hard')",
-    "normad": "load_dataset('akhilayerukola/NormAd', split='train').to_json('normad.jsonl') (or download "
-              "normad_etiquette_final_data.csv from the dataset's files)",
-    "commonsenseqa": "load_dataset('tau/commonsense_qa', split='validation').to_json('commonsense_qa_validation.jsonl')",
-}
+def check_limit(limit: int | None) -> None:
+    """``check_limit(500)``: None or a positive integer, else a one-line error."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise NeurospecError(f"limit must be a positive integer or None, got {limit!r}")
 
 
-#: The file of a fetched hub data set (``neurospec data fetch NAME``) each set reads by default.
-HUB_FILES = {"culturalbench": "CulturalBench-Easy.csv", "normad": "normad_etiquette_final_data.csv"}
-
-
-def _hub_file(info: MCSetInfo, options: dict[str, Any]) -> Path:
-    """The default file of a hub-only set: in the mirror or the cache, else the error naming the fetch command."""
-    from neurospec.data.locate import locate
-
-    name = HUB_FILES[info.name]
-    if info.name == "culturalbench" and options.get("config") == "hard":
-        name = "CulturalBench-Hard.csv"
-    return locate(info.name) / name
-
-
-def _export_hint(info: MCSetInfo) -> str:
-    if info.name == "worldvaluesbench":
-        return (f"get the WorldValuesBench/ folder ({info.source}: question_metadata.json and the split TSVs, "
-                f"distributed separately from the repository) and pass path=<that folder>")
-    return (f"export it from the Hugging Face hub ({info.source}) to a local file on a machine with internet, "
-            f"e.g. {_EXPORTS[info.name]}, and pass path=<that file>; nothing is downloaded at run time")
-
-
-def _blend(path, countries, split, seed, options, control: bool) -> list[MCItem]:
-    from neurospec.data.blend import build_blend_items, control_items, load_blend
-
-    options = dict(options)
-    instruction = options.pop("instruction", "")  # blend-control only (MC_SETS lists it there)
-    # every country is loaded so distractors come from all of them (as BLEnD's own MCQ); items only for `countries`
-    items = build_blend_items(load_blend(path), countries=countries, topics=split or "test", seed=seed, **options)
-    return control_items(items, instruction=instruction) if control else items
-
-
-def _countryrc(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.countryrc import CULTURE_COUNTRIES, build_countryrc_items
-
-    return build_countryrc_items(CULTURE_COUNTRIES if countries is None else countries, split=split or "all",
-                                 seed=seed, data_dir=path, **options)
-
-
-def _culturalbench(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.culturalbench import load_culturalbench
-
-    return load_culturalbench(path, countries=countries, split=split or "all", seed=seed, **options)
-
-
-def _normad(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.normad import load_normad
-
-    return load_normad(path, countries=countries, split=split or "all", seed=seed, **options)
-
-
-def _worldvaluesbench(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.countryrc import CULTURE_COUNTRIES
-    from neurospec.data.worldvaluesbench import load_worldvaluesbench
-
-    options = dict(options)
-    data_split = options.pop("data_split", "full")
-    return load_worldvaluesbench(path, countries=CULTURE_COUNTRIES if countries is None else countries,
-                                 split=data_split, select=split or "all", **options)
-
-
-def _qnli(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.nlu import load_qnli
-
-    return load_qnli(path)
-
-
-def _mrpc(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.nlu import load_mrpc
-
-    return load_mrpc(path, split=split or "test")
-
-
-def _commonsenseqa(path, countries, split, seed, options) -> list[MCItem]:
-    from neurospec.data.nlu import load_commonsenseqa
-
-    return load_commonsenseqa(path)
-
-
-_LOADERS: dict[str, Callable[..., list[MCItem]]] = {
-    "blend": lambda *a: _blend(*a, control=False),
-    "blend-control": lambda *a: _blend(*a, control=True),
-    "countryrc": _countryrc,
-    "culturalbench": _culturalbench,
-    "normad": _normad,
-    "worldvaluesbench": _worldvaluesbench,
-    "qnli": _qnli,
-    "mrpc": _mrpc,
-    "commonsenseqa": _commonsenseqa,
-}
-
-
-def load_mc_set(name: str, *, path: str | Path | None = None, countries: Iterable[str] | str | None = None,
-                split: str | None = None, limit: int | None = None, seed: int = 0, **options: Any) -> list[MCItem]:
-    """The items of a registered set (:data:`MC_SETS`); see the module docstring for the arguments.
-
-    An unknown name, split or option, a missing ``path`` for a set neurospec cannot fetch, or no item
-    left after filtering is a :class:`NeurospecError` saying what to change.
-    """
-    key = str(name).strip().lower().replace("_", "-")
-    info = MC_SETS.get(key)
+def mc_set(name: str) -> Benchmark:
+    """The set called ``name`` (case and ``_`` / ``-`` ignored); unknown: a one-line error listing the sets."""
+    info = MC_SETS.get(normalized(name))
     if info is None:
         raise NeurospecError(f"Unknown multiple-choice set {name!r}. The sets are: {', '.join(MC_SETS)}.")
+    return info
+
+
+def _check_arguments(info: Benchmark, split: str | None, options: dict[str, Any]) -> None:
     if split is not None and info.name not in ("blend", "blend-control") and split not in info.splits:
         allowed = (f"use one of {', '.join(map(repr, info.splits))}" if info.splits
                    else "it has none (the file is the split); drop split=")
@@ -241,17 +103,27 @@ def load_mc_set(name: str, *, path: str | Path | None = None, countries: Iterabl
         known = ", ".join(info.options) if info.options else "none"
         raise NeurospecError(f"{info.name}: unknown option(s) {unknown}; its options are: {known} "
                              f"(plus path, countries, split, limit, seed).")
+
+
+def load_mc_set(name: str, *, path: str | Path | None = None, countries: Iterable[str] | str | None = None,
+                split: str | None = None, limit: int | None = None, seed: int = 0, **options: Any) -> list[MCItem]:
+    """The items of a registered set (:data:`MC_SETS`); see the module docstring for the arguments.
+
+    An unknown name, split or option, a missing ``path`` for a set neurospec cannot fetch, or no item
+    left after filtering is a :class:`NeurospecError` saying what to change.
+    """
+    info = mc_set(name)
+    _check_arguments(info, split, options)
     if path is None and info.name in HUB_FILES:
-        path = _hub_file(info, options)
+        path = hub_file(info.name, options.get("config"))
     if info.needs_path and path is None:
-        raise NeurospecError(f"{info.name} needs path=: neurospec cannot fetch it. To get it, {_export_hint(info)}.")
+        raise missing_path_error(info)
     if isinstance(countries, str):
         countries = [countries]
     elif countries is not None:
         countries = list(countries)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise NeurospecError(f"limit must be a positive integer or None, got {limit!r}")
-    items = limit_per_group(_LOADERS[info.name](path, countries, split, seed, options), limit)
+    check_limit(limit)
+    items = limit_per_group(info.load(path=path, countries=countries, split=split, seed=seed, **options), limit)
     if not items:
         raise NeurospecError(f"{info.name}: no items with countries={countries!r}, split={split!r}, "
                              f"options={options!r} (path {path or 'default'}). Widen the filters.")

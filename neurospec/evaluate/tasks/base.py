@@ -4,8 +4,9 @@
     result = task.evaluate(model, tok, "et", limit=50)       # any Task subclass
     result.score, result.ci95, result.n, result.to_json()
 
-A :class:`Task` loads one benchmark in one language and scores a model on it; :class:`MCTask` is the
-multiple-choice kind (load items, predict, count accuracy with a Wilson interval). Options a task does
+A :class:`Task` scores a model on one benchmark in one language; the data side (splits, data set,
+loader, languages) is the task's entry in :data:`neurospec.data.benchmarks.BENCHMARKS`. :class:`MCTask`
+is the multiple-choice kind (load items, predict, count accuracy with a Wilson interval). Options a task does
 not know are refused, with the list it does know.
 """
 
@@ -15,12 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from neurospec.data.benchmarks import Benchmark, benchmark
 from neurospec.data.items import MCItem
-from neurospec.data.locate import locate
-from neurospec.util.errors import NeurospecError
-from neurospec.evaluate.intervals import wilson
 from neurospec.data.languages import resolve
 from neurospec.data.prompts import PLAIN
+from neurospec.data.records import data_location, missing_language
+from neurospec.data.registry import dataset
+from neurospec.evaluate.intervals import wilson
+from neurospec.util.errors import NeurospecError
 
 __all__ = ["MCTask", "Task", "TaskResult", "accuracy_result", "data_location", "format_details", "take"]
 
@@ -59,35 +62,44 @@ def take(items: Sequence, limit: int | None) -> list:
     return list(items)[:limit]
 
 
-def data_location(data_dir: str | Path | None, dataset_name: str, what: str) -> Path:
-    """``data_dir`` when given (it must exist), else the registered data set ``dataset_name``
-    (:func:`neurospec.data.locate.locate`)."""
-    if data_dir is not None and not Path(data_dir).exists():
-        raise NeurospecError(f"{what} data not found at {data_dir}; pass data_dir= (a file or folder in the "
-                             f"formats docs/tasks.md lists), or leave it out to use the registered data set")
-    return locate(dataset_name, data_dir)
-
-
 class Task:
     """A benchmark: ``languages()`` lists what the data holds, ``evaluate()`` scores one language.
 
-    Subclasses set ``name``, ``metric``, ``splits`` (the first is the default) and ``option_defaults``
+    Subclasses set ``name`` (a downstream entry of :data:`neurospec.data.benchmarks.BENCHMARKS`, which
+    holds the data side: splits, data set, loader, languages), ``metric`` and ``option_defaults``
     (every option ``evaluate`` accepts beyond the common ones, with its default).
     """
 
     name: str = ""
     metric: str = "accuracy"
-    data_folder: str = ""
-    splits: tuple[str, ...] = ("test",)
-    split_aliases: Mapping[str, str] = {}
     option_defaults: Mapping[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
+    @property
+    def benchmark(self) -> Benchmark:
+        """The registry entry this task scores (:func:`neurospec.data.benchmarks.benchmark`)."""
+        return benchmark(self.name)
+
+    @property
+    def data_folder(self) -> str:
+        """The folder of the registered data set it reads by default (``belebele_en_de``)."""
+        return dataset(self.benchmark.dataset).folder
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The accepted splits, the default first (the registry entry's)."""
+        return self.benchmark.splits
+
+    @property
+    def split_aliases(self) -> Mapping[str, str]:
+        """Other names of the splits (``{"dev": "val"}``; the registry entry's)."""
+        return self.benchmark.split_aliases
+
     def languages(self, data_dir: str | Path | None = None) -> list[str]:
         """Canonical keys (``est_Latn``) of the languages the data holds."""
-        raise NotImplementedError
+        return self.benchmark.languages(data_dir)
 
     def evaluate(self, model, tokenizer, language: str, *, intervention=None, limit: int | None = None,
                  batch_size: int = 8, data_dir: str | Path | None = None, split: str | None = None,
@@ -99,13 +111,7 @@ class Task:
 
     def split_name(self, split: str | None) -> str:
         """The split asked for, by its canonical name; None is the default (the first of ``splits``)."""
-        if split is None:
-            return self.splits[0]
-        name = self.split_aliases.get(split, split)
-        if name not in self.splits:
-            known = ", ".join(list(self.splits) + sorted(self.split_aliases))
-            raise NeurospecError(f"{self.name} has no split {split!r}: use one of {known}")
-        return name
+        return self.benchmark.split_name(split)
 
     def options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """``option_defaults`` updated by ``given``; an option the task does not take is an error."""
@@ -121,12 +127,7 @@ class Task:
 
     def missing_language(self, language: str, source: Path | str, data_dir=None) -> NeurospecError:
         """The error for a language the data lacks, naming the languages it has."""
-        lang = resolve(language)
-        try:
-            held = ", ".join(self.languages(data_dir)) or "none"
-        except NeurospecError:
-            held = "unknown"
-        return NeurospecError(f"{self.name} data at {source} has no {lang.name} ({lang.key}); it has: {held}")
+        return missing_language(self.name, language, source, lambda: self.languages(data_dir))
 
 
 class MCTask(Task):
@@ -137,8 +138,9 @@ class MCTask(Task):
     scoring: str = ""  # one line for the result's details: how options are scored
 
     def load(self, language: str, *, data_dir: str | Path | None = None, split: str | None = None) -> list[MCItem]:
-        """The items of ``language`` (``item.group`` its canonical key, ``item.id`` set), in file order."""
-        raise NotImplementedError
+        """The items of ``language`` (``item.group`` its canonical key, ``item.id`` set), in file order:
+        the registry entry's loader."""
+        return self.benchmark.load(language=language, path=data_dir, split=self.split_name(split))
 
     def predict(self, model, tokenizer, items: Sequence[MCItem], *, intervention=None, batch_size: int = 8,
                 **options) -> list:

@@ -18,31 +18,22 @@ files per language), or your own export: JSONL, JSON, CSV, TSV or parquet files 
 name such as ``Estonian``, or any code :func:`neurospec.data.languages.resolve` knows); ``subject``,
 ``domain``, ``country``, ``level`` and ``regional_feature`` are kept in ``metadata`` where present.
 ``data_dir`` is one file or a folder of such files (all below it are read, in path order); without it,
-the fetched ``include`` data set.
+the fetched ``include`` data set. Loading is :mod:`neurospec.data.include` (``load_include`` is
+importable from here too).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Sequence
 
+from neurospec.data.include import LETTERS, load_include
 from neurospec.data.items import MCItem
-from neurospec.util.errors import FileFormatError, NeurospecError
-from neurospec.data.languages import resolve
 from neurospec.data.prompts import PLAIN, encode
 from neurospec.evaluate.scoring import choose_by_letter, letter_token_ids, lettered_prompt
-from neurospec.evaluate.tasks.base import MCTask, TaskResult, data_location
-from neurospec.evaluate.tasks.records import RECORD_SUFFIXES, field, read_records
+from neurospec.evaluate.tasks.base import MCTask, TaskResult
+from neurospec.util.errors import NeurospecError
 
 __all__ = ["FORMS", "Include", "include_prompt", "load_include", "resolved_form"]
-
-LETTERS = "ABCD"
-NEEDED = "question, option_a..option_d (or choices), answer, language"
-METADATA_FIELDS = ("subject", "domain", "country", "level", "regional_feature")
-
-# INCLUDE language names that neurospec.data.languages does not resolve
-LANGUAGE_NAMES = {"north macedonian": "mkd_Cyrl"}
 
 
 def include_prompt(item: MCItem) -> str:
@@ -50,105 +41,12 @@ def include_prompt(item: MCItem) -> str:
     return lettered_prompt(item, LETTERS)
 
 
-def _language_key(name: str, path: Path, line: int) -> str:
-    alias = LANGUAGE_NAMES.get(name.strip().lower())
-    if alias:
-        return alias
-    try:
-        return resolve(name.strip()).key
-    except NeurospecError as err:
-        raise FileFormatError(f"{path} line {line}: language {name!r} is not known ({err})") from None
-
-
-def _options(record: dict, path: Path, line: int) -> tuple[str, ...]:
-    if "choices" in record and "option_a" not in record:
-        choices = record["choices"]
-        if isinstance(choices, str):  # a CSV export writes the list as JSON text
-            try:
-                choices = json.loads(choices)
-            except json.JSONDecodeError:
-                raise FileFormatError(f"{path} line {line}: field 'choices' is not a list") from None
-        if not isinstance(choices, list) or len(choices) != 4:
-            raise FileFormatError(f"{path} line {line}: field 'choices' must be a list of 4 options")
-        return tuple(str(choice) for choice in choices)
-    return tuple(str(field(record, f"option_{letter}", path, line, needed=NEEDED)) for letter in "abcd")
-
-
-def _answer(record: dict, path: Path, line: int) -> int:
-    value = str(field(record, "answer", path, line, needed=NEEDED)).strip()
-    if value.upper() in tuple(LETTERS):
-        return LETTERS.index(value.upper())
-    if value in ("0", "1", "2", "3"):
-        return int(value)
-    raise FileFormatError(f"{path} line {line}: answer must be 0-3 (or A-D), not {value!r}")
-
-
-SUFFIXES = RECORD_SUFFIXES + (".parquet",)
-
-
-def _files(location: Path) -> list[Path]:
-    """``location`` itself, or every record file below it in path order (the hub's layout is
-    ``<Language>/test-00000-of-00001.parquet``; hidden folders such as the hub client's ``.cache`` are skipped)."""
-    if location.is_file():
-        return [location]
-    files = sorted(p for p in location.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(location).parts))
-    if not files:
-        raise NeurospecError(f"INCLUDE folder {location} holds no {', '.join(SUFFIXES)} files")
-    return files
-
-
-def _rows(location: Path):
-    from neurospec.data.culturalbench import read_rows
-
-    for path in _files(location):
-        if path.suffix.lower() == ".parquet":
-            for number, (_, record) in enumerate(read_rows(path, "INCLUDE"), 1):
-                yield path, number, record
-            continue
-        for line, record in read_records(path):
-            yield path, line, record
-
-
-def load_include(language: str, data_dir: str | Path | None = None) -> list[MCItem]:
-    """INCLUDE items whose ``language`` is ``language``, in file order; every row is checked."""
-    key = resolve(language).key
-    location = data_location(data_dir, "include", "INCLUDE")
-    items = []
-    for path, line, record in _rows(location):
-        options = _options(record, path, line)
-        answer = _answer(record, path, line)
-        question = str(field(record, "question", path, line, needed=NEEDED)).strip()
-        row_key = _language_key(str(field(record, "language", path, line, needed=NEEDED)), path, line)
-        if row_key != key:
-            continue
-        metadata = {name: record[name] for name in METADATA_FIELDS if record.get(name) not in (None, "")}
-        items.append(MCItem(question, options, answer, group=key, id=f"include-{key}-{path.stem}-{line}",
-                            metadata=metadata))
-    if not items:
-        raise Include().missing_language(key, location, data_dir)
-    return items
-
-
 class Include(MCTask):
     """INCLUDE (from your export): accuracy of the likeliest answer letter."""
 
     name = "include"
-    data_folder = "include"
-    splits = ("test",)
     option_defaults = {"keep_outputs": False, "form": "bare", "fmt": None}
     scoring = "letter: argmax over the next-token probability of A/B/C/D after 'question\\nA) ..\\nD) ..\\nAnswer:'"
-
-    def languages(self, data_dir: str | Path | None = None) -> list[str]:
-        location = data_location(data_dir, self.data_folder, "INCLUDE")
-        keys: dict[str, None] = {}
-        for path, line, record in _rows(location):
-            keys.setdefault(_language_key(str(field(record, "language", path, line, needed=NEEDED)), path, line))
-        return list(keys)
-
-    def load(self, language, *, data_dir=None, split=None) -> list[MCItem]:
-        self.split_name(split)
-        return load_include(language, data_dir)
 
     def evaluate(self, model, tokenizer, language: str, **options) -> TaskResult:
         """As :meth:`MCTask.evaluate`; ``form="auto"`` is resolved first, so ``details["form"]`` is bare or space."""

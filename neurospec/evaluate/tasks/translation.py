@@ -23,22 +23,22 @@ Data. ``flores``: a SIB-200 folder (``<dir>/<flores code>/{train,dev,test}.tsv``
 project's toy models hold out) or the FLORES-200 release folder (``<dir>/{dev,devtest}/<code>.{dev,devtest}``;
 default ``devtest``). Pairs are matched by FLORES sentence id. ``ntrex``: the NTREX-128 folder
 (``newstest2019-src.eng.txt`` and ``newstest2019-ref.<code>.txt``; 1997 line-parallel sentences), paired
-by line.
+by line. Loading is :mod:`neurospec.data.translation` (``flores_pairs``, ``ntrex_pairs`` and
+``TranslationPair`` are importable from here too).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from neurospec.data.parallel import SIB_SPLITS, ntrex_sentences, sib200_sentences
-from neurospec.util.errors import NeurospecError
 from neurospec.data.languages import resolve
 from neurospec.data.prompts import PLAIN
+from neurospec.data.translation import SOURCE, TranslationPair, flores_default_split, flores_pairs, ntrex_pairs
 from neurospec.evaluate.scoring import generate_texts
-from neurospec.evaluate.tasks.base import Task, TaskResult, data_location, format_details, take
+from neurospec.evaluate.tasks.base import Task, TaskResult, format_details, take
 from neurospec.evaluate.tasks.mt_metrics import translation_scores
+from neurospec.util.errors import NeurospecError
 
 __all__ = [
     "TEMPLATES",
@@ -57,19 +57,6 @@ TEMPLATES = {
     "default": "Translate the following sentence from English to {target}.\nEnglish: {source}\n{target}:",
     "reference": "Translate from English to {target}.\n\nEnglish: {source}\n{target}: ",
 }
-SOURCE = "eng_Latn"
-FLORES_SPLITS = ("dev", "devtest")
-FLORES_DEV_SIZE = 997  # SIB-200 / FLORES ids: dev line i is id i, devtest line i is id 997 + i
-
-
-@dataclass(frozen=True)
-class TranslationPair:
-    """A sentence id (FLORES id or NTREX line), the English source and the reference translation."""
-
-    id: int
-    source: str
-    reference: str
-
 
 def target_name(language: str) -> str:
     """The language's English name without a parenthesis: ``zho_Hans`` -> ``Chinese``."""
@@ -90,65 +77,6 @@ def clean_output(text: str) -> str:
     return text.split("\n", 1)[0].strip()
 
 
-def _matched(source: list[tuple[int, str]], target: list[tuple[int, str]]) -> list[TranslationPair]:
-    references = dict(target)
-    return [TranslationPair(i, text, references[i]) for i, text in source if i in references]
-
-
-# ---- FLORES: SIB-200 folders or the FLORES-200 release
-
-
-def _is_release(folder: Path) -> bool:
-    return any((folder / split).is_dir() for split in FLORES_SPLITS)
-
-
-def _release_sentences(folder: Path, code: str, split: str) -> list[tuple[int, str]]:
-    path = folder / split / f"{code}.{split}"
-    if not path.is_file():
-        raise NeurospecError(f"FLORES-200 file {path} not found")
-    offset = FLORES_DEV_SIZE if split == "devtest" else 0
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [(offset + i, line.strip()) for i, line in enumerate(lines) if line.strip()]
-
-
-def flores_pairs(language: str, split: str | None = None, data_dir: str | Path | None = None) -> list[TranslationPair]:
-    """(id, English, ``language``) FLORES-200 pairs; ``split`` per layout (SIB-200: test; release: devtest)."""
-    lang = resolve(language)
-    folder = data_location(data_dir, "sib200_flores", "FLORES-200 (SIB-200)")
-    if lang.key not in Flores().languages(data_dir):
-        raise Flores().missing_language(lang.key, folder, data_dir)
-    if _is_release(folder):
-        split = split or "devtest"
-        if split not in FLORES_SPLITS:
-            raise NeurospecError(f"the FLORES-200 release at {folder} has splits dev and devtest, not {split!r}")
-        return _matched(_release_sentences(folder, SOURCE, split), _release_sentences(folder, lang.flores200, split))
-    split = split or "test"
-    if split not in SIB_SPLITS + ("all",):
-        raise NeurospecError(f"SIB-200 has splits {', '.join(SIB_SPLITS)} and all, not {split!r}")
-    return _matched(sib200_sentences(SOURCE, split, folder), sib200_sentences(lang.key, split, folder))
-
-
-def ntrex_pairs(language: str, data_dir: str | Path | None = None) -> list[TranslationPair]:
-    """(line, English, ``language``) NTREX-128 pairs."""
-    lang = resolve(language)
-    folder = data_location(data_dir, "ntrex128", "NTREX-128")
-    if lang.key not in Ntrex().languages(data_dir):
-        raise Ntrex().missing_language(lang.key, folder, data_dir)
-    return _matched(ntrex_sentences(SOURCE, folder), ntrex_sentences(lang.key, folder))
-
-
-def _keys(codes) -> list[str]:
-    keys: dict[str, None] = {}
-    for code in codes:
-        try:
-            key = resolve(code).key
-        except NeurospecError:
-            continue
-        if key != SOURCE:
-            keys.setdefault(key, None)
-    return list(keys)
-
-
 # ---- tasks
 
 
@@ -160,7 +88,8 @@ class TranslationTask(Task):
                        "bootstrap": 1000, "seed": 0, "keep_outputs": False}
 
     def pairs(self, language: str, data_dir, split) -> list[TranslationPair]:
-        raise NotImplementedError
+        """The (id, English, ``language``) pairs: the registry entry's loader."""
+        return self.benchmark.load(language=language, path=data_dir, split=split)
 
     def evaluate(self, model, tokenizer, language: str, *, intervention=None, limit: int | None = None,
                  batch_size: int = 8, data_dir: str | Path | None = None, split: str | None = None,
@@ -206,36 +135,12 @@ class Flores(TranslationTask):
     """English -> X on FLORES-200 sentences (SIB-200's copy by default)."""
 
     name = "flores"
-    data_folder = "sib200_flores"
-    splits = ("test", "dev", "train", "all", "devtest")
-
-    def languages(self, data_dir: str | Path | None = None) -> list[str]:
-        folder = data_location(data_dir, self.data_folder, "FLORES-200 (SIB-200)")
-        if _is_release(folder):
-            return _keys(sorted({p.name.split(".")[0] for split in FLORES_SPLITS if (folder / split).is_dir()
-                                 for p in (folder / split).iterdir()}))
-        return _keys(sorted(p.name for p in folder.iterdir() if p.is_dir()))
-
-    def pairs(self, language, data_dir, split) -> list[TranslationPair]:
-        return flores_pairs(language, split, data_dir)
 
     def default_split(self, data_dir) -> str:
-        folder = data_location(data_dir, self.data_folder, "FLORES-200 (SIB-200)")
-        return "devtest" if _is_release(folder) else "test"
+        return flores_default_split(data_dir)
 
 
 class Ntrex(TranslationTask):
     """English -> X on NTREX-128 (1997 news sentences)."""
 
     name = "ntrex"
-    data_folder = "ntrex128"
-    splits = ("test",)
-
-    def languages(self, data_dir: str | Path | None = None) -> list[str]:
-        folder = data_location(data_dir, self.data_folder, "NTREX-128")
-        names = sorted(p.name for p in folder.glob("newstest2019-ref.*.txt"))
-        return _keys(name[len("newstest2019-ref."):-len(".txt")] for name in names)
-
-    def pairs(self, language, data_dir, split) -> list[TranslationPair]:
-        self.split_name(split)
-        return ntrex_pairs(language, data_dir)
