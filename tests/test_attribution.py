@@ -291,7 +291,8 @@ def test_countryrc_default_is_the_reference_protocol():
     one item is the reference's text, in the chat template with nothing after it; 800 examples on the find split."""
     from collections import Counter
 
-    from neurospec.cli.culture import _attribute_format, _attribute_templates
+    from neurospec.verbs.culture import attribute_format as _attribute_format
+    from neurospec.verbs.culture import attribute_templates as _attribute_templates
     from neurospec.data.blend import BLEND_PREFILL
     from neurospec.data.countryrc import countryrc_data_path, countryrc_prompts
     from neurospec.data.mc_sets import load_mc_set
