@@ -334,7 +334,7 @@ def test_default_row_lengths(tok):
 
 
 def test_a_crash_after_the_tensors_before_stats_json_leaves_a_resumable_checkpoint(tok, corpora, tmp_path, monkeypatch):
-    import neurospec.measure.stats as stats_module
+    import neurospec.measure.run_folder as stats_module  # it writes the manifest (stats.json)
 
     model = _model(tok)
     options = CollectOptions(mode="sentence", seq_len=24, batch_size=1, checkpoint_every=20, sample_sentences=4)

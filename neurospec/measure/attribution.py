@@ -55,13 +55,13 @@ import torch
 from neurospec.version import __version__
 from neurospec.data.items import MCItem
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.core.forward import accepts, length_sorted_chunks, model_device
 from neurospec.core.hooks import SiteBatch, capture_gradients
-from neurospec.util.io import remove_stale_temporaries
 from neurospec.util.progress import progress
-from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, encode, ensure_pad_token
-from neurospec.evaluate.scoring import _length_sorted_chunks, bare_question, encode_lettered, lettered_prompt, model_device
+from neurospec.data.lettered import bare_question, encode_lettered, lettered_prompt
+from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, collate, encode, ensure_pad_token
 from neurospec.core.sites import site_map
-from neurospec.measure.stats import _commit, _free_slot, _write, read_run_document, read_run_tensors
+from neurospec.measure.run_folder import RunFolder, RunKind
 
 __all__ = [
     "AttributionScores", "DEFAULT_SITES", "Example", "OBJECTIVES", "TARGETS", "attribute", "prepare_examples",
@@ -75,6 +75,12 @@ TENSOR_FILE = "scores.safetensors"
 DEFAULT_SITES: tuple[str, ...] = ("gate_pre", "up_pre", "q", "k", "v")
 TARGETS = ("letter", "answer")
 OBJECTIVES = ("prob", "logprob")
+#: Attribution run folders. ``attribute`` has no overwrite and writes beside files already in its folder.
+ATTRIBUTION_RUN = RunKind(META_FILE, FORMAT, version=VERSION, tensor_file=TENSOR_FILE, writer="neurospec attribute",
+                          what="attribution scores", redo="run the attribution again",
+                          same="the same model, data, templates and settings", overwrite=False, own_folder=False)
+#: The settings a resumed run must share with its folder.
+RESUME_KEYS = ("sites", "objective", "target", "batch_size", "layers", "examples_fingerprint", "model")
 
 Template = Callable[[MCItem], str]
 
@@ -112,7 +118,7 @@ def prepare_examples(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = 
                      clamp: bool | None = None) -> list[Example]:
     """Render every item with every template (template-major order) and tokenise it.
 
-    Templates default to :func:`neurospec.evaluate.scoring.lettered_prompt` (letter target) or the bare
+    Templates default to :func:`neurospec.data.lettered.lettered_prompt` (letter target) or the bare
     question (answer target, whose continuation is ``" " + gold option``). ``clamp=None`` clamps the
     items whose ``metadata["control"]`` is true. A template may carry ``view(item) -> MCItem`` (the
     item as that template shows it: its own options and gold), ``letters`` and ``form``, which then
@@ -240,29 +246,27 @@ class AttributionScores:
         """Write the tensors (a checkpoint into a free slot), then ``attribution.json`` last; both atomic."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(folder, ATTRIBUTION_RUN)
         previous = dict(self.files) if self.path == folder else {}
-        name = TENSOR_FILE if complete else _free_slot("scores", previous)
+        name = TENSOR_FILE if complete else run.free_slot("scores", previous)
         tensors = {f"scores.{site}": t for site, t in self.scores.items()}
         tensors.update(counts=self.counts, prob_sums=self.prob_sums, correct=self.correct)
-        files = {name: _write(folder / name, tensors)}
+        files = {name: run.write_tensors(name, tensors)}
         document = {**self.describe(), "complete": complete, "files": files, "tensor_file": name}
-        self.path, self.files = folder, _commit(folder / META_FILE, document, files, previous, progress_info)
+        self.path, self.files = folder, run.commit(document, files, previous, progress_info)
         return folder
 
     @classmethod
     def read_meta(cls, folder: str | Path) -> dict[str, Any]:
         """``attribution.json`` of ``folder``, checked for format and version (no tensors loaded)."""
-        return read_run_document(folder, META_FILE, FORMAT, VERSION, what="attribution",
-                                 command="neurospec attribute", redo="run the attribution again")
+        return RunFolder(folder, ATTRIBUTION_RUN).read_manifest()
 
     @classmethod
     def load(cls, folder: str | Path, *, allow_incomplete: bool = False) -> "AttributionScores":
         """Read a run folder, every tensor file checked against its fingerprint in ``attribution.json``."""
         folder = Path(folder)
         meta = cls.read_meta(folder)
-        tensors = read_run_tensors(folder, meta, META_FILE, TENSOR_FILE, what="attribution",
-                                   command="neurospec attribute", redo="run the attribution again",
-                                   allow_incomplete=allow_incomplete)
+        tensors = RunFolder(folder, ATTRIBUTION_RUN).read_tensors(meta, allow_incomplete=allow_incomplete)
         groups = list(meta["groups"])
         scores = {}
         for site in meta["sites"]:
@@ -428,13 +432,15 @@ def attribute(model, tokenizer, items: Sequence[MCItem] | Sequence[Example], *, 
                 "clamped_examples": sum(e.clamp for e in examples), "examples": len(examples),
                 "examples_fingerprint": _fingerprint(examples), "padding": "-inf before the max over tokens",
                 "model": {k: v for k, v in model_description(model, sites[0]).items() if k != "width"}}
-    chunks = list(_length_sorted_chunks([len(e.input_ids) for e in examples], batch_size))
+    chunks = list(length_sorted_chunks([len(e.input_ids) for e in examples], batch_size))
 
     folder = Path(out) if out is not None else None
-    state = _start(folder, settings, resume)
-    if isinstance(state, AttributionScores):
-        return state
-    done, previous = state
+    run = RunFolder(folder, ATTRIBUTION_RUN) if folder is not None else None
+    resumed = run.start({key: settings[key] for key in RESUME_KEYS}, resume=resume) if run is not None else None
+    previous = AttributionScores.load(folder, allow_incomplete=True) if resumed is not None else None
+    if resumed is not None and resumed.complete:
+        return previous
+    done = int(resumed.progress.get("batches_done", 0)) if resumed is not None else 0
     accumulator = _Accumulator(len(groups))
     counts = torch.zeros(len(groups), dtype=torch.int64)
     prob_sums = torch.zeros(len(groups), dtype=torch.float64)
@@ -457,8 +463,8 @@ def attribute(model, tokenizer, items: Sequence[MCItem] | Sequence[Example], *, 
 
     pad_id = ensure_pad_token(tokenizer)
     device = model_device(model)
-    extra = {"use_cache": False} if _accepts(model, "use_cache") else {}
-    trim = _accepts(model, "logits_to_keep")  # the output head runs on the scored positions only
+    extra = {"use_cache": False} if accepts(model, "use_cache") else {}
+    trim = accepts(model, "logits_to_keep")  # the output head runs on the scored positions only
     result = snapshot() if previous is not None else None
     if previous is not None and folder is not None:
         result.path, result.files = previous.path, previous.files
@@ -485,21 +491,3 @@ def attribute(model, tokenizer, items: Sequence[MCItem] | Sequence[Example], *, 
         final.save(folder, complete=True, progress_info={"batches_done": len(chunks), "batches": len(chunks)})
     return final
 
-
-def _start(folder: Path | None, settings: dict, resume: bool):
-    """(batches done, partial scores or None) to start from, or the finished scores when resuming a finished run."""
-    if folder is None or not (folder / META_FILE).exists():
-        return 0, None
-    if not resume:
-        raise NeurospecError(f"{folder} already holds an attribution run; pass resume=True (--resume) to continue or "
-                             "reuse it, or choose another output folder")
-    remove_stale_temporaries(folder)  # a run killed mid-write leaves one
-    meta = AttributionScores.read_meta(folder)
-    for key in ("sites", "objective", "target", "batch_size", "layers", "examples_fingerprint", "model"):
-        if meta.get(key) != settings[key]:
-            raise NeurospecError(f"cannot resume {folder}: its {key} differs from this run's ({meta.get(key)!r} vs "
-                                 f"{settings[key]!r}); use the same model, data, templates and settings, or another folder")
-    scores = AttributionScores.load(folder, allow_incomplete=True)
-    if meta.get("complete"):
-        return scores
-    return int((meta.get("progress") or {}).get("batches_done", 0)), scores

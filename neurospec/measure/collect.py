@@ -44,13 +44,12 @@ import torch
 from neurospec.data.corpora import Corpus, check_corpus
 from neurospec.util.distributed import Ranks
 from neurospec.util.errors import NeurospecError
+from neurospec.core.forward import model_device
 from neurospec.core.hooks import SiteBatch, record
-from neurospec.util.io import remove_stale_temporaries
-from neurospec.util.locks import LOCK_NAME
-from neurospec.measure.run_folder import check_replaceable, clear_folder
+from neurospec.measure.run_folder import Resumed, RunFolder
 from neurospec.util.progress import progress
 from neurospec.core.sites import SITES, site_map
-from neurospec.measure.stats import FORMAT, META_FILE, ActivationStats
+from neurospec.measure.stats import META_FILE, STATS_RUN, ActivationStats
 
 MODES = ("packed", "sentence")
 _TOKENIZE_CHUNK = 256  # texts per tokenizer call
@@ -395,13 +394,9 @@ def _decoder(model):
     return model.get_submodule(site_map(model).layers_path.rpartition(".")[0])
 
 
-def _input_device(model) -> torch.device:
-    return model.get_input_embeddings().weight.device
-
-
 def _run(model, observer: _BatchObserver, batch: Batch) -> _Partial:
     observer.start(batch)
-    device = _input_device(model)
+    device = model_device(model)
     inputs = {"input_ids": batch.input_ids.to(device), "attention_mask": batch.attention_mask.to(device),
               "use_cache": False}
     if batch.position_ids is not None:
@@ -432,7 +427,7 @@ def sentence_packing_works(model, tokenizer, texts: Sequence[str], site: str = "
         with torch.no_grad():
             for name, batch in (("packed", packed), ("alone", alone)):
                 kept.values.clear()
-                device = _input_device(model)
+                device = model_device(model)
                 inputs = {k: v.to(device) for k, v in (("input_ids", batch.input_ids),
                                                        ("attention_mask", batch.attention_mask),
                                                        ("position_ids", batch.position_ids)) if v is not None}
@@ -467,27 +462,17 @@ def model_description(model, site: str) -> dict[str, Any]:
             "source": getattr(model, "neurospec_source", None)}
 
 
-def _check_resumable(meta: dict, expected: dict, folder: Path) -> None:
-    derived = ("truncated_sentences",)  # filled in while collecting
-    for key in ("site", "languages", "options", "corpora"):
-        theirs = meta.get(key)
-        if key == "options" and isinstance(theirs, dict):
-            # folders from before the bos option were collected with BOS
-            theirs = {"bos": True, **{k: v for k, v in theirs.items() if k not in derived}}
-        if theirs != expected[key]:
-            raise NeurospecError(
-                f"cannot resume {folder}: its {key} differ from this run's ({meta.get(key)!r} vs {expected[key]!r}); "
-                "run with the same model, corpora and options, or choose another --out"
-            )
-    mine, theirs = expected["model"], meta.get("model") or {}
-    for key in ("model_type", "num_layers", "width", "config_fingerprint", "weights_fingerprint"):
-        if key == "weights_fingerprint" and theirs.get(key) is None:  # collected before neurospec recorded it
-            continue
-        if theirs.get(key) != mine.get(key):
-            raise NeurospecError(
-                f"cannot resume {folder}: it was collected on another model ({key} {theirs.get(key)!r}, this model "
-                f"{mine.get(key)!r}); load the same model or choose another --out"
-            )
+#: The stats.json keys a resumed collection must share with the folder (the model is checked on its own).
+RESUME_KEYS = ("site", "languages", "options", "corpora")
+
+
+def _as_collected_now(key: str, recorded: Any) -> Any:
+    """A recorded stats.json value as this neurospec records it: options without what collecting fills in, and
+    ``bos=True`` for folders from before the bos option (they were collected with BOS)."""
+    if key != "options" or not isinstance(recorded, dict):
+        return recorded
+    derived = ("truncated_sentences",)
+    return {"bos": True, **{k: v for k, v in recorded.items() if k not in derived}}
 
 
 def _first_counted_token(tokenizer, corpus: Corpus, options: CollectOptions, seq_len: int) -> None:
@@ -515,8 +500,9 @@ def collect(
     """Statistics of ``options.site`` for every corpus (one per language), written to ``out``.
 
     Everything about the input is checked before anything is written. ``resume`` continues an
-    unfinished folder (same model, corpora and options); ``after_batch(language, batch_number)`` is
-    called after each batch is added (tests use it to interrupt a run).
+    unfinished folder (same model, corpora and options); ``overwrite`` replaces a statistics folder (never
+    another folder: see :meth:`neurospec.measure.run_folder.RunFolder.start`); ``after_batch(language,
+    batch_number)`` is called after each batch is added (tests use it to interrupt a run).
     """
     options = options or CollectOptions()
     options.check()
@@ -528,7 +514,7 @@ def collect(
         raise NeurospecError(f"two corpora for the same language among {', '.join(languages)}: give one per language")
     sites = site_map(model)
     sites.check_site(options.site)
-    device = _input_device(model)
+    device = model_device(model)
     ranks = Ranks.from_environment(device)
     dtype = next(model.parameters()).dtype
     check_length(model, options.seq_len, "seq_len")
@@ -544,10 +530,13 @@ def collect(
                    "model": model_description(model, options.site)}
 
     inputs = [path for corpus in corpora for path in corpus.files] + [_model_folder(model)]
-    stats, position = _start(out, description, sites, options, device, resume=resume, overwrite=overwrite,
-                             inputs=inputs)
-    if stats is None:
+    previous = RunFolder(out, STATS_RUN, inputs=inputs).start(
+        {key: description[key] for key in RESUME_KEYS}, resume=resume, overwrite=overwrite,
+        normalise=_as_collected_now, model=description["model"])
+    if previous is not None and previous.complete:
         return ActivationStats.load(out)
+    stats, position = (_from_checkpoint(out, previous, languages, device) if previous is not None
+                       else (_fresh_stats(description, sites, device), {"language": 0, "batch": 0}))
     observer = _BatchObserver(sites.num_layers, sites.width(options.site), device,
                               options.sample_sentences if options.mode == "sentence" else 0)
     since_checkpoint = 0
@@ -594,41 +583,26 @@ def _model_folder(model) -> Path | None:
     return Path(name) if name and Path(name).is_dir() else None
 
 
-def _start(out: Path, description: dict, sites, options: CollectOptions, device, *, resume: bool,
-           overwrite: bool, inputs: Sequence[Path | None] = ()) -> tuple[ActivationStats | None, dict]:
-    """Fresh statistics, or those of the checkpoint in ``out`` (None when it is already complete).
+def _fresh_stats(description: dict, sites, device) -> ActivationStats:
+    """Zero statistics of the run ``description`` (stats.json's site, languages, model, corpora, options)."""
+    site = description["site"]
+    return ActivationStats.empty(site, description["languages"], sites.num_layers, sites.width(site), device=device,
+                                 model=description["model"], corpora=description["corpora"],
+                                 options=description["options"])
 
-    ``overwrite`` deletes the folder's content only when it is a statistics folder (stats.json of
-    neurospec's), never the current folder or one holding an ``inputs`` path (see neurospec.measure.run_folder)."""
-    fresh = ActivationStats.empty(options.site, description["languages"], sites.num_layers, sites.width(options.site),
-                                  device=device, model=description["model"], corpora=description["corpora"],
-                                  options=description["options"])
-    if out.exists() and any(entry.name != LOCK_NAME for entry in out.iterdir()):  # its lock is no content
-        if resume and (out / META_FILE).exists():
-            remove_stale_temporaries(out)  # a run killed mid-write leaves one
-            meta = ActivationStats.read_meta(out)
-            _check_resumable(meta, description, out)
-            if meta.get("complete"):
-                return None, {}
-            stats = ActivationStats.load(out, allow_incomplete=True)
-            for name in ("tokens", "active", "sum", "sum_sq", "max"):
-                setattr(stats, name, getattr(stats, name).to(device))
-            position = meta["progress"]
-            if position["language"] < len(description["languages"]):
-                language = description["languages"][position["language"]]
-                if language in stats.sample_files:
-                    stats.samples[language] = stats.sentence_means(language)
-            return stats, position
-        if not overwrite:
-            if (out / META_FILE).exists():
-                raise NeurospecError(f"output folder {out} holds statistics already: add --resume to continue "
-                                     "them, or pass --overwrite to replace them")
-            raise NeurospecError(f"output folder {out} is not empty and holds no statistics (no {META_FILE}): "
-                                 "choose a new or empty folder")
-        check_replaceable(out, marker=META_FILE, tag=FORMAT, inputs=inputs, writer="neurospec collect",
-                          fix="choose a new or empty folder for --out")
-        clear_folder(out)
-    return fresh, {"language": 0, "batch": 0}  # also under --resume when there is nothing to resume
+
+def _from_checkpoint(out: Path, previous: Resumed, languages: Sequence[str], device) -> tuple[ActivationStats, dict]:
+    """The statistics of the unfinished folder ``out`` (on ``device``, with the sample of the language it stopped
+    in) and the position it stopped at."""
+    stats = ActivationStats.load(out, allow_incomplete=True)
+    for name in ("tokens", "active", "sum", "sum_sq", "max"):
+        setattr(stats, name, getattr(stats, name).to(device))
+    position = previous.progress
+    if position["language"] < len(languages):
+        language = languages[position["language"]]
+        if language in stats.sample_files:
+            stats.samples[language] = stats.sentence_means(language)
+    return stats, position
 
 
 @dataclass

@@ -26,20 +26,19 @@ every fingerprint matches.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from neurospec.version import __version__
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.core.sites import SiteMap
-from neurospec.util.io import atomic_save_safetensors, atomic_write_json, file_fingerprint
+from neurospec.util.io import file_fingerprint
+from neurospec.measure.run_folder import RunFolder, RunKind
+from neurospec.measure.run_folder import read_run_document  # noqa: F401  (neurospec.pipeline.runner imports it here)
 
 FORMAT = "neurospec.measure.stats"
 VERSION = 1
@@ -49,6 +48,10 @@ SAMPLE_DIR = "sample"
 AMPLIFICATION_STATISTICS = ("p_max", "p_median", "mean")
 _TENSORS = {"tokens": torch.int64, "active": torch.int64, "sum": torch.float64, "sum_sq": torch.float64,
             "max": torch.float32}
+#: Statistics folders: the manifest, the command that writes them, and what their messages say.
+STATS_RUN = RunKind(META_FILE, FORMAT, version=VERSION, tensor_file=TENSOR_FILE, writer="neurospec collect",
+                    what="statistics", made="collected", redo="collect it again",
+                    same="the same model, corpora and options")
 
 
 @dataclass
@@ -142,7 +145,8 @@ class ActivationStats:
                     f"these statistics hold no per-sentence sample for {key}: collect them with --mode sentence "
                     "and --sample-sentences K > 0"
                 )
-            self.samples[key] = _load_tensors(self.path / relative, self.files.get(relative))["means"]
+            sample = RunFolder(self.path, STATS_RUN).load_tensors(relative, self.files.get(relative))
+            self.samples[key] = sample["means"]
         return self.samples[key]
 
     def amplification_values(self, language: str, statistic: str = "p_max") -> torch.Tensor:
@@ -179,13 +183,14 @@ class ActivationStats:
         their final names (hard links), then removes what ``stats.json`` no longer names.
         """
         folder = Path(folder)
+        run = RunFolder(folder, STATS_RUN)
         previous = dict(self.files) if self.path == folder else {}
-        main = TENSOR_FILE if complete else _free_slot("stats", previous)
+        main = TENSOR_FILE if complete else run.free_slot("stats", previous)
         tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in _TENSORS}
-        files = {main: _write(folder / main, tensors)}
+        files = {main: run.write_tensors(main, tensors)}
         for language, means in self.samples.items():
-            name = _sample_name(language) if complete else _free_slot(f"{SAMPLE_DIR}/{language}", previous)
-            files[name] = _write(folder / name, {"means": means.detach().cpu().contiguous()})
+            name = _sample_name(language) if complete else run.free_slot(f"{SAMPLE_DIR}/{language}", previous)
+            files[name] = run.write_tensors(name, {"means": means.detach().cpu().contiguous()})
             self.sample_files[language] = name
         for language, name in self.sample_files.items():
             if name in files:
@@ -198,23 +203,20 @@ class ActivationStats:
             files[name] = previous.get(name) or file_fingerprint(folder / name)
         document = {**self.describe(), "complete": complete, "files": files, "tensor_file": main,
                     "sample_files": dict(self.sample_files)}
-        self.path, self.files = folder, _commit(folder / META_FILE, document, files, previous, progress)
+        self.path, self.files = folder, run.commit(document, files, previous, progress)
         return folder
 
     @classmethod
     def read_meta(cls, folder: str | Path) -> dict[str, Any]:
         """``stats.json`` of ``folder``, checked for format and version (no tensors loaded)."""
-        return read_run_document(folder, META_FILE, FORMAT, VERSION, what="statistics", command="neurospec collect",
-                                 redo="collect it again")
+        return RunFolder(folder, STATS_RUN).read_manifest()
 
     @classmethod
     def load(cls, folder: str | Path, *, allow_incomplete: bool = False) -> "ActivationStats":
         """Read a statistics folder; every tensor file is checked against the fingerprint in ``stats.json``."""
         folder = Path(folder)
         meta = cls.read_meta(folder)
-        tensors = read_run_tensors(folder, meta, META_FILE, TENSOR_FILE, what="collection",
-                                   command="neurospec collect", redo="collect it again",
-                                   allow_incomplete=allow_incomplete)
+        tensors = RunFolder(folder, STATS_RUN).read_tensors(meta, allow_incomplete=allow_incomplete)
         languages = list(meta["languages"])
         shape = (len(languages), int(meta["num_layers"]), int(meta["width"]))
         for name, dtype in _TENSORS.items():
@@ -264,80 +266,3 @@ class ActivationStats:
 
 def _sample_name(language: str) -> str:
     return f"{SAMPLE_DIR}/{language}.safetensors"
-
-
-def _free_slot(base: str, referenced: dict[str, str]) -> str:
-    """The checkpoint slot of ``base`` that the current stats.json does not name."""
-    first = f"{base}.checkpoint-a.safetensors"
-    return f"{base}.checkpoint-b.safetensors" if first in referenced else first
-
-
-def read_run_document(folder: str | Path, meta_file: str, fmt: str, version: int, *, what: str, command: str,
-                      redo: str) -> dict[str, Any]:
-    """The JSON document of a run folder (statistics, attribution), checked for format and version.
-
-    ``read_run_document("runs/stats", "stats.json", "neurospec.measure.stats", 1, what="statistics",
-    command="neurospec collect", redo="collect it again")``: every failure names the file and the fix.
-    """
-    folder = Path(folder)
-    meta_path = folder / meta_file
-    if not folder.is_dir():
-        raise NeurospecError(f"{what} folder {folder} does not exist; make it with `{command}`")
-    if not meta_path.exists():
-        raise FileFormatError(f"{folder} holds no {meta_file}: it is not a {what} folder made by `{command}`")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FileFormatError(f"{meta_path} is not valid JSON ({err}); the folder is corrupt: {redo}") from err
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise FileFormatError(f"{meta_path} is not a neurospec {what} file (format {fmt!r} expected)")
-    if meta.get("version") != version:
-        raise FileFormatError(f"{meta_path} has version {meta.get('version')!r}; this neurospec reads version {version}")
-    return meta
-
-
-def read_run_tensors(folder: Path, meta: dict[str, Any], meta_file: str, default_file: str, *, what: str,
-                     command: str, redo: str, allow_incomplete: bool = False) -> dict[str, torch.Tensor]:
-    """The main tensor file of a run folder, refused while the run is unfinished, checked against its fingerprint.
-
-    ``read_run_tensors(folder, meta, "stats.json", "stats.safetensors", what="collection",
-    command="neurospec collect", redo="collect it again")``.
-    """
-    if not meta.get("complete") and not allow_incomplete:
-        raise NeurospecError(f"{folder} holds an unfinished {what} (a checkpoint); finish it with "
-                             f"`{command} ... --resume`")
-    files = meta.get("files") or {}
-    name = meta.get("tensor_file", default_file)
-    if name not in files:
-        raise FileFormatError(f"{folder / meta_file} lists no {name}; the folder is corrupt: {redo}")
-    return _load_tensors(folder / name, files[name])
-
-
-def _commit(meta_path: Path, document: dict, files: dict[str, str], previous: dict[str, str],
-            progress: dict | None) -> dict[str, str]:
-    """Write the run's JSON document last (with ``progress``), then remove the files it no longer names."""
-    if progress is not None:
-        document["progress"] = progress
-    atomic_write_json(meta_path, document)
-    for stale in set(previous) - set(files):
-        (meta_path.parent / stale).unlink(missing_ok=True)
-    return files
-
-
-def _write(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    atomic_save_safetensors(path, tensors)
-    return file_fingerprint(path)
-
-
-def _load_tensors(path: Path, fingerprint: str | None) -> dict[str, torch.Tensor]:
-    if not path.exists():
-        raise FileFormatError(f"{path} is missing; the statistics folder is incomplete: collect it again")
-    if fingerprint is not None and file_fingerprint(path) != fingerprint:
-        raise FileFormatError(
-            f"{path} does not match the fingerprint recorded in {path.parent / META_FILE} (changed or truncated); "
-            "collect the statistics again"
-        )
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise FileFormatError(f"{path} cannot be read as safetensors ({err}); collect the statistics again") from err
