@@ -22,16 +22,20 @@ import torch
 
 from neurospec.data.items import MCItem
 from neurospec.util.errors import NeurospecError
+from neurospec.core.forward import length_sorted_chunks, model_device
 from neurospec.core.hooks import generate, intervene, prompt_boundary
-from neurospec.data.prompts import PLAIN, Batch, EncodedPrompt, PromptFormat, collate, encode, encode_many, ensure_pad_token
+from neurospec.data.lettered import bare_question, encode_lettered, letter_token_ids, lettered_prompt
+from neurospec.data.prompts import PLAIN, Batch, EncodedPrompt, PromptFormat, collate, encode_many, ensure_pad_token
+
+__all__ = [  # the prompt helpers and model_device live lower (data.lettered, core.forward); they are scoring's API too
+    "ContinuationScore", "Generation", "MCPrediction", "applied", "bare_question", "choose_by_letter",
+    "choose_by_loglikelihood", "default_pairs", "encode_lettered", "forward_logits", "generate_texts",
+    "letter_token_ids", "lettered_prompt", "model_device", "partial_scoring_pair", "score_continuations",
+    "score_encoded",
+]
 
 # --------------------------------------------------------------------------------------------
 # Shared plumbing
-
-
-def model_device(model) -> torch.device:
-    """Where inputs go: the device of the input embeddings (the first device under ``device_map``)."""
-    return model.get_input_embeddings().weight.device
 
 
 @contextlib.contextmanager
@@ -45,13 +49,7 @@ def applied(model, intervention) -> Iterator[None]:
         yield
 
 
-def _length_sorted_chunks(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices in chunks of similar length (longest first), so batches carry little padding."""
-    if batch_size < 1:
-        raise NeurospecError(f"batch_size must be at least 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+_length_sorted_chunks = length_sorted_chunks  # the name evaluate.perplexity still imports
 
 
 def forward_logits(model, batch: Batch) -> torch.Tensor:
@@ -85,7 +83,7 @@ def score_encoded(model, encoded: Sequence[EncodedPrompt], pad_id: int, *, batch
     results: list[ContinuationScore | None] = [None] * len(encoded)
     device = model_device(model)
     with torch.no_grad(), applied(model, intervention):
-        for chunk in _length_sorted_chunks([len(e) for e in encoded], batch_size):
+        for chunk in length_sorted_chunks([len(e) for e in encoded], batch_size):
             batch = collate([encoded[i] for i in chunk], pad_id, side).to(device)
             logits = forward_logits(model, batch)
             scored = batch.role_mask("continuation")[:, 1:]  # token t is predicted at position t - 1
@@ -183,72 +181,6 @@ def choose_by_loglikelihood(model, tokenizer, items: Sequence[MCItem], *,
     return predictions
 
 
-def bare_question(item: MCItem) -> str:
-    """The item's question alone (no options): the prompt of option log-likelihood scoring."""
-    return item.question
-
-
-bare_question.name = "question"  # type: ignore[attr-defined]
-
-
-def lettered_prompt(item: MCItem, letters: str = "ABCDEFGHIJ") -> str:
-    """``question\\nA) ..\\nB) ..\\nAnswer:`` (the INCLUDE-style prompt)."""
-    if len(item.options) > len(letters):
-        raise NeurospecError(f"item has {len(item.options)} options but only {len(letters)} letters")
-    lines = [item.question] + [f"{letter}) {option}" for letter, option in zip(letters, item.options)]
-    return "\n".join(lines) + "\nAnswer:"
-
-
-def _appended_token(tokenizer, prefix: str, letter: str) -> int | None:
-    before = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    after = tokenizer(prefix + letter, add_special_tokens=False)["input_ids"]
-    if len(after) == len(before) + 1 and after[:len(before)] == before:
-        return int(after[-1])
-    return None
-
-
-def letter_token_ids(tokenizer, prompt_end: str, letters: Sequence[str],
-                     form: Literal["auto", "bare", "space"] = "auto") -> list[int]:
-    """The single token each letter is, right after ``prompt_end`` ("A" or " A", per tokenizer).
-
-    ``auto`` uses " A" after a prompt that ends in a non-space character when every letter is one
-    token that way (``Answer: A``), else "A" (after a space, a newline, or a prefill such as
-    ``{"answer_choice":"``). A letter that is not exactly one appended token is an error.
-    """
-    tail = prompt_end[-24:]
-    forms = {"bare": [""], "space": [" "], "auto": [" ", ""] if tail and not tail[-1].isspace() and
-             not tail.endswith('"') else [""]}[form]
-    for separator in forms:
-        ids = [_appended_token(tokenizer, tail, separator + letter) for letter in letters]
-        if all(i is not None for i in ids):
-            if len(set(ids)) != len(ids):
-                raise NeurospecError(f"letters {list(letters)} do not map to distinct tokens")
-            return ids  # type: ignore[return-value]
-    shown = {letter: tokenizer.tokenize(tail + forms[-1] + letter)[-3:] for letter in letters}
-    raise NeurospecError(
-        f"option letters are not single tokens after {tail!r} for this tokenizer ({shown}); "
-        "use other letters, or score the options as continuations (choose_by_loglikelihood)"
-    )
-
-
-def encode_lettered(tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
-                    prompt: Callable[[MCItem], str] = lettered_prompt, letters: str = "ABCDEFGHIJ",
-                    form: Literal["auto", "bare", "space"] = "auto") -> list[tuple[EncodedPrompt, list[int]]]:
-    """Each item's prompt, encoded, with the token id of each of its option letters after that prompt."""
-    cache: dict[tuple[str, int], list[int]] = {}
-    out = []
-    for item in items:
-        encoded = encode(tokenizer, prompt(item), fmt)
-        if len(encoded) == 0:
-            raise NeurospecError(f"item {item.id or item.question[:40]!r}: the prompt encodes to no tokens, so no "
-                                 "position predicts its answer")
-        key = (encoded.text[-24:], len(item.options))
-        if key not in cache:
-            cache[key] = letter_token_ids(tokenizer, key[0], letters[:len(item.options)], form)
-        out.append((encoded, cache[key]))
-    return out
-
-
 def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFormat = PLAIN,
                      prompt: Callable[[MCItem], str] = lettered_prompt, letters: str = "ABCDEFGHIJ",
                      form: Literal["auto", "bare", "space"] = "auto", batch_size: int = 8,
@@ -264,7 +196,7 @@ def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFo
     predictions: list[MCPrediction | None] = [None] * len(items)
     device = model_device(model)
     with torch.no_grad(), applied(model, intervention):
-        for chunk in _length_sorted_chunks([len(e) for e in encoded], batch_size):
+        for chunk in length_sorted_chunks([len(e) for e in encoded], batch_size):
             batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
             logits = forward_logits(model, batch)[:, -1].float()  # left padding: the answer position is last
             probs = logits.softmax(-1)
@@ -312,7 +244,7 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], *, fmt: PromptForma
     outputs: list[Generation | None] = [None] * len(prompts)
     device = model_device(model)
     with torch.no_grad(), applied(model, intervention):
-        for chunk in _length_sorted_chunks([len(e) for e in encoded], batch_size):
+        for chunk in length_sorted_chunks([len(e) for e in encoded], batch_size):
             batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
             sequences = generate(model, batch.input_ids, batch.attention_mask, max_new_tokens=max_new_tokens,
                                  pad_token_id=pad_id, **sampling, **generate_kwargs)
