@@ -25,6 +25,7 @@ from typing import Literal, Sequence
 
 import torch
 
+from neurospec.core.forward import accepts
 from neurospec.util.errors import NeurospecError
 
 ROLES: tuple[str, ...] = ("pad", "wrapper", "text", "prefill", "continuation")
@@ -281,15 +282,9 @@ class Batch:
         Positions from the mask keep left padding from shifting absolute position embeddings (GPT-2).
         """
         inputs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
-        if _accepts(model, "position_ids"):
+        if accepts(model, "position_ids"):
             inputs["position_ids"] = (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         return inputs
-
-
-def _accepts(model, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(model.forward).parameters
 
 
 def collate(items: Sequence[EncodedPrompt], pad_id: int, side: Literal["left", "right"] = "left") -> Batch:

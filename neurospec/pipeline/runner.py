@@ -86,7 +86,7 @@ class RunState:
         self.previous: dict[str, dict] = {}
         created = _now()
         if self.path.exists():
-            from neurospec.measure.stats import read_run_document
+            from neurospec.measure.run_folder import read_run_document
 
             document = read_run_document(run_dir, STUDY_FILE, FORMAT, VERSION, what="study run",
                                          command="neurospec run STUDY.yaml",

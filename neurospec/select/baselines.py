@@ -23,7 +23,7 @@ from neurospec.util.errors import NeurospecError
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select.lape import (
     TIE_BREAK,
-    _check_count,
+    check_count,
     build_set,
     stable_order,
     stats_languages,
@@ -76,7 +76,7 @@ def select_top_mean(stats: Any, k: int, *, languages: Sequence[str] | None = Non
     """``select_top_mean(stats, 1000)``: per language, the ``k`` neurons (over all layers) with the highest
     mean of the per-sentence means, computed in float64; ties by (layer, index) (method ``"top-mean"``)."""
     names = stats_languages(stats, languages)
-    k = _check_count(k, "k", stats.num_layers * stats.width)
+    k = check_count(k, "k", stats.num_layers * stats.width)
     groups, sentences = {}, {}
     for name in names:
         means = _sample(stats, name)
@@ -117,7 +117,7 @@ def _widths(like: NeuronSet, widths: Mapping[str, int] | None, shape: Any) -> di
     return {site: int(known[site]) for site in SITES if site in known}
 
 
-def _entry_generator(seed: int, group: str, site: str, layer: int) -> torch.Generator:
+def entry_generator(seed: int, group: str, site: str, layer: int) -> torch.Generator:
     """A generator seeded from (seed, group, site, layer): each draw is independent of the other groups."""
     digest = hashlib.sha256(f"{seed}\0{group}\0{site}\0{layer}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
@@ -157,7 +157,7 @@ def select_random(
         if exclude:
             pool = pool[~torch.isin(pool, unions[site][layer])]
         where = f"group {group!r}, site {site!r}, layer {layer}"
-        data[group].setdefault(site, {})[layer] = _draw(indices.numel(), pool, _entry_generator(seed, group, site, layer), where)
+        data[group].setdefault(site, {})[layer] = _draw(indices.numel(), pool, entry_generator(seed, group, site, layer), where)
     params = {
         "seed": seed, "exclude": bool(exclude), "matched": "count per (group, site, layer)",
         "source_method": like.meta.method, "source_params": like.meta.params,

@@ -36,7 +36,7 @@ from neurospec.data.countryrc import CULTURE_COUNTRIES  # the paper's 8 culture-
 from neurospec.util.errors import NeurospecError
 from neurospec.data.languages import resolve_country
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
-from neurospec.select.baselines import _entry_generator
+from neurospec.select.baselines import entry_generator
 from neurospec.select.lape import flat_to_layers, stable_order
 
 __all__ = [
@@ -247,7 +247,7 @@ def select_random_pooled(like: NeuronSet, *, seeds: Iterable[int] = range(10), s
         pool = _Pool(pooled, like.num_layers, sizes)
         count = like.count(group)
         for seed in seeds:
-            generator = _entry_generator(int(seed), group, "+".join(pooled), -1)
+            generator = entry_generator(int(seed), group, "+".join(pooled), -1)
             drawn = torch.randperm(pool.size, generator=generator)[:count]
             data[f"{prefix}{seed}:{group}"] = pool.to_neurons(drawn)
     params = {"seeds": seeds, "matched": "count per group, uniform over the pooled sites of every layer",

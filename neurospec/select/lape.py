@@ -46,7 +46,7 @@ def _check_rate(value: Any, option: str) -> float:
     return float(value)
 
 
-def _check_count(value: Any, option: str, limit: int | None = None) -> int:
+def check_count(value: Any, option: str, limit: int | None = None) -> int:
     """A whole number >= 1 (and <= ``limit`` when given), or a NeurospecError naming ``option``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise NeurospecError(f"{option}={value!r} must be a whole number >= 1.")
@@ -318,7 +318,7 @@ def select_lape_top_k(
     bar_ratio = _check_rate(activation_bar_ratio, "activation_bar_ratio")
     probs, names, fields = _inputs(stats_or_probs, languages, site)
     _check_several(names)
-    k = _check_count(k, "k", probs[0].numel())
+    k = check_count(k, "k", probs[0].numel())
     entropy, tau = lape_entropy(probs, filter_rate=filter_rate)
     bar_position = rank(bar_ratio, probs.numel(), "activation_bar_ratio")
     bar = kth_smallest(probs, bar_position)
