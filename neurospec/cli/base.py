@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -23,6 +22,7 @@ from rich.markup import escape
 
 from neurospec.version import __version__
 from neurospec.util.errors import NeurospecError, NeurospecWarning
+from neurospec.util.text import printable
 
 app = typer.Typer(
     name="neurospec",
@@ -38,15 +38,8 @@ console = Console(highlight=False, emoji=False)  # group names such as random0:S
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
-def _printable(text: str) -> str:
-    """Control characters (an ESC in a group name from a file) as ``\\x1b``: shown, never sent to the terminal."""
-    if text.isprintable() or all(ch in "\n\t" or unicodedata.category(ch) != "Cc" for ch in text):
-        return text
-    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else ascii(ch)[1:-1] for ch in text)
-
-
 class _PrintableText:
-    """Wraps a renderable: the text of every segment it renders passes :func:`_printable` (styles are kept)."""
+    """Wraps a renderable: the text of every segment it renders passes :func:`~neurospec.util.text.printable` (styles are kept)."""
 
     def __init__(self, renderable) -> None:
         self.renderable = renderable
@@ -55,7 +48,7 @@ class _PrintableText:
         from rich.segment import Segment
 
         for segment in console.render(self.renderable, options):
-            yield segment if segment.control else Segment(_printable(segment.text), segment.style)
+            yield segment if segment.control else Segment(printable(segment.text), segment.style)
 
 
 class _PrintableHook(RenderHook):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from neurospec.util.errors import NeurospecError
+from neurospec.util.text import printable
 
 OUTPUT_OPTIONS = ("out", "random_out", "run_dir")
 
@@ -101,8 +102,8 @@ class VerbOptions:
             raise NeurospecError(f"missing option {missing[0]}: give it a value")
         return cls(**converted)
 
-    def values(self) -> dict[str, Any]:
-        """``{name: value}`` of every option, as given."""
+    def option_values(self) -> dict[str, Any]:
+        """``{name: value}`` of every option, as given (not ``values``: sweep has an option of that name)."""
         return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
 
 
@@ -149,10 +150,10 @@ def _scalar(spec: FieldSpec, value: Any) -> Any:
 
 
 def progress_printer(quiet: bool) -> Callable[..., None]:
-    """``say("text", value)``: one line on stdout unless ``quiet``."""
+    """``say("text", value)``: one line on stdout unless ``quiet``, control characters made visible."""
     def say(*parts: Any) -> None:
         if not quiet:
-            print(" ".join(str(p) for p in parts), flush=True)
+            print(printable(" ".join(str(p) for p in parts)), flush=True)
     return say
 
 
@@ -162,7 +163,7 @@ def options_provenance(verb: str, options: VerbOptions, model: Any = None) -> di
     from neurospec.core.provenance import provenance
 
     inputs: dict[str, Path] = {}
-    values = {name: value for name, value in options.values().items() if name not in OUTPUT_OPTIONS}
+    values = {name: value for name, value in options.option_values().items() if name not in OUTPUT_OPTIONS}
     for name, value in values.items():
         if value is None:
             continue
