@@ -20,56 +20,34 @@ The operations (``a`` is the neuron's current value at a token the position mode
 ``value`` is a constant, a per-neuron tensor (``{layer: tensor[width]}`` or ``tensor[layers, width]``:
 a corpus statistic such as p_max, fixed per neuron), or a :class:`RuntimeStatistic` of the current
 tensor (recomputed on every forward call). METHODS section 2 keeps these two kinds apart; so does
-this module. Padding positions are never edited.
+this module. Padding positions are never edited. The rules on op, value, factor and positions (and
+their JSON form, :attr:`Edit.operation`) are those of :mod:`neurospec.interventions.spec`, shared with
+recipes and intervention files; an error names the edit's ``label`` first.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal, Mapping, Union
 
 import torch
 
+from neurospec.interventions.spec import (  # noqa: F401 - OPERATIONS, POSITIONS, STATISTICS, check_positions: public here too
+    OPERATIONS,
+    POSITIONS,
+    STATISTICS,
+    Operation,
+    OpSpec,
+    Positions,
+    RuntimeStatistic,
+    check_operation,
+    check_positions,
+    value_kind,
+)
 from neurospec.util.errors import NeurospecError
-
-Operation = Literal["zero", "scale", "set", "add"]
-Positions = Literal["all", "prompt", "continuation"]
-OPERATIONS: tuple[str, ...] = ("zero", "scale", "set", "add")
-POSITIONS: tuple[str, ...] = ("all", "prompt", "continuation")
-STATISTICS: tuple[str, ...] = ("max", "min", "mean", "median", "percentile")
-
-def check_positions(positions: str) -> None:
-    """Refuse a position mode other than ``all``, ``prompt`` or ``continuation``."""
-    if positions not in POSITIONS:
-        raise NeurospecError(f"unknown positions {positions!r}: use one of {', '.join(POSITIONS)}")
-
 
 NeuronIndices = Mapping[str, Mapping[int, torch.Tensor]]
 """site -> layer -> 1-D LongTensor of neuron indices."""
-
-
-@dataclass(frozen=True)
-class RuntimeStatistic:
-    """A statistic of the site's current tensor in the layer, per sequence, over its non-padding tokens.
-
-    It covers every neuron of the site in that layer and every non-padding position of the current
-    forward call (under a KV cache, that is only the new token). ``median`` interpolates like
-    ``numpy.median``; ``percentile`` takes ``q`` in [0, 100].
-    """
-
-    name: Literal["max", "min", "mean", "median", "percentile"]
-    q: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in STATISTICS:
-            raise NeurospecError(f"unknown run-time statistic {self.name!r}: use one of {', '.join(STATISTICS)}")
-        if self.name == "percentile" and (self.q is None or not 0 <= self.q <= 100):
-            raise NeurospecError(f"percentile needs q in [0, 100], got {self.q!r}")
-
-    def to_json(self) -> dict:
-        return {"name": self.name, **({"q": self.q} if self.q is not None else {})}
-
 
 Value = Union[None, float, torch.Tensor, Mapping[int, torch.Tensor], RuntimeStatistic]
 
@@ -108,32 +86,26 @@ class Edit:
     label: str = field(default="neurons")
 
     def __post_init__(self) -> None:
-        if self.op not in OPERATIONS:
-            raise NeurospecError(f"unknown operation {self.op!r}: use one of {', '.join(OPERATIONS)}")
-        check_positions(self.positions)
-        if self.op in ("set", "add") and self.value is None:
-            raise NeurospecError(f"{self.op!r} needs a value: a constant, per-neuron values or a RuntimeStatistic")
-        if self.op in ("zero", "scale") and self.value is not None:
-            raise NeurospecError(f"{self.op!r} takes no value (scale uses factor=)")
+        checked = check_operation(self.op, self.value, self.factor, self.positions, per_neuron="tensor",
+                                  where=self.label)
         if not self.neurons:
             raise NeurospecError(
                 f"intervening on an empty selection: {self.label} has no neurons. Check the group names and "
                 "sites you chose (`neurospec neurons show FILE` lists the counts)."
             )
-        if not _finite(self.factor):
-            raise NeurospecError(f"{self.label}: factor {self.factor!r} is not a finite number; give a real number such "
-                                 "as 2 (NaN or infinity would make every logit NaN)")
-        self.value = _normalise_value(self.value, self.label)
+        self.factor = checked.factor
+        self.value = _normalise_value(checked.value, self.label)
         _check_finite_values(self.value, self.neurons, self.label)
 
     @property
     def value_kind(self) -> Literal["none", "constant", "per_neuron", "runtime"]:
         """What ``value`` is: absent, one constant, a per-neuron table, or a run-time statistic."""
-        if self.value is None:
-            return "none"
-        if isinstance(self.value, float):
-            return "constant"
-        return "runtime" if isinstance(self.value, RuntimeStatistic) else "per_neuron"
+        return value_kind(self.value)
+
+    @property
+    def operation(self) -> OpSpec:
+        """``edit.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.interventions.spec`)."""
+        return OpSpec(self.op, self.value, self.factor, self.positions)
 
     @classmethod
     def make(cls, op: str, neurons, value: Value = None, factor: float = 1.0, positions: Positions = "all",
@@ -141,7 +113,7 @@ class Edit:
         """The general constructor behind :meth:`zero`, :meth:`scale`, :meth:`set`, :meth:`add`."""
         if label is None:
             label = f"group(s) {', '.join(groups)}" if groups else "the neuron selection"
-        return cls(_as_indices(neurons, groups, sites), op, value, float(factor), positions, label)
+        return cls(_as_indices(neurons, groups, sites), op, value, factor, positions, label)  # type: ignore[arg-type]
 
     @classmethod
     def zero(cls, neurons, *, positions: Positions = "all", groups=None, sites=None, label=None) -> "Edit":
@@ -170,23 +142,10 @@ class Edit:
         return self.value[layer]
 
 
-def _finite(number) -> bool:
-    """True for a real number that is neither NaN nor infinite (False for anything else)."""
-    try:
-        return math.isfinite(float(number))
-    except (TypeError, ValueError):
-        return False
-
-
 def _check_finite_values(value: Value, neurons: NeuronIndices, label: str) -> None:
-    """Refuse a NaN or infinite constant, or per-neuron value at a neuron the edit touches (others are never read)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise NeurospecError(f"{label}: value {value!r} is not a finite number; give a real number such as 0.5 "
-                                 "(NaN or infinity would make every logit NaN)")
-        return
-    if value is None or isinstance(value, RuntimeStatistic):
-        return
+    """Refuse a NaN or infinite per-neuron value at a neuron the edit touches (others are never read)."""
+    if not isinstance(value, (torch.Tensor, Mapping)):
+        return  # a constant is checked by check_operation
     for layers in neurons.values():
         for layer, indices in layers.items():
             indices = torch.as_tensor(indices, dtype=torch.long).flatten()
@@ -207,19 +166,11 @@ def _check_finite_values(value: Value, neurons: NeuronIndices, label: str) -> No
 
 
 def _normalise_value(value: Value, label: str) -> Value:
-    """A number becomes a float, per-neuron values a (layers, width) tensor or ``{layer: 1-D tensor}``."""
-    if value is None or isinstance(value, RuntimeStatistic):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    """Per-neuron values (checked by check_operation) as a (layers, width) tensor or ``{layer: 1-D tensor}``."""
     if isinstance(value, torch.Tensor):
-        if value.dim() == 0:
-            return float(value)
         if value.dim() == 2:
             return value
         raise NeurospecError(f"{label}: per-neuron values must be (layers, width), got shape {tuple(value.shape)}")
     if isinstance(value, Mapping):
         return {int(layer): torch.as_tensor(row).flatten() for layer, row in value.items()}
-    raise NeurospecError(
-        f"{label}: value {value!r} is not a number, per-neuron values or a RuntimeStatistic"
-    )
+    return value

@@ -20,13 +20,14 @@ The file (paths relative to the file itself)::
 a safetensors file (a corpus statistic, fixed per neuron), or ``{"runtime": "max" | "min" | "mean" |
 "median" | "percentile", "q": 90}`` (a statistic of the current tensor, recomputed at every call).
 ``neurons_sha256`` / ``file_sha256``, written by :meth:`InterventionSpec.save`, make a later load
-fail loudly if a referenced file has changed since.
+fail loudly if a referenced file has changed since. The rules on op, value, factor and positions, and
+their JSON form, are those of :mod:`neurospec.interventions.spec`, shared with edits and recipes: a file is
+refused on load (``FileFormatError``, naming the file and the edit) where an Edit or a recipe would be.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,23 +35,15 @@ from typing import Any
 
 import torch
 
-from neurospec.interventions.edits import OPERATIONS, POSITIONS, Edit, RuntimeStatistic
+from neurospec.core.sites import site_map
+from neurospec.interventions.edits import Edit
+from neurospec.interventions.spec import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.util.io import atomic_write_json, file_fingerprint
-from neurospec.neurons.neuron_set import NeuronSet
-from neurospec.core.sites import site_map
 
 FORMAT = "neurospec.intervention"
 VERSION = 1
-
-
-@dataclass
-class ValuesRef:
-    """Per-neuron values: tensor ``key`` of shape (layers, width) in the safetensors ``file``."""
-
-    file: str
-    key: str
-    sha256: str | None = None
 
 
 @dataclass
@@ -66,74 +59,41 @@ class EditSpec:
     positions: str = "all"
     neurons_sha256: str | None = None
 
+    def __post_init__(self) -> None:
+        checked = check_operation(self.op, self.value, self.factor, self.positions, per_neuron="file")
+        self.value, self.factor = checked.value, checked.factor
+
+    @property
+    def operation(self) -> OpSpec:
+        """``edit.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.interventions.spec`)."""
+        return OpSpec(self.op, self.value, self.factor, self.positions)  # type: ignore[arg-type]
+
     def to_json(self) -> dict[str, Any]:
+        """The edit as the file holds it: neurons (and its fingerprint), groups, sites, then the operation."""
         out: dict[str, Any] = {"neurons": self.neurons}
         if self.neurons_sha256:
             out["neurons_sha256"] = self.neurons_sha256
         for name in ("groups", "sites"):
             if getattr(self, name) is not None:
                 out[name] = list(getattr(self, name))
-        out["op"] = self.op
-        if isinstance(self.value, ValuesRef):
-            out["value"] = {"file": self.value.file, "key": self.value.key}
-            if self.value.sha256:
-                out["value"]["file_sha256"] = self.value.sha256
-        elif isinstance(self.value, RuntimeStatistic):
-            stat = self.value.to_json()
-            out["value"] = {"runtime": stat.pop("name"), **stat}
-        elif self.value is not None:
-            out["value"] = float(self.value)
-        out["factor"] = self.factor
-        out["positions"] = self.positions
-        return out
+        return {**out, **self.operation.to_json()}
 
-
-def _finite(number: int | float) -> bool:
-    """False for NaN, infinity and an integer too large for a float (JSON reads all three)."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:
-        return False
-
-
-def _parse_value(raw: Any, where: str) -> float | ValuesRef | RuntimeStatistic | None:
-    if raw is None or isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        if raw is not None and not _finite(raw):
-            raise FileFormatError(f"{where}: value {raw!r} is not a finite number; write a real number such as 0.5 "
-                                  "(NaN or infinity would make every logit NaN)")
-        return None if raw is None else float(raw)
-    if isinstance(raw, dict) and "file" in raw and "key" in raw:
-        return ValuesRef(str(raw["file"]), str(raw["key"]), raw.get("file_sha256"))
-    if isinstance(raw, dict) and "runtime" in raw:
-        return RuntimeStatistic(raw["runtime"], raw.get("q"))
-    raise FileFormatError(
-        f"{where}: value {raw!r} is not a number, {{'file': ..., 'key': ...}} or {{'runtime': 'max', ...}}"
-    )
-
-
-def _parse_edit(raw: Any, where: str) -> EditSpec:
-    if not isinstance(raw, dict) or not isinstance(raw.get("neurons"), str):
-        raise FileFormatError(f"{where}: each edit needs 'neurons': the path of a NeuronSet JSON file")
-    op, positions = raw.get("op", "zero"), raw.get("positions", "all")
-    if op not in OPERATIONS:
-        raise FileFormatError(f"{where}: unknown op {op!r}; use one of {', '.join(OPERATIONS)}")
-    if positions not in POSITIONS:
-        raise FileFormatError(f"{where}: unknown positions {positions!r}; use one of {', '.join(POSITIONS)}")
-    for name in ("groups", "sites"):
-        if raw.get(name) is not None and not (
-            isinstance(raw[name], list) and all(isinstance(x, str) for x in raw[name])
-        ):
-            raise FileFormatError(f"{where}: {name!r} must be a list of names")
-    factor = raw.get("factor", 1.0)
-    if not isinstance(factor, (int, float)) or isinstance(factor, bool):
-        raise FileFormatError(f"{where}: factor must be a number, got {factor!r}")
-    if not _finite(factor):
-        raise FileFormatError(f"{where}: factor {factor!r} is not a finite number; write a real number such as 2 "
-                              "(NaN or infinity would make every logit NaN)")
-    return EditSpec(
-        raw["neurons"], raw.get("groups"), raw.get("sites"), op, _parse_value(raw.get("value"), where),
-        float(factor), positions, raw.get("neurons_sha256"),
-    )
+    @classmethod
+    def from_json(cls, raw: Any, where: str = "intervention edit") -> "EditSpec":
+        """The inverse of :meth:`to_json`; ``where`` names the edit in a FileFormatError."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("neurons"), str):
+            raise FileFormatError(f"{where}: each edit needs 'neurons': the path of a NeuronSet JSON file")
+        for name in ("groups", "sites"):
+            if raw.get(name) is not None and not (
+                isinstance(raw[name], list) and all(isinstance(x, str) for x in raw[name])
+            ):
+                raise FileFormatError(f"{where}: {name!r} must be a list of names")
+        try:
+            checked = operation_from_json(raw, per_neuron="file", where=where)
+        except NeurospecError as err:
+            raise FileFormatError(str(err)) from None
+        return cls(raw["neurons"], raw.get("groups"), raw.get("sites"), checked.op, checked.value, checked.factor,
+                   checked.positions, raw.get("neurons_sha256"))
 
 
 @dataclass
@@ -159,7 +119,7 @@ class InterventionSpec:
         edits = raw.get("edits")
         if not isinstance(edits, list) or not edits:
             raise FileFormatError(f"{path}: 'edits' must be a non-empty list")
-        return cls([_parse_edit(e, f"{path}, edit {i}") for i, e in enumerate(edits)], path.parent.resolve())
+        return cls([EditSpec.from_json(e, f"{path}, edit {i}") for i, e in enumerate(edits)], path.parent.resolve())
 
     def save(self, path: str | Path) -> None:
         """Write the file (atomically), with fingerprints of the files it references."""

@@ -18,40 +18,64 @@ constant.
 
 Grammar: ``OP[:VALUE][*FACTOR][@POSITIONS]`` with OP one of zero, scale, set, add; VALUE one of
 p_max, p_median, mean, a number, ``runtime:max|min|mean|median|percentileQ``; FACTOR any number
-(2, 0.5, 10); POSITIONS all (default), prompt or continuation.
+(2, 0.5, 10); POSITIONS all (default), prompt or continuation. The rules on op, value, factor and
+positions, and the JSON form (:meth:`Recipe.to_json`), are those of :mod:`neurospec.interventions.spec`, shared
+with edits and intervention files; the short form adds one: ``scale`` writes its factor (``scale*2``).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from neurospec.interventions.edits import OPERATIONS, POSITIONS, STATISTICS, Edit, RuntimeStatistic, check_positions
-from neurospec.util.errors import NeurospecError
 from neurospec.data.languages import language_of
+from neurospec.interventions.edits import Edit
+from neurospec.interventions.spec import (  # noqa: F401 - CORPUS_STATISTICS: public here too
+    CORPUS_STATISTICS,
+    OpSpec,
+    RuntimeStatistic,
+    check_op,
+    check_operation,
+    operation_from_json,
+)
+from neurospec.util.errors import NeurospecError
 
-CORPUS_STATISTICS: tuple[str, ...] = ("p_max", "p_median", "mean")
 RecipeValue = Union[None, str, float, RuntimeStatistic]
 
-_GRAMMAR = ("OP[:VALUE][*FACTOR][@POSITIONS], e.g. zero, scale*2, set:p_max, set:p_median*2, "
-            "set:runtime:percentile90*3, add:0.5@continuation")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
-def _parse_runtime(text: str, where: str) -> RuntimeStatistic:
-    name = text
-    q = None
-    if text.startswith("percentile"):
-        name, number = "percentile", text[len("percentile"):]
-        if not _NUMBER.match(number):
-            raise NeurospecError(f"{where}: 'runtime:percentile' needs a number right after it, e.g. runtime:percentile90")
-        q = float(number)
-    if name not in STATISTICS:
-        raise NeurospecError(f"{where}: unknown run-time statistic {name!r}; use one of {', '.join(STATISTICS)}")
-    return RuntimeStatistic(name, q)  # type: ignore[arg-type]
+def _short_number(number: float) -> str:
+    """``2.0`` -> ``2``: the shortest text that reads back as ``number`` (``:g`` where it is exact)."""
+    text = f"{number:g}"
+    return text if float(text) == number else repr(float(number))
+
+
+def _number_or_text(text: str) -> float | str:
+    """``"2.5"`` -> 2.5; text that is not a number stays text (the checks of the spec module refuse it)."""
+    return float(text) if _NUMBER.match(text) else text
+
+
+def _parse_runtime(text: str) -> RuntimeStatistic:
+    """``"percentile90"`` -> ``RuntimeStatistic("percentile", 90.0)``; ``"max"`` -> ``RuntimeStatistic("max")``."""
+    if not text.startswith("percentile") or text == "percentile":
+        return RuntimeStatistic(text)  # type: ignore[arg-type]  # refuses an unknown name, or percentile without q
+    number = text[len("percentile"):]
+    if not _NUMBER.match(number):
+        raise NeurospecError(f"'runtime:percentile' needs a number right after it, e.g. runtime:percentile90; "
+                             f"got {number!r}")
+    return RuntimeStatistic("percentile", float(number))
+
+
+def _parse_value(text: str) -> RecipeValue:
+    """The VALUE of ``OP:VALUE``: ``runtime:STAT``, a number or a corpus statistic's name (None when empty)."""
+    if not text:
+        return None
+    if text.startswith("runtime:"):
+        return _parse_runtime(text[len("runtime:"):])
+    return _number_or_text(text)
 
 
 @dataclass(frozen=True)
@@ -64,25 +88,9 @@ class Recipe:
     positions: str = "all"
 
     def __post_init__(self) -> None:
-        if self.op not in OPERATIONS:
-            raise NeurospecError(f"unknown operation {self.op!r}: use one of {', '.join(OPERATIONS)}")
-        check_positions(self.positions)
-        if self.op in ("zero", "scale") and self.value is not None:
-            raise NeurospecError(f"{self.op!r} takes no value; write '{self.op}' or 'scale*FACTOR'")
-        if self.op in ("set", "add"):
-            if self.value is None:
-                raise NeurospecError(f"{self.op!r} needs a value: p_max, p_median, mean, a number or runtime:STAT")
-            if isinstance(self.value, str) and self.value not in CORPUS_STATISTICS:
-                raise NeurospecError(f"unknown corpus statistic {self.value!r}: use one of {', '.join(CORPUS_STATISTICS)}")
-            if isinstance(self.value, (int, float)) and not isinstance(self.value, bool):
-                object.__setattr__(self, "value", float(self.value))
-                if not math.isfinite(self.value):
-                    raise NeurospecError(f"value {self.value!r} is not a finite number; give a real number such as 0.5")
-        if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)):
-            raise NeurospecError(f"factor must be a number, got {self.factor!r}")
-        object.__setattr__(self, "factor", float(self.factor))
-        if not math.isfinite(self.factor):
-            raise NeurospecError(f"factor {self.factor!r} is not a finite number; give a real number such as 2")
+        checked = check_operation(self.op, self.value, self.factor, self.positions, per_neuron="corpus")
+        object.__setattr__(self, "value", checked.value)
+        object.__setattr__(self, "factor", checked.factor)
 
     # ---- construction
 
@@ -97,74 +105,59 @@ class Recipe:
         if isinstance(text, Recipe):
             return text
         where = f"{option} {text!r}" if option else f"intervention recipe {text!r}"
-        body = str(text).strip()
-        positions = "all"
-        if "@" in body:
-            body, _, positions = body.rpartition("@")
-            if positions not in POSITIONS:
-                raise NeurospecError(f"{where}: positions {positions!r} is not one of {', '.join(POSITIONS)}")
-        factor = 1.0
-        if "*" in body:
-            body, _, raw = body.rpartition("*")
-            if not _NUMBER.match(raw):
-                raise NeurospecError(f"{where}: factor {raw!r} is not a number. Grammar: {_GRAMMAR}")
-            factor = float(raw)
-        op, _, raw_value = body.partition(":")
-        if op not in OPERATIONS:
-            raise NeurospecError(f"{where}: unknown operation {op!r}. Grammar: {_GRAMMAR}")
-        value: RecipeValue = None
-        if raw_value:
-            if raw_value.startswith("runtime:"):
-                value = _parse_runtime(raw_value[len("runtime:"):], where)
-            elif _NUMBER.match(raw_value):
-                value = float(raw_value)
-            else:
-                value = raw_value
-        elif op in ("set", "add"):
-            raise NeurospecError(f"{where}: {op!r} needs a value. Grammar: {_GRAMMAR}")
-        if op == "scale" and "*" not in str(text):
-            raise NeurospecError(f"{where}: 'scale' needs a factor, e.g. scale*2")
         try:
-            return cls(op, value, factor, positions)
+            return cls._from_short_form(str(text).strip())
         except NeurospecError as err:
             raise NeurospecError(f"{where}: {err}") from None
 
     @classmethod
+    def _from_short_form(cls, body: str) -> "Recipe":
+        """``OP[:VALUE][*FACTOR][@POSITIONS]`` read; the checks are those of every form, plus the factor of scale."""
+        body, at, positions = body.rpartition("@") if "@" in body else (body, "", "all")
+        body, star, factor = body.rpartition("*") if "*" in body else (body, "", "1")
+        op, _, value = body.partition(":")
+        recipe = cls(check_op(op), _parse_value(value), _number_or_text(factor), positions)  # the op before its value
+        if recipe.op == "scale" and not star:
+            raise NeurospecError("'scale' needs a factor, e.g. scale*2")
+        return recipe
+
+    @classmethod
     def from_json(cls, raw: Any) -> "Recipe":
-        """The dict written by :meth:`to_json`, or the short form as a string."""
+        """The dict written by :meth:`to_json` (any JSON form of an operation), or the short form as a string."""
         if isinstance(raw, str):
             return cls.parse(raw)
-        if not isinstance(raw, dict) or "op" not in raw:
-            raise NeurospecError(f"a recipe is a string such as 'set:p_max' or a dict with 'op'; got {raw!r}")
-        value = raw.get("value")
-        if isinstance(value, dict):
-            value = RuntimeStatistic(value["runtime"], value.get("q"))
-        return cls(raw["op"], value, raw.get("factor", 1.0), raw.get("positions", "all"))
+        if not isinstance(raw, dict):
+            raise NeurospecError(f"a recipe is a string such as 'set:p_max' or a dict with op, value, factor and "
+                                 f"positions; got {raw!r}")
+        checked = operation_from_json(raw, per_neuron="corpus")
+        return cls(checked.op, checked.value, checked.factor, checked.positions)
 
     # ---- description
 
     @property
     def value_kind(self) -> str:
         """``none``, ``constant``, ``corpus`` (a statistic of the target language) or ``runtime``."""
-        if self.value is None:
-            return "none"
-        if isinstance(self.value, RuntimeStatistic):
-            return "runtime"
-        return "corpus" if isinstance(self.value, str) else "constant"
+        kind = self.operation.value_kind
+        return "corpus" if kind == "per_neuron" else kind
+
+    @property
+    def operation(self) -> OpSpec:
+        """``recipe.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.interventions.spec`)."""
+        return OpSpec(self.op, self.value, self.factor, self.positions)  # type: ignore[arg-type]
 
     @property
     def name(self) -> str:
         """The short form: ``set:p_max*2``. ``Recipe.parse(r.name) == r``."""
         text = self.op
         if isinstance(self.value, RuntimeStatistic):
-            stat = self.value.name + (f"{self.value.q:g}" if self.value.q is not None else "")
+            stat = self.value.name + (_short_number(self.value.q) if self.value.q is not None else "")
             text += f":runtime:{stat}"
         elif isinstance(self.value, float):
-            text += f":{self.value:g}"
+            text += f":{_short_number(self.value)}"
         elif self.value is not None:
             text += f":{self.value}"
         if self.factor != 1.0 or self.op == "scale":
-            text += f"*{self.factor:g}"
+            text += f"*{_short_number(self.factor)}"
         if self.positions != "all":
             text += f"@{self.positions}"
         return text
@@ -173,20 +166,21 @@ class Recipe:
         return self.name
 
     def to_json(self) -> dict[str, Any]:
-        value: Any = self.value
-        if isinstance(value, RuntimeStatistic):
-            stat = value.to_json()
-            value = {"runtime": stat.pop("name"), **stat}
-        return {"name": self.name, "op": self.op, "value": value, "kind": self.value_kind,
+        """``{"name", "op", "value", "kind", "factor", "positions"}``: the JSON form of the operation (``value``
+        null where there is none) with the short form and the kind of value, as result files hold it."""
+        operation = self.operation.to_json()
+        return {"name": self.name, "op": self.op, "value": operation.get("value"), "kind": self.value_kind,
                 "factor": self.factor, "positions": self.positions}
 
     # ---- application
 
-    def edit(self, neurons, group: str, stats=None) -> Edit:
+    def edit(self, neurons, group: str, stats=None, *, sites=None, label: str | None = None) -> Edit:
         """The :class:`Edit` of ``neurons``' group ``group`` under this recipe.
 
         A corpus statistic is read from ``stats`` for language ``group``, the target itself (a random control
         set, whose groups are named after the targets, so gets the target's values at its own neurons).
+        ``sites`` keeps only the group's neurons at those sites (default: all of them); ``label`` names the edit in
+        error messages (default ``group <group> (<recipe>)``).
         """
         group = match_group(group, neurons.groups)
         value: Any = self.value
@@ -196,15 +190,15 @@ class Recipe:
                     f"recipe {self.name!r} reads the target language's {self.value} from activation statistics; "
                     "pass stats= (a folder written by `neurospec collect --mode sentence`)"
                 )
-            sites = set(neurons.sites(group))
-            if sites - {stats.site}:
+            used = set(neurons.sites(group)) & set(sites or neurons.sites(group))
+            if used - {stats.site}:
                 raise NeurospecError(
-                    f"recipe {self.name!r}: group {group!r} has neurons at {', '.join(sorted(sites))} but the "
+                    f"recipe {self.name!r}: group {group!r} has neurons at {', '.join(sorted(used))} but the "
                     f"statistics were collected at {stats.site!r}; use neurons and statistics of the same site"
                 )
             value = stats.amplification_values(group, str(self.value))
-        label = f"group {group} ({self.name})"
-        return Edit.make(self.op, neurons, value, self.factor, self.positions, [group], None, label)  # type: ignore[arg-type]
+        label = label or f"group {group} ({self.name})"
+        return Edit.make(self.op, neurons, value, self.factor, self.positions, [group], sites, label)  # type: ignore[arg-type]
 
 
 def write_intervention(recipe: "Recipe | str", neurons_path: str | Path, group: str, out: str | Path, stats=None) -> Path:
@@ -213,9 +207,10 @@ def write_intervention(recipe: "Recipe | str", neurons_path: str | Path, group: 
 
     A corpus statistic is written, as a (layers, width) tensor, to ``<out stem>.values.safetensors`` beside the file.
     """
-    from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
-    from neurospec.util.io import atomic_save_safetensors
+    from neurospec.interventions.files import EditSpec, InterventionSpec
+    from neurospec.interventions.spec import ValuesRef
     from neurospec.neurons.neuron_set import NeuronSet
+    from neurospec.util.io import atomic_save_safetensors
 
     recipe = Recipe.parse(recipe)
     out = Path(out)
