@@ -9,7 +9,7 @@
 
 from neurospec import moved
 from neurospec.version import __version__
-from neurospec.interventions.edits import Edit, RuntimeStatistic
+from neurospec.core.edits import Edit, RuntimeStatistic
 from neurospec.core.hooks import capture_gradients, generate, intervene, prompt_boundary, record
 from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
 from neurospec.core.models import LoadedModel, load_model, model_shape

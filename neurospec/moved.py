@@ -19,7 +19,7 @@ MOVED: dict[str, str] = {
     "neurospec.collect": "neurospec.measure.collect",
     "neurospec.culnig": "neurospec.neurons.formats.culture",
     "neurospec.distributed": "neurospec.util.distributed",
-    "neurospec.edits": "neurospec.interventions.edits",
+    "neurospec.edits": "neurospec.core.edits",
     "neurospec.errors": "neurospec.util.errors",
     "neurospec.evaluate.targets": "neurospec.interventions.targets",
     "neurospec.hooks": "neurospec.core.hooks",

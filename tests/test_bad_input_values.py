@@ -17,7 +17,7 @@ from bad_input_common import refuses, run_cli
 from families import family
 from interventions_common import neuron_set, saved_study, tiny_llama, tok
 from neurospec.measure.attribution import AttributionScores
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.masking import masking_conditions
 from neurospec.interventions.files import InterventionSpec

@@ -15,7 +15,7 @@ import transformers
 from torch import nn
 
 from families import FAMILIES, PAD, VOCAB, family
-from neurospec.interventions.edits import Edit, RuntimeStatistic
+from neurospec.core.edits import Edit, RuntimeStatistic
 from neurospec.util.errors import NeurospecError, ShapeMismatchError
 from neurospec.core.hooks import capture_gradients, generate, intervene, prompt_boundary, record
 from neurospec.core.sites import site_map

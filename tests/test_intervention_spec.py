@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.interventions.files import EditSpec, InterventionSpec
 from neurospec.interventions.recipes import Recipe
-from neurospec.interventions.spec import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
+from neurospec.core.operations import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.util.errors import FileFormatError, NeurospecError
 

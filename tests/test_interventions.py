@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from families import PAD, VOCAB, family
 from neurospec.cli.main import app
-from neurospec.interventions.edits import Edit, RuntimeStatistic
+from neurospec.core.edits import Edit, RuntimeStatistic
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.core.hooks import intervene
 from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef

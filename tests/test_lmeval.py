@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from families import family
-from neurospec.interventions.edits import RuntimeStatistic
+from neurospec.core.edits import RuntimeStatistic
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.interventions.files import EditSpec, InterventionSpec
 from neurospec.neurons.neuron_set import NeuronSet

@@ -9,7 +9,7 @@ import torch
 
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
 from neurospec.data.lss_items import ParallelItem, cut_sentence, items_from_parallel, load_lss_items, parallel_sentences
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.lss import lss_matrix, steering_shift
 from neurospec.interventions.recipes import Recipe

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from interventions_common import TEXTS, neuron_set, tiny_llama, tok
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.perplexity import perplexity, perplexity_matrix
 from neurospec.interventions.recipes import Recipe

@@ -228,10 +228,10 @@ def test_ctrl_c_marks_the_step_interrupted_and_the_next_run_goes_on(finished, pr
     run_dir = _copy_run(finished, tmp_path / "interrupted")
     real_run = Verb.run
 
-    def interrupted(self, argv):
+    def interrupted(self, options, **shared):
         if self.name == "ppl":
             raise KeyboardInterrupt
-        return real_run(self, argv)
+        return real_run(self, options, **shared)
 
     monkeypatch.setattr(Verb, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):

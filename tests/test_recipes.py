@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interventions_common import neuron_set, sentence_stats, tiny_llama
-from neurospec.interventions.edits import RuntimeStatistic
+from neurospec.core.edits import RuntimeStatistic
 from neurospec.util.errors import NeurospecError
 from neurospec.interventions.recipes import Recipe, match_group, parse_recipes
 

@@ -7,7 +7,7 @@ import torch
 
 from families import family
 from neurospec.data.items import MCItem
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import NeurospecError
 from neurospec.core.hooks import intervene, prompt_boundary
 from neurospec.data.prompts import PromptFormat, encode

@@ -16,7 +16,7 @@ from families import family
 from tiny_tokenizer import tiny_tokenizer
 
 from neurospec.data.locate import mirror_root
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import NeurospecError
 from neurospec.core.hooks import intervene
 from neurospec.core.sites import site_map

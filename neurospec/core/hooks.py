@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from neurospec.interventions.edits import Edit, Positions, RuntimeStatistic, check_positions
+from neurospec.core.edits import Edit, Positions, RuntimeStatistic, check_positions
 from neurospec.util.errors import NeurospecError, ShapeMismatchError
 from neurospec.core.sites import Columns, SiteLocation, SiteMap, site_map
 
@@ -500,7 +500,7 @@ def intervene(model: nn.Module, *edits) -> Iterator[None]:
     """Apply ``edits`` (in order) to every forward pass of ``model`` inside the block.
 
     ``with intervene(model, Edit.zero(lape, groups=["fr"])): model(**batch)``; each argument is an
-    :class:`~neurospec.interventions.edits.Edit`, a list of them, or an intervention file loaded with
+    :class:`~neurospec.core.edits.Edit`, a list of them, or an intervention file loaded with
     ``InterventionSpec.load`` (validated against the model on entry).
     """
     flat: list[Edit] = []

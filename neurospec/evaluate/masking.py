@@ -9,7 +9,8 @@
     result.save("runs/mask")   # mask_eval.json, accuracy.csv, related_<benchmark>.csv
 
 Suppress sets a neuron's site value to 0 (at ``gate_pre``: act(0) * up = 0); enhance multiplies it by
-``factor`` (2). Each item is scored with every template; an item's correctness is its mean over
+``factor`` (2): the recipes ``zero`` and ``scale*factor``, built like every verb's conditions
+(:mod:`neurospec.interventions.conditions`). Each item is scored with every template; an item's correctness is its mean over
 templates, accuracy the mean over items. Scoring rules: ``vocab`` (default, the culture paper's): the
 argmax over the whole vocabulary at the answer position, decoded, must be the gold letter, so a masked
 model that stops answering with a letter is wrong; ``letter``: the argmax over the option letters only;
@@ -24,7 +25,6 @@ bootstrap interval over items of the per-item difference.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,30 +33,22 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import torch
 
 from neurospec.data.items import MCItem
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_mean
-from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.interventions.targets import target_groups
+from neurospec.results.tables import write_matrix_csv
+from neurospec.interventions.conditions import BASELINE, MODES, build_conditions, mode_recipe, random_group
 from neurospec.util.io import atomic_write_json, atomic_write_text
 from neurospec.util.progress import progress
 from neurospec.data.prompts import PLAIN, PromptFormat
 from neurospec.evaluate.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
+from neurospec.results.masking import MaskBenchmark, MaskCell, MaskingRecord, MaskSummaryRow, RuleAccuracy
 
 __all__ = ["BASELINE", "MODES", "Conditions", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
 
-BASELINE = "none"
-MODES = ("suppress", "enhance")
 SCORINGS = ("vocab", "letter", "loglik")
 #: The accuracy rules letter scoring yields, by the name used in cells and CSV columns.
 RULES = {"vocab": "full_vocabulary", "letter": "letters_only"}
-_RANDOM = re.compile(r"^random(\d+):(.+)$")
-
-
-def random_group(name: str) -> str | None:
-    """The group a ``random<seed>:<group>`` condition stands in for, else None."""
-    match = _RANDOM.match(name)
-    return match.group(2) if match else None
 
 
 class Conditions(dict):
@@ -79,36 +71,10 @@ def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Li
     neurons gets no condition: it is skipped with a warning and kept, with the reason, in the result's
     ``empty_groups`` (:mod:`neurospec.interventions.targets`).
     """
-    if mode not in MODES:
-        raise NeurospecError(f"mode={mode!r}: use suppress (set to 0) or enhance (multiply by factor)")
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
-        raise NeurospecError(f"factor {factor!r} is not a finite number; give a real number such as 2")
-    for group in groups or ():
-        if group not in neurons.groups:
-            raise NeurospecError(f"group {group!r} is not in the neuron set (groups: {', '.join(neurons.groups)})")
-    targets = target_groups(neurons, groups, verb=f"mask-eval ({mode})")
-    chosen = targets.groups
-
-    def edit(source, group: str) -> Edit:
-        if mode == "suppress":
-            return Edit.zero(source, groups=[group], sites=sites, label=group)
-        return Edit.scale(source, factor, groups=[group], sites=sites, label=group)
-
-    conditions = Conditions({BASELINE: None}, targets.empty)
-    for group in chosen:
-        conditions[group] = edit(neurons, group)
-    if random is not None:
-        missing = [group for group in chosen if not any(random_group(name) == group for name in random.groups)]
-        if missing:
-            label = random_option or (f"random ({random.path})" if getattr(random, "path", None) else "random")
-            shown = ", ".join(random.groups[:6]) + (", ..." if len(random.groups) > 6 else "") or "none"
-            raise NeurospecError(
-                f"{label} has no random<seed>:<group> group for {', '.join(missing)} (its groups: {shown}): give random "
-                "baselines made for these groups, e.g. by `neurospec select culture --random-seeds N`")
-        for name in random.groups:
-            if random_group(name) in chosen:
-                conditions[name] = edit(random, name)
-    return conditions
+    recipe = mode_recipe(mode, factor)
+    built = build_conditions(neurons, recipe, groups, verb=f"mask-eval ({mode})", random_set=random,
+                             random_option=random_option, sites=sites, exact_names=True)
+    return Conditions(built.edits(), built.empty)
 
 
 @dataclass
@@ -145,49 +111,56 @@ class MaskingResult:
 
     # ---- tables
 
-    def cell(self, condition: str, benchmark: str, group: str = "all") -> dict[str, Any]:
+    def cell_record(self, condition: str, benchmark: str, group: str = "all") -> MaskCell:
         """Accuracy (and its change against ``none``, and the margin over the group's random conditions)."""
         values = self._items_mean(condition, benchmark, group)
         if values.numel() == 0:
             raise NeurospecError(f"benchmark {benchmark!r} has no items of group {group!r}")
-        low, high = bootstrap_mean(values, resamples=self.resamples, seed=self.seed)
-        row: dict[str, Any] = {"condition": condition, "benchmark": benchmark, "group": group, "n": int(values.numel()),
-                               "accuracy": float(values.mean()), "ci95": [low, high]}
         per_template = self.correct[condition][benchmark].double()
         if group != "all":
             mask = torch.tensor([item.group == group for item in self.benchmarks[benchmark]])
             per_template = per_template[:, mask]
-        row["per_template"] = dict(zip(self.templates, per_template.mean(1).tolist()))
+        cell = MaskCell(condition, benchmark, group, int(values.numel()), float(values.mean()),
+                        bootstrap_mean(values, resamples=self.resamples, seed=self.seed),
+                        dict(zip(self.templates, per_template.mean(1).tolist())))
         if self.by_rule:
-            row["rules"] = {}
-            for rule, source in self.by_rule.items():
-                rule_values = self._items_mean(condition, benchmark, group, source)
-                row["rules"][rule] = {"accuracy": float(rule_values.mean())}
-                if condition != BASELINE and BASELINE in source:
-                    rule_delta = rule_values - self._items_mean(BASELINE, benchmark, group, source)
-                    row["rules"][rule]["change"] = float(rule_delta.mean())
-            row["non_letter_share"] = float(self._items_mean(condition, benchmark, group, self.non_letter).mean())
+            cell.rules = {rule: self.rule_accuracy(condition, benchmark, group, source)
+                          for rule, source in self.by_rule.items()}
+            cell.non_letter_share = float(self._items_mean(condition, benchmark, group, self.non_letter).mean())
         if condition != BASELINE and BASELINE in self.correct:
             delta = values - self._items_mean(BASELINE, benchmark, group)
-            row["change"] = float(delta.mean())
-            row["change_ci95"] = list(bootstrap_mean(delta, resamples=self.resamples, seed=self.seed))
+            cell.change = float(delta.mean())
+            cell.change_ci95 = bootstrap_mean(delta, resamples=self.resamples, seed=self.seed)
             randoms = self.random_conditions(condition)
             if randoms:
                 random_mean = torch.stack([self._items_mean(r, benchmark, group) for r in randoms]).mean(0)
                 margin = values - random_mean
-                row["random_change"] = float((random_mean - self._items_mean(BASELINE, benchmark, group)).mean())
-                row["margin_over_random"] = float(margin.mean())
-                row["margin_ci95"] = list(bootstrap_mean(margin, resamples=self.resamples, seed=self.seed))
-        return row
+                cell.random_change = float((random_mean - self._items_mean(BASELINE, benchmark, group)).mean())
+                cell.margin_over_random = float(margin.mean())
+                cell.margin_ci95 = bootstrap_mean(margin, resamples=self.resamples, seed=self.seed)
+        return cell
+
+    def rule_accuracy(self, condition: str, benchmark: str, group: str,
+                      source: dict[str, dict[str, torch.Tensor]]) -> RuleAccuracy:
+        """Accuracy by one scoring rule (``source``: its correctness, like ``correct``), and its change."""
+        values = self._items_mean(condition, benchmark, group, source)
+        change = None
+        if condition != BASELINE and BASELINE in source:
+            change = float((values - self._items_mean(BASELINE, benchmark, group, source)).mean())
+        return RuleAccuracy(float(values.mean()), change)
+
+    def cell(self, condition: str, benchmark: str, group: str = "all") -> dict[str, Any]:
+        """:meth:`cell_record` as mask_eval.json holds it."""
+        return self.cell_record(condition, benchmark, group).to_json()
+
+    def cell_records(self, *, by_group: bool = True) -> list[MaskCell]:
+        """Every (condition, benchmark, group) cell, ``all`` first per benchmark."""
+        return [self.cell_record(condition, benchmark, group) for condition in self.conditions
+                for benchmark in self.benchmarks for group in ["all"] + (self.groups(benchmark) if by_group else [])]
 
     def table(self, *, by_group: bool = True) -> list[dict[str, Any]]:
-        """Every (condition, benchmark, group) cell, ``all`` first per benchmark."""
-        rows = []
-        for condition in self.conditions:
-            for benchmark in self.benchmarks:
-                for group in ["all"] + (self.groups(benchmark) if by_group else []):
-                    rows.append(self.cell(condition, benchmark, group))
-        return rows
+        """:meth:`cell_records` as mask_eval.json holds them."""
+        return [cell.to_json() for cell in self.cell_records(by_group=by_group)]
 
     def related(self, benchmark: str, *, value: Literal["change", "accuracy"] = "change") -> dict[str, dict[str, float]]:
         """Masked condition (non-random, not ``none``) x evaluated group of ``benchmark``: accuracy change."""
@@ -203,52 +176,54 @@ class MaskingResult:
                 out[condition][group] = float(values.mean())
         return out
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary_records(self) -> list[MaskSummaryRow]:
         """Per condition: the mean accuracy change over cultural and over NLU benchmarks (``all`` cells)."""
         rows = []
         for condition in self.conditions:
             if condition == BASELINE:
                 continue
-            row: dict[str, Any] = {"condition": condition}
+            row = MaskSummaryRow(condition, {}, {})
             for kind in sorted(set(self.kinds.values())):
-                cells = [self.cell(condition, b, "all") for b in self.benchmarks if self.kinds.get(b) == kind]
-                row[f"{kind}_change"] = sum(c["change"] for c in cells) / len(cells)
-                if all("margin_over_random" in c for c in cells):
-                    row[f"{kind}_margin_over_random"] = sum(c["margin_over_random"] for c in cells) / len(cells)
+                cells = [self.cell_record(condition, b, "all") for b in self.benchmarks if self.kinds.get(b) == kind]
+                row.changes[kind] = sum(c.change for c in cells) / len(cells)
+                if all(c.margin_over_random is not None for c in cells):
+                    row.margins[kind] = sum(c.margin_over_random for c in cells) / len(cells)
             rows.append(row)
         return rows
+
+    def summary(self) -> list[dict[str, Any]]:
+        """:meth:`summary_records` as mask_eval.json holds them."""
+        return [row.to_json() for row in self.summary_records()]
+
+    def record(self) -> MaskingRecord:
+        """What mask_eval.json holds (:class:`neurospec.results.masking.MaskingRecord`)."""
+        benchmarks = {b: MaskBenchmark(self.kinds.get(b), len(items), self.groups(b)) for b, items in self.benchmarks.items()}
+        return MaskingRecord(self.conditions, benchmarks, self.templates, self.summary_records(), self.cell_records(),
+                             {b: self.related(b) for b in self.benchmarks}, self.settings, self.empty_groups)
 
     def save(self, folder: str | Path) -> Path:
         """``mask_eval.json`` (settings, cells, summary, related matrices), ``accuracy.csv``, ``related_<benchmark>.csv``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        cells = self.table()
-        related = {b: self.related(b) for b in self.benchmarks}
-        atomic_write_json(folder / "mask_eval.json", {
-            "format": "neurospec.mask_eval", "version": 1, "settings": self.settings, "conditions": self.conditions,
-            "benchmarks": {b: {"kind": self.kinds.get(b), "items": len(items), "groups": self.groups(b)}
-                           for b, items in self.benchmarks.items()},
-            "templates": self.templates, "summary": self.summary(), "cells": cells, "related": related,
-            "empty_groups": self.empty_groups})
+        record = self.record()
+        atomic_write_json(folder / "mask_eval.json", record.to_json())
         header = ["condition", "benchmark", "group", "n", "accuracy", "ci95_low", "ci95_high", "change",
                   "change_ci95_low", "change_ci95_high", "margin_over_random", "margin_ci95_low", "margin_ci95_high",
                   *[f"accuracy_{rule}" for rule in self.by_rule], *(["non_letter_share"] if self.by_rule else [])]
         lines = [",".join(header)]
-        for c in cells:
-            values = [c["condition"], c["benchmark"], c["group"], c["n"], c["accuracy"], *c["ci95"], c.get("change"),
-                      *(c.get("change_ci95") or [None, None]), c.get("margin_over_random"),
-                      *(c.get("margin_ci95") or [None, None]),
-                      *[c["rules"][rule]["accuracy"] for rule in self.by_rule],
-                      *([c["non_letter_share"]] if self.by_rule else [])]
+        for c in record.cells:
+            values = [c.condition, c.benchmark, c.group, c.n, c.accuracy, *c.ci95, c.change,
+                      *(c.change_ci95 or [None, None]), c.margin_over_random, *(c.margin_ci95 or [None, None]),
+                      *[c.rules[rule].accuracy for rule in self.by_rule],
+                      *([c.non_letter_share] if self.by_rule else [])]
             lines.append(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else _csv(str(v)))
                                   for v in values))
         atomic_write_text(folder / "accuracy.csv", "\n".join(lines) + "\n")
-        for benchmark, matrix in related.items():
+        for benchmark, matrix in record.related.items():
             if matrix:
                 write_matrix_csv(folder / f"related_{_safe(benchmark)}.csv", list(matrix), self.groups(benchmark), matrix,
                                  corner="masked\\evaluated")
         return folder
-
 
 def _csv(text: str) -> str:
     return f'"{text}"' if "," in text or '"' in text else text

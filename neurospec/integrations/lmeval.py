@@ -44,7 +44,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError, UnsupportedModelError
 from neurospec.core.hooks import intervene, prompt_boundary
 from neurospec.interventions.files import InterventionSpec

@@ -47,7 +47,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Literal, Sequence
 
-from neurospec.interventions.edits import Edit
+from neurospec.core.edits import Edit
 from neurospec.interventions.recipes import Recipe
 from neurospec.interventions.targets import TargetGroups, target_groups
 from neurospec.select.baselines import select_random

@@ -21,7 +21,7 @@ a safetensors file (a corpus statistic, fixed per neuron), or ``{"runtime": "max
 "median" | "percentile", "q": 90}`` (a statistic of the current tensor, recomputed at every call).
 ``neurons_sha256`` / ``file_sha256``, written by :meth:`InterventionSpec.save`, make a later load
 fail loudly if a referenced file has changed since. The rules on op, value, factor and positions, and
-their JSON form, are those of :mod:`neurospec.interventions.spec`, shared with edits and recipes: a file is
+their JSON form, are those of :mod:`neurospec.core.operations`, shared with edits and recipes: a file is
 refused on load (``FileFormatError``, naming the file and the edit) where an Edit or a recipe would be.
 """
 
@@ -36,8 +36,8 @@ from typing import Any
 import torch
 
 from neurospec.core.sites import site_map
-from neurospec.interventions.edits import Edit
-from neurospec.interventions.spec import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
+from neurospec.core.edits import Edit
+from neurospec.core.operations import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.util.io import atomic_write_json, file_fingerprint
@@ -65,7 +65,7 @@ class EditSpec:
 
     @property
     def operation(self) -> OpSpec:
-        """``edit.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.interventions.spec`)."""
+        """``edit.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.core.operations`)."""
         return OpSpec(self.op, self.value, self.factor, self.positions)  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, Any]:

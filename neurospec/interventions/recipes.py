@@ -7,7 +7,7 @@
     Recipe.parse("set:mean@continuation")        # corpus mean of the target, generated tokens only
     Recipe.parse("set:runtime:percentile90*3")   # 3 x the 90th percentile of the layer's current tensor
     Recipe.parse("add:0.5"), Recipe.parse("scale*2")
-    edit = Recipe.parse("set:p_max").edit(lape, "fra_Latn", stats)      # -> neurospec.interventions.edits.Edit
+    edit = Recipe.parse("set:p_max").edit(lape, "fra_Latn", stats)      # -> neurospec.core.edits.Edit
 
 A perplexity matrix, an LSS matrix, a steering table or a self/cross downstream table applies one
 recipe to each target group in turn (and to matched random neurons). The value kinds stay apart as
@@ -19,7 +19,7 @@ constant.
 Grammar: ``OP[:VALUE][*FACTOR][@POSITIONS]`` with OP one of zero, scale, set, add; VALUE one of
 p_max, p_median, mean, a number, ``runtime:max|min|mean|median|percentileQ``; FACTOR any number
 (2, 0.5, 10); POSITIONS all (default), prompt or continuation. The rules on op, value, factor and
-positions, and the JSON form (:meth:`Recipe.to_json`), are those of :mod:`neurospec.interventions.spec`, shared
+positions, and the JSON form (:meth:`Recipe.to_json`), are those of :mod:`neurospec.core.operations`, shared
 with edits and intervention files; the short form adds one: ``scale`` writes its factor (``scale*2``).
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Union
 
 from neurospec.data.languages import language_of
-from neurospec.interventions.edits import Edit
-from neurospec.interventions.spec import (  # noqa: F401 - CORPUS_STATISTICS: public here too
+from neurospec.core.edits import Edit
+from neurospec.core.operations import (  # noqa: F401 - CORPUS_STATISTICS: public here too
     CORPUS_STATISTICS,
     OpSpec,
     RuntimeStatistic,
@@ -142,7 +142,7 @@ class Recipe:
 
     @property
     def operation(self) -> OpSpec:
-        """``recipe.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.interventions.spec`)."""
+        """``recipe.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.core.operations`)."""
         return OpSpec(self.op, self.value, self.factor, self.positions)  # type: ignore[arg-type]
 
     @property
@@ -208,7 +208,7 @@ def write_intervention(recipe: "Recipe | str", neurons_path: str | Path, group: 
     A corpus statistic is written, as a (layers, width) tensor, to ``<out stem>.values.safetensors`` beside the file.
     """
     from neurospec.interventions.files import EditSpec, InterventionSpec
-    from neurospec.interventions.spec import ValuesRef
+    from neurospec.core.operations import ValuesRef
     from neurospec.neurons.neuron_set import NeuronSet
     from neurospec.util.io import atomic_save_safetensors
 

@@ -1,6 +1,6 @@
 """What an intervention does to a set of neurons: the in-memory form every hook applies.
 
-    from neurospec.interventions.edits import Edit, RuntimeStatistic
+    from neurospec.core.edits import Edit, RuntimeStatistic
     Edit.zero({"act": {0: torch.tensor([3, 17])}})                      # deactivate (LAPE)
     Edit.scale(neurons, 2.0)                                            # enhance x2 (culture neurons)
     Edit.set(neurons, per_neuron_values)                                # replace by p_max (amplification)
@@ -21,7 +21,7 @@ The operations (``a`` is the neuron's current value at a token the position mode
 a corpus statistic such as p_max, fixed per neuron), or a :class:`RuntimeStatistic` of the current
 tensor (recomputed on every forward call). METHODS section 2 keeps these two kinds apart; so does
 this module. Padding positions are never edited. The rules on op, value, factor and positions (and
-their JSON form, :attr:`Edit.operation`) are those of :mod:`neurospec.interventions.spec`, shared with
+their JSON form, :attr:`Edit.operation`) are those of :mod:`neurospec.core.operations`, shared with
 recipes and intervention files; an error names the edit's ``label`` first.
 """
 
@@ -32,7 +32,7 @@ from typing import Literal, Mapping, Union
 
 import torch
 
-from neurospec.interventions.spec import (  # noqa: F401 - OPERATIONS, POSITIONS, STATISTICS, check_positions: public here too
+from neurospec.core.operations import (  # noqa: F401 - OPERATIONS, POSITIONS, STATISTICS, check_positions: public here too
     OPERATIONS,
     POSITIONS,
     STATISTICS,
@@ -104,7 +104,7 @@ class Edit:
 
     @property
     def operation(self) -> OpSpec:
-        """``edit.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.interventions.spec`)."""
+        """``edit.operation.to_json()``: op, value, factor and positions (see :mod:`neurospec.core.operations`)."""
         return OpSpec(self.op, self.value, self.factor, self.positions)
 
     @classmethod

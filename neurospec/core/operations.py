@@ -1,11 +1,11 @@
 """One rule set and one JSON form for an operation on neurons: op, value, factor and positions.
 
-    from neurospec.interventions.spec import RuntimeStatistic, check_operation, operation_from_json
+    from neurospec.core.operations import RuntimeStatistic, check_operation, operation_from_json
     spec = check_operation("set", RuntimeStatistic("percentile", 90), 2, "continuation", per_neuron="file")
     spec.to_json()   # {"op": "set", "value": {"runtime": "percentile", "q": 90}, "factor": 2.0, "positions": "continuation"}
     operation_from_json(spec.to_json(), per_neuron="file", where="steer.json, edit 0") == spec   # True
 
-The three forms of an intervention validate through this module: an :class:`~neurospec.interventions.edits.Edit`
+The three forms of an intervention validate through this module: an :class:`~neurospec.core.edits.Edit`
 (in memory, what every hook applies), a :class:`~neurospec.interventions.recipes.Recipe` (``set:p_max*2``, for
 whichever target group) and an :class:`~neurospec.interventions.files.EditSpec` (one edit of an intervention
 file). One wrong input gets the same one-line message from each, after a prefix naming the input (the Edit's
