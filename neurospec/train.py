@@ -34,7 +34,6 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -47,8 +46,10 @@ from neurospec.data.splits import item_ids
 from neurospec.util.errors import NeurospecError, UnsupportedModelError
 from neurospec.util.io import atomic_write_json
 from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.results.finetune import FinetuneResult
 from neurospec.util.progress import progress as _progress
-from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, _accepts, collate, ensure_pad_token
+from neurospec.core.forward import accepts
+from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, collate, ensure_pad_token
 from neurospec.evaluate.scoring import encode_lettered, lettered_prompt, model_device
 from neurospec.core.sites import ATTENTION_SITES, MLP_SITES, site_map
 
@@ -258,23 +259,7 @@ def trainable_parameters(model: nn.Module, modules: Sequence[str]) -> dict[str, 
 # Fine-tuning
 
 
-@dataclass
-class FinetuneResult:
-    """What :func:`finetune` trained: modules, parameter tensors, step losses and the settings used."""
-
-    modules: list[str]
-    parameter_names: list[str]
-    num_parameters: int  # trained scalars (sum of numel)
-    steps: int
-    items_used: int
-    losses: list[float] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    item_ids: list[str] = field(default_factory=list)  # the items trained on, in training order
-
-    def to_json(self) -> dict[str, Any]:
-        return {"modules": list(self.modules), "parameter_names": list(self.parameter_names),
-                "num_parameters": self.num_parameters, "steps": self.steps, "items_used": self.items_used,
-                "losses": list(self.losses), "settings": dict(self.settings), "item_ids": list(self.item_ids)}
+# FinetuneResult (what finetune() returns, and its JSON) is neurospec.results.finetune's.
 
 
 def _check_settings(lr: float, epochs: int, batch_size: int, max_items: int | None, weight_decay: float,
@@ -330,9 +315,9 @@ def _encode_items(tokenizer, items: Sequence[MCItem], fmt: PromptFormat, prompt:
 def _answer_logits(model: nn.Module, batch) -> torch.Tensor:
     """Logits at the last column (the answer position of every left-padded row): [batch, vocab]."""
     inputs = batch.model_inputs(model)
-    if _accepts(model, "use_cache"):
+    if accepts(model, "use_cache"):
         inputs["use_cache"] = False
-    if _accepts(model, "logits_to_keep"):
+    if accepts(model, "logits_to_keep"):
         inputs["logits_to_keep"] = 1
     return model(**inputs).logits[:, -1]
 

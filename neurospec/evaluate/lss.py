@@ -23,7 +23,7 @@ another language u (the next group in order that is neither s nor t) with u's ow
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,13 +32,14 @@ import torch
 from neurospec.data.lss_items import ParallelItem
 from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
-from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.interventions.targets import target_groups
+from neurospec.results.tables import write_matrix_csv
+from neurospec.interventions.conditions import build_conditions
 from neurospec.util.io import atomic_write_json
 from neurospec.data.languages import language_of
 from neurospec.util.progress import progress
 from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
 from neurospec.interventions.recipes import Recipe, match_group
+from neurospec.results.lss import LSSCell, LSSControl, LSSRecord, PooledControl, PooledLSS
 from neurospec.evaluate.scoring import score_encoded
 
 CONTROLS: tuple[str, ...] = ("random", "other")
@@ -101,11 +102,16 @@ class ShiftCell:
     missing: int = 0
     bootstrap: int = 1000
     seed: int = 0
-    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    control_records: dict[str, LSSControl] = field(default_factory=dict)  # name -> the control (:meth:`add_control`)
 
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    @property
+    def controls(self) -> dict[str, dict[str, Any]]:
+        """Each control as lss.json holds it (``seed`` or ``group``, lss, ci95, margin, margin_ci95, di)."""
+        return {name: control.to_json() for name, control in self.control_records.items()}
 
     @property
     def shifted(self) -> torch.Tensor:
@@ -128,27 +134,26 @@ class ShiftCell:
     def mean_d0(self) -> float:
         return float(self.d0.mean()) if self.n else float("nan")
 
-    def add_control(self, name: str, di: torch.Tensor, **info: Any) -> None:
-        """Record a control's DI on the same items: its LSS and the paired margin of this cell over it."""
+    def add_control(self, name: str, di: torch.Tensor, *, seed: int | None = None, group: str | None = None) -> None:
+        """Record a control's DI on the same items: its LSS and the paired margin of this cell over it; ``seed``
+        (random neurons) or ``group`` (another language's neurons) says which control it is."""
         other = self.shifted_by(di)
         difference = self.shifted - other
-        self.controls[name] = {
-            **info, "lss": float(other.mean()), "ci95": bootstrap_mean(other, resamples=self.bootstrap, seed=self.seed),
-            "margin": float(difference.mean()),
-            "margin_ci95": bootstrap_mean(difference, resamples=self.bootstrap, seed=self.seed),
-            "di": di.tolist(),
-        }
+        self.control_records[name] = LSSControl(
+            float(other.mean()), bootstrap_mean(other, resamples=self.bootstrap, seed=self.seed),
+            float(difference.mean()), bootstrap_mean(difference, resamples=self.bootstrap, seed=self.seed),
+            seed=seed, group=group, di=di.tolist())
+
+    def record(self, items: bool = True) -> LSSCell:
+        """The cell as lss.json holds it (:class:`neurospec.results.lss.LSSCell`); ``items=False`` leaves out
+        every per-item D0 and DI."""
+        controls = {name: c if items else replace(c, di=None) for name, c in self.control_records.items()}
+        return LSSCell(self.source, self.target, self.n, self.excluded, self.missing, self.lss, self.ci95, self.mean_d0,
+                       float(self.di.mean()) if self.n else None, controls, self.ids if items else None,
+                       self.d0.tolist() if items else None, self.di.tolist() if items else None)
 
     def to_json(self, items: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "source": self.source, "target": self.target, "n": self.n, "excluded_identical": self.excluded,
-            "missing": self.missing, "lss": self.lss, "ci95": self.ci95, "mean_d0": self.mean_d0,
-            "mean_di": float(self.di.mean()) if self.n else None,
-        }
-        out["controls"] = {name: {k: v for k, v in c.items() if items or k != "di"} for name, c in self.controls.items()}
-        if items:
-            out.update(ids=self.ids, d0=self.d0.tolist(), di=self.di.tolist())
-        return out
+        return self.record(items).to_json()
 
 
 def steering_shift(model, tokenizer, items: Sequence[ParallelItem], source: str, target: str, *, intervention,
@@ -201,62 +206,59 @@ class LSSMatrix:
     def control_margins(self, name: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {s: {} for s in self.sources}
         for (s, t), cell in self.cells.items():
-            if name in cell.controls:
-                out[s][t] = cell.controls[name]["margin"]
+            if name in cell.control_records:
+                out[s][t] = cell.control_records[name].margin
         return out
 
-    def pooled(self) -> dict[str, Any]:
-        """Every cell's items together: the LSS and, per control, its LSS and the paired margin over it.
+    def pooled_record(self) -> PooledLSS | None:
+        """Every cell's items together: the LSS and, per control, its LSS and the paired margin over it (None
+        without a usable cell).
 
         Intervals resample items (sentence ids), each with its rows in every cell, since one item
         appears in many cells. A control's margin pools only the cells that have that control.
         """
         cells = [cell for cell in self.cells.values() if cell.n]
         if not cells:
-            return {}
+            return None
         ids = [item for cell in cells for item in cell.ids]
         shifted = torch.cat([cell.shifted for cell in cells])
-        out: dict[str, Any] = {"n": len(ids), "items": len(set(ids)), "lss": float(shifted.mean()),
-                               "ci95": bootstrap_clustered_mean(shifted, ids, resamples=cells[0].bootstrap,
-                                                                seed=cells[0].seed), "controls": {}}
-        for name in sorted({name for cell in cells for name in cell.controls}):
-            having = [cell for cell in cells if name in cell.controls]
-            ids = [item for cell in having for item in cell.ids]
-            other = torch.cat([cell.shifted_by(cell.controls[name]["di"]) for cell in having])
+        controls: dict[str, PooledControl] = {}
+        for name in sorted({name for cell in cells for name in cell.control_records}):
+            having = [cell for cell in cells if name in cell.control_records]
+            having_ids = [item for cell in having for item in cell.ids]
+            other = torch.cat([cell.shifted_by(cell.control_records[name].di) for cell in having])
             difference = torch.cat([cell.shifted for cell in having]) - other
-            out["controls"][name] = {
-                "cells": len(having), "lss": float(other.mean()), "margin": float(difference.mean()),
-                "margin_ci95": bootstrap_clustered_mean(difference, ids, resamples=having[0].bootstrap,
-                                                        seed=having[0].seed)}
-        return out
+            controls[name] = PooledControl(len(having), float(other.mean()), float(difference.mean()),
+                                           bootstrap_clustered_mean(difference, having_ids,
+                                                                    resamples=having[0].bootstrap, seed=having[0].seed))
+        return PooledLSS(len(ids), len(set(ids)), float(shifted.mean()),
+                         bootstrap_clustered_mean(shifted, ids, resamples=cells[0].bootstrap, seed=cells[0].seed),
+                         controls)
+
+    def pooled(self) -> dict[str, Any]:
+        """:meth:`pooled_record` as lss.json holds it (``{}`` without a usable cell)."""
+        record = self.pooled_record()
+        return record.to_json() if record is not None else {}
+
+    def record(self, items: bool = True) -> LSSRecord:
+        """What lss.json holds (:class:`neurospec.results.lss.LSSRecord`); ``items=False`` leaves out every
+        per-item D0 and DI."""
+        return LSSRecord(self.recipe, self.sources, self.targets, self.mean_offdiagonal, self.mean_d0,
+                         self.pooled_record(), [cell.record(items) for cell in self.cells.values()], self.settings,
+                         self.empty_groups)
 
     def to_json(self, items: bool = True) -> dict[str, Any]:
-        return {
-            "format": "neurospec.lss_matrix", "version": 1, "recipe": self.recipe.to_json(),
-            "sources": self.sources, "targets": self.targets, "lss": self.lss,
-            "mean_offdiagonal": self.mean_offdiagonal, "mean_d0": self.mean_d0, "degenerate": not self.mean_d0 < 0,
-            "pooled": self.pooled(), "empty_groups": self.empty_groups,
-            "cells": [cell.to_json(items) for cell in self.cells.values()], "settings": self.settings,
-        }
+        return self.record(items).to_json()
 
     def save(self, folder: str | Path, stem: str = "lss") -> Path:
         """``lss.json`` (every item's D0/DI) and ``lss.csv`` (sources x targets), plus a margin CSV per control."""
         folder = Path(folder)
         write_matrix_csv(folder / f"{stem}.csv", self.sources, self.targets, self.lss, corner="source")
-        names = sorted({name for cell in self.cells.values() for name in cell.controls})
+        names = sorted({name for cell in self.cells.values() for name in cell.control_records})
         for name in names:
             write_matrix_csv(folder / f"{stem}_margin_{name}.csv", self.sources, self.targets,
                              self.control_margins(name), corner="source")
         return atomic_write_json(folder / f"{stem}.json", self.to_json())
-
-
-def _other_group(groups: Sequence[str], source: str, target: str) -> str | None:
-    start = groups.index(target)
-    for step in range(1, len(groups)):
-        candidate = groups[(start + step) % len(groups)]
-        if candidate not in (source, target):
-            return candidate
-    return None
 
 
 def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, recipe: Recipe | str = "set:p_max",
@@ -270,7 +272,6 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     (all of them by default); a target whose group has no neurons is skipped and listed in ``empty_groups``
     (:mod:`neurospec.interventions.targets`). ``controls`` is any of ``random`` and ``other`` (module docstring).
     """
-    from neurospec.select import select_random
     from neurospec.core.sites import site_map
 
     recipe = Recipe.parse(recipe)
@@ -289,11 +290,11 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                              f"({', '.join(neurons.groups)})")
     group_of = {target: match_group(target, neurons.groups) for target in targets}
     named = list(group_of.values())
-    chosen = target_groups(neurons, named if explicit else None, verb="lss", default=named)
-    targets = [target for target in targets if group_of[target] in chosen.groups]
-    with_neurons = [group for group in neurons.groups if not neurons.is_empty(group)]
-    edits = {target: recipe.edit(neurons, group_of[target], stats) for target in targets}  # bad input fails here
-    random_set = select_random(neurons, seed=random_seed) if "random" in controls else None
+    source_group = {source: next((g for g, lang in groups.items() if lang == source), None) for source in sources}
+    built = build_conditions(neurons, recipe, named if explicit else None, verb="lss", default=named, stats=stats,
+                             random_seeds=(random_seed,) if "random" in controls else (),
+                             other_sources=list(source_group.values()) if "other" in controls else None)
+    targets = [target for target in targets if group_of[target] in built.targets]  # bad input failed above
     pad_id = ensure_pad_token(tokenizer)
     cells: dict[tuple[str, str], ShiftCell] = {}
     pairs = sum(1 for source in sources for target in targets if target != source)
@@ -307,25 +308,22 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                     raise NeurospecError(_no_items(requests))
                 group = group_of[target]
                 d0 = requests.scores(model, pad_id, None, batch_size)
-                di = requests.scores(model, pad_id, edits[target], batch_size)
+                di = requests.scores(model, pad_id, built[group].edit, batch_size)
                 cell = ShiftCell(source, target, requests.ids, d0, di, len(requests.excluded), requests.missing,
                                  bootstrap, seed)
-                if random_set is not None:
-                    edit = recipe.edit(random_set, group, stats)
-                    cell.add_control("random", requests.scores(model, pad_id, edit, batch_size), seed=random_seed)
-                if "other" in controls:
-                    source_group = next((g for g, lang in groups.items() if lang == source), None)
-                    other = _other_group(with_neurons, source_group or "", group)
-                    if other is not None:
-                        edit = recipe.edit(neurons, other, stats)
-                        cell.add_control("other", requests.scores(model, pad_id, edit, batch_size), group=other)
+                for control in built.random_of(group):
+                    cell.add_control("random", requests.scores(model, pad_id, control.edit, batch_size),
+                                     seed=control.seed)
+                other = built.other_for(group, source_group[source]) if "other" in controls else None
+                if other is not None:
+                    cell.add_control("other", requests.scores(model, pad_id, other.edit, batch_size), group=other.group)
                 cells[(source, target)] = cell
                 bar.advance(1)
                 if on_cell:
                     on_cell(cell)
     settings = {"controls": list(controls), "random_seed": random_seed, "bootstrap": bootstrap, "seed": seed,
                 "items": len(items)}
-    return LSSMatrix(sources, targets, cells, recipe, settings, chosen.empty)
+    return LSSMatrix(sources, targets, cells, recipe, settings, built.empty)
 
 
 def _item_language(name: str, in_items: Sequence[str]) -> str:

@@ -24,44 +24,21 @@ same recipe (a corpus statistic is read at the random neurons from the group's o
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import torch
 
 from neurospec.measure.collect import check_length, max_positions
 from neurospec.util.errors import NeurospecError
-from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.interventions.targets import target_groups
-from neurospec.util.io import atomic_write_json
+from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.util.progress import progress
 from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token
-from neurospec.interventions.recipes import Recipe, match_group
-from neurospec.evaluate.scoring import _length_sorted_chunks, applied, forward_logits, model_device
+from neurospec.interventions.recipes import Recipe
+from neurospec.results.perplexity import Perplexity, PerplexityMatrix, Row
+from neurospec.core.forward import length_sorted_chunks, model_device
+from neurospec.evaluate.scoring import applied, forward_logits
 
 Bos = Literal["auto", "never"]
-
-
-@dataclass(frozen=True)
-class Perplexity:
-    """Summed NLL (nats) over ``tokens`` scored tokens of ``texts`` texts; ``ppl`` = exp(nll / tokens)."""
-
-    nll: float
-    tokens: int
-    texts: int
-
-    @property
-    def mean_nll(self) -> float:
-        return self.nll / self.tokens
-
-    @property
-    def ppl(self) -> float:
-        return math.exp(self.mean_nll)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ppl": self.ppl, "mean_nll": self.mean_nll, "nll": self.nll, "tokens": self.tokens, "texts": self.texts}
 
 
 def default_max_length(model) -> int:
@@ -100,7 +77,7 @@ def perplexity(model, tokenizer, texts: Sequence[str], *, intervention=None, bat
     device = model_device(model)
     total, count = 0.0, 0
     with torch.no_grad(), applied(model, intervention):
-        for chunk in _length_sorted_chunks([len(w) for w in windows], batch_size):
+        for chunk in length_sorted_chunks([len(w) for w in windows], batch_size):
             batch = collate([windows[i] for i in chunk], pad_id, "right").to(device)
             logits = forward_logits(model, batch)
             scored = batch.role_mask("text")[:, 1:]
@@ -114,90 +91,13 @@ def perplexity(model, tokenizer, texts: Sequence[str], *, intervention=None, bat
 
 
 # --------------------------------------------------------------------------------------------
-# The matrix
+# The matrix (its rows, cells and JSON are neurospec.results.perplexity's: Row, Perplexity, PerplexityMatrix)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One row of the matrix: ``kind`` none, group or random; ``group`` whose neurons; ``seed`` for random rows."""
-
-    name: str
-    kind: Literal["none", "group", "random"]
-    group: str | None = None
-    seed: int | None = None
-    neurons: int = 0
-
-
-@dataclass
-class PerplexityMatrix:
-    """Cells ``cells[row][language]`` (:class:`Perplexity`); rows as in the module docstring."""
-
-    rows: list[Row]
-    languages: list[str]
-    cells: dict[str, dict[str, Perplexity]]
-    recipe: Recipe
-    settings: dict[str, Any] = field(default_factory=dict)
-    empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no row (no neurons)
-
-    @property
-    def ppl(self) -> dict[str, dict[str, float]]:
-        return {row: {lang: cell.ppl for lang, cell in cols.items()} for row, cols in self.cells.items()}
-
-    def change(self, kind: Literal["ppl", "nll"] = "ppl") -> dict[str, dict[str, float]]:
-        """Per row and language: PPL minus the unmodified PPL (``ppl``), or the change in mean NLL (``nll``)."""
-        base = self.cells["none"]
-        value = (lambda c: c.ppl) if kind == "ppl" else (lambda c: c.mean_nll)
-        return {row: {lang: value(cell) - value(base[lang]) for lang, cell in cols.items()}
-                for row, cols in self.cells.items()}
-
-    def summary(self) -> dict[str, dict[str, Any]]:
-        """Per group whose language is evaluated: its own-language change, the mean change on the other
-        languages, and their ratio (``selectivity``), for the group and for each of its random rows."""
-        changes = {kind: self.change(kind) for kind in ("ppl", "nll")}
-        out: dict[str, dict[str, Any]] = {}
-        for row in self.rows:
-            if row.kind != "group":
-                continue
-            if len(self.languages) < 2:
-                continue
-            try:
-                own = match_group(row.group, self.languages)  # the column of the group's own language
-            except NeurospecError:
-                continue
-            entry: dict[str, Any] = {"language": own}
-            for label, name in [("neurons", row.name)] + [
-                (r.name, r.name) for r in self.rows if r.kind == "random" and r.group == row.group
-            ]:
-                entry[label] = {kind: _selectivity(changes[kind][name], own) for kind in ("ppl", "nll")}
-            out[row.group] = entry
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": "neurospec.ppl_matrix", "version": 1, "recipe": self.recipe.to_json(),
-            "languages": self.languages, "rows": [row.__dict__ for row in self.rows],
-            "cells": {row: {lang: cell.to_json() for lang, cell in cols.items()} for row, cols in self.cells.items()},
-            "change_ppl": self.change("ppl"), "change_nll": self.change("nll"), "summary": self.summary(),
-            "empty_groups": self.empty_groups, "settings": self.settings,
-        }
-
-    def save(self, folder: str | Path) -> Path:
-        """``ppl.json`` plus ``ppl.csv``, ``ppl_change.csv`` and ``nll_change.csv`` (rows x languages)."""
-        folder = Path(folder)
-        names = [row.name for row in self.rows]
-        write_matrix_csv(folder / "ppl.csv", names, self.languages, self.ppl)
-        write_matrix_csv(folder / "ppl_change.csv", names, self.languages, self.change("ppl"))
-        write_matrix_csv(folder / "nll_change.csv", names, self.languages, self.change("nll"))
-        return atomic_write_json(folder / "ppl.json", self.to_json())
-
-
-def _selectivity(changes: Mapping[str, float], own: str) -> dict[str, float | None]:
-    """Own change, mean change elsewhere, and their ratio; None (``null`` in ppl.json) where nothing else
-    changed, as with neurons that only ever fire in their own language, so the ratio has no value."""
-    others = [value for lang, value in changes.items() if lang != own]
-    mean_other = sum(others) / len(others)
-    return {"own": changes[own], "mean_other": mean_other,
-            "selectivity": changes[own] / mean_other if mean_other != 0 else None}
+def matrix_row(condition: Condition) -> Row:
+    """The matrix row of a condition (none, its target group, or a random control standing in for one)."""
+    kind = "group" if condition.kind == "target" else condition.kind
+    return Row(condition.name, kind, condition.group, condition.seed, condition.size)  # type: ignore[arg-type]
 
 
 def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neurons=None, *,
@@ -213,28 +113,18 @@ def perplexity_matrix(model, tokenizer, texts: Mapping[str, Sequence[str]], neur
     ``stats`` supplies corpus statistics when the recipe sets neurons to one. ``on_cell(row, language,
     result)`` is called as each cell is finished; ``quiet=False`` also reports cells done, tokens/s and the ETA.
     """
-    from neurospec.select import select_random
     from neurospec.core.sites import site_map
 
     recipe = Recipe.parse(recipe)
     if not texts:
         raise NeurospecError("no languages to evaluate: give held-out texts for at least one language")
     check_length(model, max_length, "max_length")
-    plans: list[tuple[Row, Any]] = [(Row("none", "none"), None)]
-    empty: dict[str, str] = {}
     if neurons is not None:
         neurons.validate_for(site_map(model).shape)
-        targets = target_groups(neurons, groups, verb="ppl")
-        chosen, empty = targets.groups, targets.empty
-        controls = {seed: select_random(neurons, seed=seed, exclude=random_exclude) for seed in random_seeds}
-        for group in chosen:
-            plans.append((Row(group, "group", group, neurons=neurons.count(group)), recipe.edit(neurons, group, stats)))
-        for seed, control in controls.items():
-            for group in chosen:
-                if control.count(group) == 0:
-                    continue
-                edit = recipe.edit(control, group, stats)
-                plans.append((Row(f"random{seed}:{group}", "random", group, seed, control.count(group)), edit))
+    built = build_conditions(neurons, recipe, groups, verb="ppl", stats=stats, random_seeds=random_seeds,
+                             random_exclude=random_exclude)
+    plans = [(matrix_row(condition), condition.edit) for condition in built]
+    empty = built.empty
     cells: dict[str, dict[str, Perplexity]] = {}
     with progress("ppl", total=len(plans) * len(texts), unit="cells", quiet=quiet) as bar:
         for row, edit in plans:

@@ -49,7 +49,6 @@ def applied(model, intervention) -> Iterator[None]:
         yield
 
 
-_length_sorted_chunks = length_sorted_chunks  # the name evaluate.perplexity still imports
 
 
 def forward_logits(model, batch: Batch) -> torch.Tensor:

@@ -22,17 +22,18 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import wilson
-from neurospec.evaluate.tables import write_matrix_csv
-from neurospec.interventions.targets import target_groups
+from neurospec.results.tables import write_matrix_csv
+from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.data.languages import language_of
 from neurospec.util.io import atomic_write_json, atomic_write_text
 from neurospec.util.progress import progress
 from neurospec.data.prompts import PLAIN, PromptFormat
 from neurospec.interventions.recipes import Recipe
+from neurospec.results.steering import Share, SteeringLine, SteeringRecord, SteeringRow
 from neurospec.evaluate.scoring import generate_texts
 
 
@@ -91,24 +92,17 @@ class ShareOf:
     def ci95(self) -> tuple[float, float]:
         return wilson(self.k, self.n)
 
+    def record(self) -> Share:
+        """The share as steer.json holds it (:class:`neurospec.results.steering.Share`)."""
+        return Share(self.k, self.n, self.ci95)
+
     def to_json(self) -> dict[str, Any]:
-        return {"k": self.k, "n": self.n, "share": self.share, "ci95": list(self.ci95)}
-
-
-@dataclass(frozen=True)
-class SteeringRow:
-    """A row: ``kind`` none, group or random; ``group`` whose neurons; ``target`` the language steered toward."""
-
-    name: str
-    kind: Literal["none", "group", "random"]
-    group: str | None = None
-    target: str | None = None
-    seed: int | None = None
+        return self.record().to_json()
 
 
 @dataclass
 class SteeringResult:
-    """Generations and their identified languages per row and source language."""
+    """Generations and their identified languages per row and source language (rows: :class:`SteeringRow`)."""
 
     rows: list[SteeringRow]
     sources: list[str]
@@ -123,22 +117,23 @@ class SteeringResult:
         outputs = self.outputs[row][source]
         return ShareOf(sum(o["language"] == language for o in outputs), len(outputs))
 
-    def table(self) -> list[dict[str, Any]]:
+    def lines(self) -> list[SteeringLine]:
         """One line per (target row, source): its share in the target, and the unmodified model's share there."""
-        lines = []
-        for row in self.rows:
-            if row.target is None:
-                continue
-            for source in self.sources:
-                steered, baseline = self.share(row.name, source), self.share("none", source, row.target)
-                lines.append({"row": row.name, "kind": row.kind, "target": row.target, "source": source,
-                              **steered.to_json(), "baseline": baseline.to_json()})
-        return lines
+        return [SteeringLine(row.name, row.kind, row.target, source, self.share(row.name, source).record(),
+                             self.share("none", source, row.target).record())
+                for row in self.rows if row.target is not None for source in self.sources]
+
+    def table(self) -> list[dict[str, Any]]:
+        """:meth:`lines` as JSON: the ``table`` of steer.json."""
+        return [line.to_json() for line in self.lines()]
+
+    def record(self) -> SteeringRecord:
+        """What steer.json holds: everything but the generations (:class:`neurospec.results.steering.SteeringRecord`)."""
+        return SteeringRecord(self.recipe, self.sources, list(self.rows), self.lines(), self.settings,
+                              self.empty_groups)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": "neurospec.steering", "version": 1, "recipe": self.recipe.to_json(),
-                "sources": self.sources, "rows": [r.__dict__ for r in self.rows], "table": self.table(),
-                "empty_groups": self.empty_groups, "settings": self.settings}
+        return self.record().to_json()
 
     def save(self, folder: str | Path) -> Path:
         """``steer.json``, ``steer_share.csv`` (rows x sources, share in the row's target) and ``generations.jsonl``."""
@@ -152,6 +147,13 @@ class SteeringResult:
         return atomic_write_json(folder / "steer.json", self.to_json())
 
 
+def steering_row(condition: Condition) -> SteeringRow:
+    """The row of a condition: none, a target group, or a random control, each steering toward its group's language."""
+    kind = "group" if condition.kind == "target" else condition.kind
+    target = (language_of(condition.group) or condition.group) if condition.group else None
+    return SteeringRow(condition.name, kind, condition.group, target, condition.seed)  # type: ignore[arg-type]
+
+
 def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neurons, *,
                      recipe: Recipe | str = "set:p_max", stats=None, targets: Sequence[str] | None = None,
                      random_seeds: Sequence[int] = (), max_new_tokens: int = 32, batch_size: int = 8,
@@ -159,7 +161,6 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
                      seed: int = 0, on_row: Callable[[str, str], None] | None = None,
                      quiet: bool = True) -> SteeringResult:
     """Generate from every source's prompts under no intervention and under each target's (see module docstring)."""
-    from neurospec.select import select_random
     from neurospec.core.sites import site_map
 
     recipe = Recipe.parse(recipe)
@@ -168,16 +169,8 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
         raise NeurospecError(f"no prompts for {', '.join(empty) or 'any language'}: give at least one prompt per source")
     neurons.validate_for(site_map(model).shape)
     sources = [language_of(s) or s for s in prompts]
-    chosen = target_groups(neurons, targets, verb="steer")
-    groups = chosen.groups
-    plans: list[tuple[SteeringRow, Any]] = [(SteeringRow("none", "none"), None)]
-    for group in groups:
-        plans.append((SteeringRow(group, "group", group, language_of(group) or group), recipe.edit(neurons, group, stats)))
-    for seed_value in random_seeds:
-        control = select_random(neurons, seed=seed_value)
-        for group in groups:
-            plans.append((SteeringRow(f"random{seed_value}:{group}", "random", group, language_of(group) or group,
-                                      seed_value), recipe.edit(control, group, stats)))
+    built = build_conditions(neurons, recipe, targets, verb="steer", stats=stats, random_seeds=random_seeds)
+    plans = [(steering_row(condition), condition.edit) for condition in built]
     identifier = LanguageIdentifier(candidates)
     outputs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with progress("steer", total=len(plans) * len(sources), unit="rows x sources", quiet=quiet) as bar:
@@ -195,7 +188,7 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
     settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": seed, "random_seeds": list(random_seeds),
                 "candidates": identifier.candidates, "language_id": "py3langid",
                 "prompts": {s: len(list(p)) for s, p in zip(sources, prompts.values())}}
-    return SteeringResult([row for row, _ in plans], sources, outputs, recipe, settings, chosen.empty)
+    return SteeringResult([row for row, _ in plans], sources, outputs, recipe, settings, built.empty)
 
 
 def prompts_from_parallel(sentences: Mapping[str, Sequence[tuple[int, str]]], *, fraction: float = 0.5,

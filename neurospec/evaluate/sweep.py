@@ -22,6 +22,7 @@ from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.lss import LSSMatrix, lss_matrix
 from neurospec.util.io import atomic_write_json
 from neurospec.interventions.recipes import Recipe, RecipeValue, parse_recipes
+from neurospec.results.sweep import SweepPoint, SweepRecord
 
 
 def recipe_grid(*, op: str = "set", values: Sequence[RecipeValue] = ("p_max",), factors: Sequence[float] = (1.0,),
@@ -48,22 +49,29 @@ class SweepResult:
         scores = [m.mean_offdiagonal for m in self.matrices]
         return self.matrices[max(range(len(scores)), key=lambda i: (scores[i], -i))].recipe
 
-    def curve(self) -> list[dict[str, Any]]:
+    def points(self) -> list[SweepPoint]:
         """Per setting: the recipe, its factor and value, the mean off-diagonal LSS, the pooled LSS of all
         cells' items with its interval (items resampled), and the mean D0."""
         points = []
         for i, m in enumerate(self.matrices):
-            pooled = m.pooled()
-            points.append({"recipe": m.recipe.name, "value": m.recipe.to_json()["value"], "factor": m.recipe.factor,
-                           "positions": m.recipe.positions, "mean_lss": m.mean_offdiagonal,
-                           "pooled_lss": pooled.get("lss"), "pooled_lss_ci95": pooled.get("ci95"),
-                           "mean_d0": m.mean_d0, "folder": setting_folder(i, m.recipe)})
+            pooled = m.pooled_record()
+            points.append(SweepPoint(m.recipe.name, m.recipe.to_json()["value"], m.recipe.factor, m.mean_offdiagonal,
+                                     pooled.lss if pooled else None, pooled.ci95 if pooled else None, m.mean_d0,
+                                     m.recipe.positions, setting_folder(i, m.recipe)))
         return points
 
+    def curve(self) -> list[dict[str, Any]]:
+        """:meth:`points` as JSON: the ``curve`` of sweep.json."""
+        return [point.to_json() for point in self.points()]
+
+    def record(self) -> SweepRecord:
+        """What sweep.json holds (:class:`neurospec.results.sweep.SweepRecord`); each setting's matrix is saved
+        apart, in its own folder."""
+        return SweepRecord(self.best, [m.recipe for m in self.matrices], self.points(), self.settings,
+                           self.matrices[0].empty_groups if self.matrices else {})
+
     def to_json(self) -> dict[str, Any]:
-        return {"format": "neurospec.sweep", "version": 1, "best": self.best.to_json(),
-                "recipes": [m.recipe.to_json() for m in self.matrices], "curve": self.curve(),
-                "empty_groups": self.matrices[0].empty_groups if self.matrices else {}, "settings": self.settings}
+        return self.record().to_json()
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)

@@ -21,39 +21,49 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from neurospec.report.fields import ReportError
+from neurospec.results import (
+    NEURON_SET_FORMAT,
+    DownstreamTable,
+    FinetuneRecord,
+    LSSRecord,
+    MaskingRecord,
+    PerplexityMatrix,
+    Result,
+    SteeringRecord,
+    SweepRecord,
+)
+from neurospec.results.fields import ResultError
 
-# format tag -> artifact kind drawn by the report
-FORMATS: dict[str, str] = {
-    "neurospec.neuronset": "neurons",
-    "neurospec.ppl_matrix": "ppl",
-    "neurospec.lss_matrix": "lss",
-    "neurospec.sweep": "sweep",
-    "neurospec.steering": "steer",
-    "neurospec.downstream": "downstream",
-    "neurospec.mask_eval": "mask_eval",
-    "neurospec.finetune": "finetune",
+R = TypeVar("R")
+
+# artifact kind drawn by the report -> the result type that reads it (neuron sets are read by NeuronSet.load)
+RESULT_TYPES: dict[str, type] = {
+    "ppl": PerplexityMatrix,
+    "lss": LSSRecord,
+    "sweep": SweepRecord,
+    "steer": SteeringRecord,
+    "downstream": DownstreamTable,
+    "mask_eval": MaskingRecord,
+    "finetune": FinetuneRecord,
 }
 
+# format tag -> artifact kind drawn by the report
+FORMATS: dict[str, str] = {NEURON_SET_FORMAT: "neurons", **{cls.FORMAT: kind for kind, cls in RESULT_TYPES.items()}}
+
 # neurospec formats that are internals of a run, not results: left out without a note
-INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.measure.stats", "neurospec.measure.attribution", "neurospec.intervention",
+INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.measure.stats", "neurospec.measure.attribution",
+                                              "neurospec.intervention",
                                               "neurospec.report"})  # report.json: the figures a report wrote
 
 # the command that writes each kind (for error messages)
-COMMANDS: dict[str, str] = {
-    "neurons": "neurospec select ... / neurospec neurons import",
-    "ppl": "neurospec ppl",
-    "lss": "neurospec lss",
-    "sweep": "neurospec sweep",
-    "steer": "neurospec steer",
-    "downstream": "neurospec eval TASK",
-    "mask_eval": "neurospec mask-eval",
-    "finetune": "neurospec finetune",
-}
+COMMANDS: dict[str, str] = {"neurons": "neurospec select ... / neurospec neurons import",
+                            **{kind: cls.COMMAND for kind, cls in RESULT_TYPES.items()}}
 
-VERSION = 1  # the artifact version every kind above has
+# the artifact version this neurospec reads, per kind
+VERSIONS: dict[str, int] = {"neurons": 1, **{kind: cls.VERSION for kind, cls in RESULT_TYPES.items()}}
 STUDY_FILE = "study.json"
 _KNOWN_NAMES = frozenset({"ppl.json", "lss.json", "sweep.json", "steer.json", "mask_eval.json", "finetune.json"})
 _HEAD = 4096
@@ -69,10 +79,29 @@ class Artifact:
     path: Path
     data: dict[str, Any]
     step: str | None = None
+    cached: Result | None = field(default=None, repr=False, compare=False)  # what :meth:`result` made of ``data``
 
     @property
     def fix(self) -> str:
         return f"regenerate it with `{COMMANDS[self.kind]}` or remove it from the run folder"
+
+    def result(self) -> Result:
+        """The artifact as its result type (:data:`RESULT_TYPES`; not for neuron sets), read once.
+
+        A malformed file raises :class:`ReportError` naming the file, the field and the fix."""
+        if self.cached is None:
+            try:
+                self.cached = RESULT_TYPES[self.kind].from_json(self.data, str(self.path), self.fix)
+            except ResultError as err:
+                raise ReportError(str(err)) from None
+        return self.cached
+
+    def read(self, result_type: type[R]) -> R:
+        """``artifact.read(LSSRecord)``: :meth:`result`, typed (``result_type`` is this kind's result type)."""
+        result = self.result()
+        if not isinstance(result, result_type):
+            raise TypeError(f"artifact {self.label!r} is of kind {self.kind}, not a {result_type.__name__}")
+        return result
 
 
 @dataclass(frozen=True)
@@ -130,9 +159,9 @@ def discover(run_dir: str | os.PathLike, *, exclude: tuple[str | os.PathLike, ..
             if tag.startswith("neurospec."):
                 found.skipped.append((label, f"format {tag!r} is not one the report draws"))
             continue
-        version = parsed.get("version")
-        if version != VERSION:
-            found.skipped.append((label, f"{tag} version {version!r}; this neurospec reads version {VERSION} "
+        version, readable = parsed.get("version"), VERSIONS[FORMATS[tag]]
+        if version != readable:
+            found.skipped.append((label, f"{tag} version {version!r}; this neurospec reads version {readable} "
                                          "(a newer neurospec wrote it? upgrade)"))
             continue
         found.artifacts.append(Artifact(FORMATS[tag], label, path, parsed))

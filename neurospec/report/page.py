@@ -55,11 +55,10 @@ def _unique(name: str, used: set[str]) -> str:
 def groups_without_neurons(artifact: Artifact) -> dict[str, str]:
     """The groups an artifact records as skipped for having no neurons (``empty_groups``), or, for a neuron set,
     its groups that hold none; each with the reason ("no neurons selected by ...")."""
+    if artifact.kind != "neurons":
+        return dict(artifact.result().empty_groups)
     data = artifact.data
-    recorded = data.get("empty_groups")
-    if isinstance(recorded, dict):
-        return {str(group): str(reason) for group, reason in recorded.items()}
-    if artifact.kind != "neurons" or not isinstance(data.get("groups"), dict):
+    if not isinstance(data.get("groups"), dict):
         return {}
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
     method = meta.get("method") if isinstance(meta.get("method"), str) else None

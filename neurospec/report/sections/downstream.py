@@ -3,10 +3,9 @@
     from neurospec.report.sections.downstream import downstream_section
     section = downstream_section(artifact)      # an Artifact of kind "downstream"
 
-Reads ``task``, ``rows`` (``none`` then the target groups), ``languages``, ``cells[row][language]``
-(score, ci95, n, metric), ``change[row][language]`` and ``summary`` (self_mean, cross_mean,
-per_target). A cell is "self" when the row's language is the column's, as the artifact's own
-summary decides (``per_target[row].self`` is that cell's change).
+Reads the file as a :class:`~neurospec.results.downstream.DownstreamTable`: the task, its rows (``none`` then
+the target groups), languages, each cell's score, interval and n, the change against ``none`` and the
+self/cross summary. A cell is "self" when the row's language is the column's, as the table decides.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ import numpy as np
 from neurospec.data.languages import language_of
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.fields import Doc
 from neurospec.report.plots import GREY, bar_values, ci_errors, colors, draw, rotate_labels
+from neurospec.results.downstream import DownstreamTable
 
 
 def row_language(row: str) -> str:
@@ -26,46 +25,34 @@ def row_language(row: str) -> str:
 
 
 def downstream_section(artifact: Artifact) -> Section:
-    doc = Doc(artifact.data, str(artifact.path), artifact.fix)
-    task = doc["task"].text()
-    rows = doc["rows"].texts()
-    languages = doc["languages"].texts()
-    recipe = doc.get("recipe")
-    cells = doc["cells"]
-    change = doc.get("change")
-    metric = cells[rows[0]][languages[0]]["metric"].text() if rows and languages else "score"
+    result = artifact.read(DownstreamTable)
+    task, rows, languages, cells = result.task, result.rows, result.languages, result.cells
+    change, summary = result.change(), result.self_cross()
+    metric = cells[rows[0]][languages[0]].metric if rows and languages else "score"
     section = Section("downstream", artifact.label, f"Downstream task {task}: self vs cross language", artifact.step)
-    section.facts += [("task", task), ("metric", metric), ("recipe", recipe["name"].text() if recipe else "none"),
+    section.facts += [("task", task), ("metric", metric), ("recipe", result.recipe.name if result.recipe else "none"),
                       ("languages", ", ".join(languages)), ("targets", ", ".join(r for r in rows if r != "none"))]
-    summary = doc.get("summary")
-    if summary is not None:
-        for key, name in (("self_mean", "mean self change"), ("cross_mean", "mean cross change")):
-            value = summary[key].opt_number() if key in summary else None
-            section.facts.append((name, "\u2014" if value is None else f"{value:+.4g}"))
+    for name, value in (("mean self change", summary.self_mean), ("mean cross change", summary.cross_mean)):
+        section.facts.append((name, "\u2014" if value is None else f"{value:+.4g}"))
     table = Table("scores", f"{task}: {metric} per row and language, 95% CI, change against `none`",
                   ["row", "language", "cell", "n", metric, "95% CI low", "95% CI high", "change"])
     grid = {}
     for row in rows:
         for lang in languages:
             cell = cells[row][lang]
-            interval = cell["ci95"].interval()
+            interval = cell.ci95
             kind = "baseline" if row == "none" else ("self" if row_language(row) == lang else "cross")
-            delta = change[row][lang].opt_number() if change is not None and row != "none" else None
-            grid[(row, lang)] = (cell["score"].number(), interval, kind, delta)
-            table.add(label(row), text(lang), text(kind), number(cell["n"].number()),
-                      number(cell["score"].number(), ".4g"), number(interval[0] if interval else None, ".4g"),
+            delta = change[row][lang] if row != "none" else None
+            grid[(row, lang)] = (cell.score, interval, kind, delta)
+            table.add(label(row), text(lang), text(kind), number(cell.n), number(cell.score, ".4g"),
+                      number(interval[0] if interval else None, ".4g"),
                       number(interval[1] if interval else None, ".4g"), number(delta, "+.4g"))
-    tables = [table]
-    if summary is not None and summary.get("per_target") is not None:
-        per = Table("summary", "Mean change on the row's own language (self) and on the others (cross)",
-                    ["target", "self change", "mean cross change"])
-        for row, entry in summary["per_target"].items():
-            per.add(label(row), number(entry["self"].opt_number(), "+.4g"),
-                    number(entry["cross_mean"].opt_number(), "+.4g"))
-        per.add(label("all targets"), number(summary["self_mean"].opt_number(), "+.4g"),
-                number(summary["cross_mean"].opt_number(), "+.4g"))
-        tables.append(per)
-    section.add(_figure(task, metric, rows, languages, grid), *tables)
+    per = Table("summary", "Mean change on the row's own language (self) and on the others (cross)",
+                ["target", "self change", "mean cross change"])
+    for row, entry in summary.per_target.items():
+        per.add(label(row), number(entry.own, "+.4g"), number(entry.cross_mean, "+.4g"))
+    per.add(label("all targets"), number(summary.self_mean, "+.4g"), number(summary.cross_mean, "+.4g"))
+    section.add(_figure(task, metric, rows, languages, grid), table, per)
     return section
 
 

@@ -3,8 +3,9 @@
     from neurospec.report.sections.finetune import finetune_section
     section = finetune_section(artifact)    # an Artifact of kind "finetune"
 
-Reads ``layers``, ``block``, ``group``, ``data``, ``training`` (steps, items_used, num_parameters,
-losses, settings) and ``evaluation[set]`` (kind, before and after: n, accuracy, ci95; change).
+Reads the file as a :class:`~neurospec.results.finetune.FinetuneRecord`: the layers, block, ranking group and
+training data, the training (steps, items, trained parameters, losses, settings) and each evaluated set's
+kind and accuracy cell before and after (n, accuracy, interval), with the change.
 """
 
 from __future__ import annotations
@@ -13,44 +14,35 @@ import numpy as np
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.fields import Doc
 from neurospec.report.plots import GREY, ci_errors, draw, rotate_labels
+from neurospec.results.finetune import FinetuneRecord
 
 
 def finetune_section(artifact: Artifact) -> Section:
-    doc = Doc(artifact.data, str(artifact.path), artifact.fix)
+    record = artifact.read(FinetuneRecord)
     section = Section("finetune", artifact.label, "Fine-tuning chosen modules: accuracy before and after", artifact.step)
-    layers = [item.integer() for item in doc["layers"].list()]
-    group = doc.get("group")
-    section.facts += [("layers", ", ".join(map(str, layers)) or "none"), ("block", doc["block"].text()),
-                      ("layers chosen by", group.text() if group is not None else "a list"),
-                      ("training data", doc["data"].text())]
-    training = doc.get("training")
-    if training is not None:
-        for key, name in (("steps", "steps"), ("items_used", "items"), ("num_parameters", "trained parameters")):
-            if key in training:
-                section.facts.append((name, str(training[key].raw)))
-        settings = training.get("settings")
-        if settings is not None and "lr" in settings:
-            section.facts.append(("learning rate", str(settings["lr"].raw)))
-        losses = training.get("losses")
-        if losses is not None and losses.list():
-            values = [v.number() for v in losses.list()]
-            section.facts.append(("loss", f"first {values[0]:.4g}, last {values[-1]:.4g}"))
+    section.facts += [("layers", ", ".join(map(str, record.layers)) or "none"), ("block", record.block),
+                      ("layers chosen by", record.group if record.group is not None else "a list"),
+                      ("training data", record.data)]
+    training = record.training
+    section.facts += [("steps", str(training.steps)), ("items", str(training.items_used)),
+                      ("trained parameters", str(training.num_parameters))]
+    if "lr" in training.settings:
+        section.facts.append(("learning rate", str(training.settings["lr"])))
+    if training.losses:
+        section.facts.append(("loss", f"first {training.losses[0]:.4g}, last {training.losses[-1]:.4g}"))
     table = Table("evaluation", "Accuracy before and after training, 95% bootstrap intervals",
                   ["set", "kind", "n", "before", "before CI low", "before CI high", "after", "after CI low",
                    "after CI high", "change"])
     rows = []
-    for name, entry in doc["evaluation"].items():
-        before, after = entry["before"], entry["after"]
-        b_ci, a_ci = before["ci95"].interval(), after["ci95"].interval()
-        kind = entry.get("kind")
-        rows.append((name, before["accuracy"].number(), b_ci, after["accuracy"].number(), a_ci))
-        table.add(label(name), text(kind.text() if kind is not None else None), number(after["n"].number()),
-                  number(before["accuracy"].number(), ".3f"), number(b_ci[0] if b_ci else None, ".3f"),
-                  number(b_ci[1] if b_ci else None, ".3f"), number(after["accuracy"].number(), ".3f"),
-                  number(a_ci[0] if a_ci else None, ".3f"), number(a_ci[1] if a_ci else None, ".3f"),
-                  number(entry["change"].number(), "+.3f"))
+    for name, entry in record.evaluation.items():
+        before, after = entry.before, entry.after
+        b_ci, a_ci = before.ci95, after.ci95
+        rows.append((name, before.accuracy, b_ci, after.accuracy, a_ci))
+        table.add(label(name), text(entry.kind), number(after.n), number(before.accuracy, ".3f"),
+                  number(b_ci[0] if b_ci else None, ".3f"), number(b_ci[1] if b_ci else None, ".3f"),
+                  number(after.accuracy, ".3f"), number(a_ci[0] if a_ci else None, ".3f"),
+                  number(a_ci[1] if a_ci else None, ".3f"), number(entry.change, "+.3f"))
     if not rows:
         section.notes.append("No set was evaluated before and after training.")
         return section

@@ -5,10 +5,10 @@
     labels = sweep_setting_labels(sweep_artifact)            # the lss.json labels the sweep owns
     section = sweep_section(sweep_artifact, {label: lss_artifact, ...})
 
-lss.json: ``sources``, ``targets``, ``cells[]`` (source, target, n, lss, ci95, mean_d0, controls),
-``pooled`` (lss, ci95, controls' lss and margin with margin_ci95), ``mean_offdiagonal``, ``mean_d0``.
-sweep.json: ``curve[]`` (recipe, value, factor, positions, mean_lss, pooled_lss, pooled_lss_ci95,
-mean_d0, folder) and ``best``; each setting's lss.json lives in ``<sweep folder>/<folder>/lss.json``.
+lss.json is read as a :class:`~neurospec.results.lss.LSSRecord` (sources, targets, cells with their
+intervals and controls, the pooled LSS and margins, the means); sweep.json as a
+:class:`~neurospec.results.sweep.SweepRecord` (a curve point per setting, and the best setting); each
+setting's lss.json lives in ``<sweep folder>/<point's folder>/lss.json``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ from pathlib import PurePosixPath
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.fields import Doc
 from neurospec.report.plots import bar_values, ci_errors, colors, draw, grid_shape, heatmap, small_multiples
+from neurospec.results.lss import LSSCell, LSSRecord, PooledLSS
+from neurospec.results.sweep import SweepPoint, SweepRecord
 
 
-def _doc(artifact: Artifact) -> Doc:
-    return Doc(artifact.data, str(artifact.path), artifact.fix)
-
-
-def _matrix(doc: Doc) -> tuple[list[str], list[str], list[list[float | None]], dict]:
-    sources, targets = doc["sources"].texts(), doc["targets"].texts()
-    cells = {(c["source"].text(), c["target"].text()): c for c in doc["cells"].list()}
-    values = [[cells[(s, t)]["lss"].opt_number() if (s, t) in cells else None for t in targets] for s in sources]
+def _matrix(record: LSSRecord) -> tuple[list[str], list[str], list[list[float | None]], dict[tuple[str, str], LSSCell]]:
+    sources, targets = record.sources, record.targets
+    cells = {(c.source, c.target): c for c in record.cells}
+    values = [[cells[(s, t)].lss if (s, t) in cells else None for t in targets] for s in sources]
     return sources, targets, values, cells
 
 
@@ -38,25 +35,20 @@ def _interval_text(interval) -> str:
 
 
 def lss_section(artifact: Artifact) -> Section:
-    doc = _doc(artifact)
-    recipe = doc["recipe"]["name"].text()
+    record = artifact.read(LSSRecord)
+    recipe = record.recipe.name
     section = Section("lss", artifact.label, "Language steering shift", artifact.step)
-    sources, targets, values, cells = _matrix(doc)
-    pooled = doc.get("pooled")
-    mean_d0 = doc["mean_d0"].opt_number()
+    sources, targets, values, cells = _matrix(record)
+    pooled = record.pooled
     section.facts += [("recipe", recipe), ("sources", ", ".join(sources)), ("targets", ", ".join(targets)),
-                      ("mean off-diagonal LSS", _fmt(doc["mean_offdiagonal"].opt_number())),
-                      ("mean D0", _fmt(mean_d0))]
-    if pooled is not None and "lss" in pooled:
-        section.facts.append(("pooled LSS", f"{pooled['lss'].number():.3f} "
-                                            f"{_interval_text(pooled['ci95'].interval())} over {pooled['n'].raw} "
-                                            f"item-cells ({pooled['items'].raw} items)"))
-    if mean_d0 is not None and not mean_d0 < 0:
+                      ("mean off-diagonal LSS", _fmt(record.mean_offdiagonal)), ("mean D0", _fmt(record.mean_d0))]
+    if pooled is not None:
+        section.facts.append(("pooled LSS", f"{pooled.lss:.3f} {_interval_text(pooled.ci95)} over {pooled.n} "
+                                            f"item-cells ({pooled.items} items)"))
+    if record.degenerate:
         section.warnings.append("The mean D0 is not negative: without intervention the target answers are as likely "
                                 "as the source answers, so this cut of the items is degenerate.")
-    subtitle = ""
-    if pooled is not None and "lss" in pooled:
-        subtitle = f"; pooled {pooled['lss'].number():.2f} {_interval_text(pooled['ci95'].interval())}"
+    subtitle = f"; pooled {pooled.lss:.2f} {_interval_text(pooled.ci95)}" if pooled is not None else ""
     figure = draw("lss", f"LSS, source \u2192 target ({recipe}){subtitle}",
                   lambda fig: _paint_matrix(fig, fig.add_subplot(), sources, targets, values, colorbar=True),
                   size=(max(4.5, 0.7 * len(targets) + 2.6), max(3.2, 0.5 * len(sources) + 1.8)),
@@ -64,10 +56,8 @@ def lss_section(artifact: Artifact) -> Section:
                   caption="Share of items whose answer moves toward the target language when the target's neurons "
                           "are intervened; the diagonal is undefined. Intervals are in the table.")
     section.add(figure, _cells_table(cells))
-    if pooled is not None and "lss" in pooled:
-        controls = pooled.get("controls")
-        figure = _pooled_figure(pooled, controls) if controls is not None and controls.keys() else None
-        section.add(figure, _pooled_table(pooled))
+    if pooled is not None:
+        section.add(_pooled_figure(pooled) if pooled.controls else None, _pooled_table(pooled))
     return section
 
 
@@ -82,58 +72,54 @@ def _paint_matrix(fig, ax, sources, targets, values, *, colorbar: bool, annotate
     ax.set_ylabel("source (prompt language)")
 
 
-def _cells_table(cells: dict) -> Table:
-    names = sorted({name for c in cells.values() for name, _ in (c.get("controls").items() if c.get("controls")
-                                                                  else [])})
+def _cells_table(cells: dict[tuple[str, str], LSSCell]) -> Table:
+    names = sorted({name for c in cells.values() for name in c.controls})
     columns = ["source", "target", "n", "excluded", "LSS", "95% CI low", "95% CI high", "mean D0"]
     for name in names:
         columns += [f"{name}: LSS", f"{name}: margin", f"{name}: margin CI low", f"{name}: margin CI high"]
     table = Table("cells", "LSS per source and target, with its 95% bootstrap interval and controls", columns)
     for (source, target), cell in cells.items():
-        interval = cell["ci95"].interval()
-        row = [label(source), text(target), number(cell["n"].number()),
-               number(cell["excluded_identical"].number() if "excluded_identical" in cell else None),
-               number(cell["lss"].opt_number(), ".3f"), number(interval[0] if interval else None, ".3f"),
-               number(interval[1] if interval else None, ".3f"), number(cell["mean_d0"].opt_number(), ".3f")]
-        controls = cell.get("controls")
+        interval = cell.ci95
+        row = [label(source), text(target), number(cell.n), number(cell.excluded_identical), number(cell.lss, ".3f"),
+               number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"),
+               number(cell.mean_d0, ".3f")]
         for name in names:
-            control = controls.get(name) if controls is not None else None
+            control = cell.controls.get(name)
             if control is None:
                 row += [text(None)] * 4
                 continue
-            margin = control["margin_ci95"].interval()
-            row += [number(control["lss"].opt_number(), ".3f"), number(control["margin"].opt_number(), "+.3f"),
+            margin = control.margin_ci95
+            row += [number(control.lss, ".3f"), number(control.margin, "+.3f"),
                     number(margin[0] if margin else None, "+.3f"), number(margin[1] if margin else None, "+.3f")]
         table.add(*row)
     return table
 
 
-def _pooled_table(pooled: Doc) -> Table:
+def _pooled_table(pooled: PooledLSS) -> Table:
     table = Table("pooled", "Pooled over every cell's items (intervals resample items)",
                   ["neurons", "LSS", "95% CI low", "95% CI high", "margin", "margin CI low", "margin CI high"])
-    interval = pooled["ci95"].interval()
-    table.add(label("target's own"), number(pooled["lss"].number(), ".3f"),
+    interval = pooled.ci95
+    table.add(label("target's own"), number(pooled.lss, ".3f"),
               number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"),
               text(None), text(None), text(None))
-    controls = pooled.get("controls")
-    for name, control in (controls.items() if controls is not None else []):
-        margin = control["margin_ci95"].interval()
-        table.add(label(f"control: {name}"), number(control["lss"].number(), ".3f"), text(None), text(None),
-                  number(control["margin"].number(), "+.3f"), number(margin[0] if margin else None, "+.3f"),
+    for name, control in pooled.controls.items():
+        margin = control.margin_ci95
+        table.add(label(f"control: {name}"), number(control.lss, ".3f"), text(None), text(None),
+                  number(control.margin, "+.3f"), number(margin[0] if margin else None, "+.3f"),
                   number(margin[1] if margin else None, "+.3f"))
     return table
 
 
-def _pooled_figure(pooled: Doc, controls: Doc):
-    names = controls.keys()
-    margins = [controls[n]["margin"].number() for n in names]
-    intervals = [controls[n]["margin_ci95"].interval() for n in names]
+def _pooled_figure(pooled: PooledLSS):
+    names = list(pooled.controls)
+    margins = [pooled.controls[n].margin for n in names]
+    intervals = [pooled.controls[n].margin_ci95 for n in names]
 
     def paint(fig):
         left, right = fig.subplots(1, 2)
         labels = ["own"] + list(names)
-        shares = [pooled["lss"].number()] + [controls[n]["lss"].number() for n in names]
-        own_ci = pooled["ci95"].interval()
+        shares = [pooled.lss] + [pooled.controls[n].lss for n in names]
+        own_ci = pooled.ci95
         palette = colors(len(labels))
         left.bar(range(len(labels)), shares, color=palette,
                  yerr=ci_errors(shares, [own_ci] + [None] * len(names)), capsize=4)
@@ -162,49 +148,42 @@ def _pooled_figure(pooled: Doc, controls: Doc):
 
 def sweep_setting_labels(artifact: Artifact) -> list[str]:
     """The labels of the per-setting lss.json files of a sweep (whether they exist or not), in curve order."""
-    doc = _doc(artifact)
     base = PurePosixPath(artifact.label).parent
-    out = []
-    for point in doc["curve"].list():
-        folder = point.get("folder")
-        if folder is not None:
-            out.append((base / folder.text() / "lss.json").as_posix())
-    return out
+    return [(base / point.folder / "lss.json").as_posix() for point in artifact.read(SweepRecord).curve
+            if point.folder is not None]
 
 
-def _value_label(point: Doc) -> str:
-    value = point["value"].raw
+def _value_label(point: SweepPoint) -> str:
+    value = point.value
     value = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
-    recipe = point["recipe"].text()
-    op = recipe.split(":", 1)[0] if ":" in recipe else recipe.split("*", 1)[0]
-    positions = point.get("positions")
-    where = positions.text() if positions is not None else "all"
+    op = point.recipe.split(":", 1)[0] if ":" in point.recipe else point.recipe.split("*", 1)[0]
+    where = _positions(point)
     return f"{op}:{value}" + ("" if where == "all" else f"@{where}")
 
 
+def _positions(point: SweepPoint) -> str:
+    return point.positions if point.positions is not None else "all"
+
+
 def sweep_section(artifact: Artifact, settings: dict[str, Artifact]) -> Section:
-    doc = _doc(artifact)
-    curve = doc["curve"].list()
-    best = doc["best"]["name"].text()
+    record = artifact.read(SweepRecord)
+    curve = record.curve
+    best = record.best.name
     section = Section("sweep", artifact.label, "Sweep of intervention settings (LSS)", artifact.step)
     section.facts += [("settings", str(len(curve))), ("best setting", best)]
-    extra = doc.get("settings")
-    if extra is not None and "items" in extra:
-        section.facts.append(("items", str(extra["items"].raw)))
-    points = [(_value_label(p), p["factor"].number(), p["pooled_lss"].opt_number(), p["pooled_lss_ci95"].interval(),
-               p["mean_lss"].opt_number(), p) for p in curve]
+    if "items" in record.settings:
+        section.facts.append(("items", str(record.settings["items"])))
+    points = [(_value_label(p), p.factor, p.pooled_lss, p.pooled_lss_ci95, p.mean_lss, p) for p in curve]
     table = Table("curve", "LSS per setting: mean over cells and pooled over items (95% CI)",
                   ["setting", "value", "factor", "positions", "mean LSS", "pooled LSS", "95% CI low", "95% CI high",
                    "mean D0", "best"])
     for value, factor, pooled, interval, mean, point in points:
-        positions = point.get("positions")
-        table.add(label(point["recipe"].text()), text(value), number(factor, "g"),
-                  text(positions.text() if positions is not None else "all"), number(mean, ".3f"),
+        table.add(label(point.recipe), text(value), number(factor, "g"), text(_positions(point)), number(mean, ".3f"),
                   number(pooled, ".3f"), number(interval[0] if interval else None, ".3f"),
-                  number(interval[1] if interval else None, ".3f"), number(point["mean_d0"].opt_number(), ".3f"),
-                  text("best" if point["recipe"].text() == best else ""))
+                  number(interval[1] if interval else None, ".3f"), number(point.mean_d0, ".3f"),
+                  text("best" if point.recipe == best else ""))
     section.add(_curve_figure(points, best) if curve else None, table)
-    present = [(p["recipe"].text(), settings.get(lbl)) for p, lbl in zip(curve, sweep_setting_labels(artifact))]
+    present = [(p.recipe, settings.get(lbl)) for p, lbl in zip(curve, sweep_setting_labels(artifact))]
     found = [(name, a) for name, a in present if a is not None]
     missing = [name for name, a in present if a is None]
     if missing:
@@ -234,7 +213,7 @@ def _curve_figure(points, best: str):
             ax.plot(xs, bar_values([p[4] for p in members]), linestyle="--", linewidth=1, color=color,
                     label=f"{name} (mean over cells)")
             for p in members:
-                if p[5]["recipe"].text() == best and p[2] is not None:
+                if p[5].recipe == best and p[2] is not None:
                     ax.plot([p[1]], [p[2]], marker="*", markersize=14, color="black", linestyle="none",
                             label=f"best: {best}")
         if log_x:
@@ -257,13 +236,12 @@ def _settings_block(found: list[tuple[str, Artifact]]):
     table = Table("settings", "LSS per setting, source and target (each setting's lss.json), 95% CI",
                   ["setting", "file", "source", "target", "LSS", "95% CI low", "95% CI high"])
     for name, artifact in found:
-        sources, targets, values, cells = _matrix(_doc(artifact))
+        sources, targets, values, cells = _matrix(artifact.read(LSSRecord))
         matrices.append((name, sources, targets, values))
         for (source, target), cell in cells.items():
-            interval = cell["ci95"].interval()
-            table.add(label(name), text(artifact.label), text(source), text(target),
-                      number(cell["lss"].opt_number(), ".3f"), number(interval[0] if interval else None, ".3f"),
-                      number(interval[1] if interval else None, ".3f"))
+            interval = cell.ci95
+            table.add(label(name), text(artifact.label), text(source), text(target), number(cell.lss, ".3f"),
+                      number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"))
     rows, cols = grid_shape(len(matrices), 4)
     width = max(len(m[2]) for m in matrices)
 

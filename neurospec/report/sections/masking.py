@@ -3,9 +3,9 @@
     from neurospec.report.sections.masking import mask_section
     section = mask_section(artifact)        # an Artifact of kind "mask_eval"
 
-Reads ``conditions``, ``benchmarks`` (kind, items, groups), ``cells[]`` (condition, benchmark, group,
-n, accuracy, ci95, change, change_ci95, random_change, margin_over_random, margin_ci95), ``summary[]``
-and ``related[benchmark][condition][group]`` (accuracy change on the evaluated group).
+Reads the file as a :class:`~neurospec.results.masking.MaskingRecord`: conditions, benchmarks (kind, items,
+groups), cells (accuracy, change and margin over the random baselines, with their intervals), the summary
+and per benchmark the related-cultures matrix (accuracy change on each evaluated group).
 Conditions named ``random<seed>:<group>`` are random baselines: drawn as the marker of their
 group's mean change (the cells' ``random_change``), listed in full in the table.
 """
@@ -19,8 +19,8 @@ from matplotlib.patches import Rectangle
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.fields import Doc
 from neurospec.report.plots import bar_values, ci_errors, colors, draw, heatmap, rotate_labels, symmetric_limit
+from neurospec.results.masking import MaskCell, MaskingRecord, MaskSummaryRow
 
 BASELINE = "none"
 _RANDOM = re.compile(r"^random\d+:")
@@ -31,66 +31,48 @@ def is_random_condition(name: str) -> bool:
 
 
 def mask_section(artifact: Artifact) -> Section:
-    doc = Doc(artifact.data, str(artifact.path), artifact.fix)
-    conditions = doc["conditions"].texts()
-    benchmarks = {name: entry for name, entry in doc["benchmarks"].items()}
-    kinds = {name: (entry.get("kind").text() if entry.get("kind") is not None else "cultural")
-             for name, entry in benchmarks.items()}
+    record = artifact.read(MaskingRecord)
+    conditions = record.conditions
+    benchmarks = record.benchmarks
+    kinds = {name: (entry.kind if entry.kind is not None else "cultural") for name, entry in benchmarks.items()}
     section = Section("mask_eval", artifact.label, "Culture neurons masked: accuracy per benchmark", artifact.step)
-    settings = doc.get("settings")
     masked = [c for c in conditions if c != BASELINE and not is_random_condition(c)]
     randoms = [c for c in conditions if is_random_condition(c)]
     section.facts += [("conditions", f"{len(masked)} masked groups, {len(randoms)} random baselines"),
-                      ("benchmarks", ", ".join(f"{b} ({kinds[b]}, {e['items'].raw} items)"
-                                               for b, e in benchmarks.items()))]
-    if settings is not None and "scoring" in settings:
-        section.facts.append(("scoring", str(settings["scoring"].raw)))
-    templates = doc.get("templates")
-    if templates is not None:
-        section.facts.append(("templates", ", ".join(templates.texts())))
+                      ("benchmarks", ", ".join(f"{b} ({kinds[b]}, {e.items} items)" for b, e in benchmarks.items()))]
+    if "scoring" in record.settings:
+        section.facts.append(("scoring", str(record.settings["scoring"])))
+    section.facts.append(("templates", ", ".join(record.templates)))
     overall = {}
     table = Table("cells", "Accuracy on every benchmark (all items) per condition, change against `none`, margin "
                            "over the random baselines; 95% bootstrap intervals",
                   ["condition", "benchmark", "n", "accuracy", "95% CI low", "95% CI high", "change", "change CI low",
                    "change CI high", "random change", "margin over random", "margin CI low", "margin CI high"])
-    for cell in doc["cells"].list():
-        if cell["group"].text() != "all":
+    for cell in record.cells:
+        if cell.group != "all":
             continue
-        condition, benchmark = cell["condition"].text(), cell["benchmark"].text()
-        interval = cell["ci95"].interval()
-        change = cell.get("change")
-        change_ci = cell.get("change_ci95")
-        change_ci = change_ci.interval() if change_ci is not None else None
-        margin_ci = cell.get("margin_ci95")
-        margin_ci = margin_ci.interval() if margin_ci is not None else None
-        random_change = cell.get("random_change")
-        margin = cell.get("margin_over_random")
-        overall[(condition, benchmark)] = (change.number() if change is not None else None, change_ci,
-                                           random_change.number() if random_change is not None else None)
-        table.add(label(condition), text(benchmark), number(cell["n"].number()),
-                  number(cell["accuracy"].number(), ".3f"), number(interval[0] if interval else None, ".3f"),
-                  number(interval[1] if interval else None, ".3f"),
-                  number(change.number() if change is not None else None, "+.3f"),
-                  number(change_ci[0] if change_ci else None, "+.3f"), number(change_ci[1] if change_ci else None, "+.3f"),
-                  number(random_change.number() if random_change is not None else None, "+.3f"),
-                  number(margin.number() if margin is not None else None, "+.3f"),
-                  number(margin_ci[0] if margin_ci else None, "+.3f"), number(margin_ci[1] if margin_ci else None, "+.3f"))
+        interval, change_ci, margin_ci = cell.ci95, cell.change_ci95, cell.margin_ci95
+        overall[(cell.condition, cell.benchmark)] = (cell.change, change_ci, cell.random_change)
+        table.add(label(cell.condition), text(cell.benchmark), number(cell.n), number(cell.accuracy, ".3f"),
+                  number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"),
+                  number(cell.change, "+.3f"), number(change_ci[0] if change_ci else None, "+.3f"),
+                  number(change_ci[1] if change_ci else None, "+.3f"), number(cell.random_change, "+.3f"),
+                  number(cell.margin_over_random, "+.3f"), number(margin_ci[0] if margin_ci else None, "+.3f"),
+                  number(margin_ci[1] if margin_ci else None, "+.3f"))
     tables = [table]
-    rules = _rules_table(doc["cells"].list())
+    rules = _rules_table(record.cells)
     if rules is not None:
         tables.append(rules)
-    summary = doc.get("summary")
-    if summary is not None and summary.list():
-        tables.append(_summary_table(summary))
+    if record.summary:
+        tables.append(_summary_table(record.summary))
     figure = _change_figure(masked, list(benchmarks), kinds, overall) if masked and benchmarks else None
     section.add(figure, *tables)
-    related = doc.get("related")
-    for benchmark, matrix in (related.items() if related is not None else []):
-        rows = [c for c in matrix.keys()]
-        columns = list(dict.fromkeys(g for c in rows for g in matrix[c].keys()))
+    for benchmark, matrix in record.related.items():
+        rows = list(matrix)
+        columns = list(dict.fromkeys(g for c in rows for g in matrix[c]))
         if not rows or not columns:
             continue
-        values = [[matrix[c][g].opt_number() if g in matrix[c] else None for g in columns] for c in rows]
+        values = [[matrix[c].get(g) for g in columns] for c in rows]
         rel = Table(f"related-{_slug(benchmark)}", f"{benchmark}: accuracy change on each evaluated group when a "
                                                    "group's neurons are masked", ["masked", *columns])
         for condition, row in zip(rows, values):
@@ -104,31 +86,27 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "benchmark"
 
 
-def _rules_table(cells) -> Table | None:
+def _rules_table(cells: list[MaskCell]) -> Table | None:
     """Both accuracy rules of letter scoring side by side, and the share of answers that were no letter."""
-    rows = [c for c in cells if c["group"].text() == "all" and c.get("rules") is not None]
+    rows = [c for c in cells if c.group == "all" and c.rules is not None]
     if not rows:
         return None
     table = Table("rules", "Accuracy by the paper's rule (the argmax over the whole vocabulary is the gold letter) "
                            "and over the option letters only; share of answers that were no option's letter",
                   ["condition", "benchmark", "full vocabulary", "letters only", "no letter"])
     for cell in rows:
-        rules = cell["rules"]
-        table.add(label(cell["condition"].text()), text(cell["benchmark"].text()),
-                  number(rules["full_vocabulary"]["accuracy"].number(), ".3f"),
-                  number(rules["letters_only"]["accuracy"].number(), ".3f"),
-                  number(cell["non_letter_share"].number(), ".3f"))
+        table.add(label(cell.condition), text(cell.benchmark), number(cell.rules["full_vocabulary"].accuracy, ".3f"),
+                  number(cell.rules["letters_only"].accuracy, ".3f"), number(cell.non_letter_share, ".3f"))
     return table
 
 
-def _summary_table(summary: Doc) -> Table:
-    entries = summary.list()
-    keys = list(dict.fromkeys(k for e in entries for k in e.keys() if k != "condition"))
+def _summary_table(summary: list[MaskSummaryRow]) -> Table:
+    columns = [row.columns() for row in summary]
+    keys = list(dict.fromkeys(k for entry in columns for k in entry))
     table = Table("summary", "Mean accuracy change per condition over the cultural and the NLU benchmarks",
                   ["condition", *[k.replace("_", " ") for k in keys]])
-    for entry in entries:
-        table.add(label(entry["condition"].text()),
-                  *[number(entry[k].opt_number() if k in entry else None, "+.4f") for k in keys])
+    for row, entry in zip(summary, columns):
+        table.add(label(row.condition), *[number(entry.get(k), "+.4f") for k in keys])
     return table
 
 

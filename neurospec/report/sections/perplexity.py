@@ -3,8 +3,9 @@
     from neurospec.report.sections.perplexity import ppl_section
     section = ppl_section(artifact)         # an Artifact of kind "ppl"
 
-Reads ``rows`` (name, kind, group), ``languages``, ``change_ppl[row][language]`` (the heatmap),
-``cells[row][language].ppl`` and ``summary[group]`` (own change, mean other change, selectivity).
+Reads the file as a :class:`~neurospec.results.perplexity.PerplexityMatrix`: its rows (name, kind, group),
+languages, the PPL change per row and language (the heatmap), each cell's perplexity and the summary per
+group (own change, mean other change, selectivity).
 """
 
 from __future__ import annotations
@@ -13,41 +14,38 @@ from matplotlib.patches import Rectangle
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.fields import Doc
 from neurospec.report.plots import GREY, draw, heatmap, symmetric_limit
+from neurospec.results.perplexity import GroupSelectivity, PerplexityMatrix
 
 
 def ppl_section(artifact: Artifact) -> Section:
-    doc = Doc(artifact.data, str(artifact.path), artifact.fix)
-    languages = doc["languages"].texts()
-    rows = [(r["name"].text(), r["kind"].text(), r.get("group").text() if r.get("group") else None)
-            for r in doc["rows"].list()]
-    recipe = doc["recipe"]["name"].text()
+    matrix = artifact.read(PerplexityMatrix)
+    languages = matrix.languages
+    rows = [(row.name, row.kind, row.group) for row in matrix.rows]
+    recipe = matrix.recipe.name
     section = Section("ppl", artifact.label, "Perplexity with each group's neurons intervened", artifact.step)
-    settings = doc.get("settings")
     section.facts += [("recipe", recipe), ("languages", ", ".join(languages)),
                       ("rows", f"{sum(k == 'group' for _, k, _ in rows)} groups, "
                                f"{sum(k == 'random' for _, k, _ in rows)} random controls")]
-    if settings is not None:
-        for key in ("bos", "max_length"):
-            if key in settings:
-                section.facts.append((key, str(settings[key].raw)))
+    for key in ("bos", "max_length"):
+        if key in matrix.settings:
+            section.facts.append((key, str(matrix.settings[key])))
     changed = [(name, kind, group) for name, kind, group in rows if kind != "none"]
-    change = doc["change_ppl"]
-    matrix = [[change[name][lang].opt_number() for lang in languages] for name, _, _ in changed]
-    summary = doc.get("summary")
-    own = {group: entry["language"].text() for group, entry in summary.items()} if summary is not None else {}
+    change = matrix.change("ppl")
+    values = [[change[name][lang] for lang in languages] for name, _, _ in changed]
+    summary = matrix.selectivity()
+    own = {group: entry.language for group, entry in summary.items()}
     if changed:
         table = Table("change", "Perplexity change against the unmodified model (PPL minus PPL of `none`)",
                       ["row", "kind", *languages])
-        for (name, kind, _), values in zip(changed, matrix):
-            table.add(label(name), text(kind), *[number(v, ".4g") for v in values])
-        section.add(_change_figure(changed, languages, matrix, own, recipe), table)
+        for (name, kind, _), row_values in zip(changed, values):
+            table.add(label(name), text(kind), *[number(v, ".4g") for v in row_values])
+        section.add(_change_figure(changed, languages, values, own, recipe), table)
     ppl = Table("ppl", "Perplexity per row and evaluated language", ["row", "kind", *languages])
     for name, kind, _ in rows:
-        ppl.add(label(name), text(kind), *[number(doc["cells"][name][lang]["ppl"].number(), ".4g") for lang in languages])
+        ppl.add(label(name), text(kind), *[number(matrix.cells[name][lang].ppl, ".4g") for lang in languages])
     section.add(None, ppl)
-    if summary is not None and summary.keys():
+    if summary:
         section.add(None, _selectivity_table(summary))
     return section
 
@@ -85,19 +83,15 @@ def _change_figure(changed, languages, matrix, own, recipe):
                         "columns: the evaluated language; framed cells: the group's own language.")
 
 
-def _selectivity_table(summary: Doc) -> Table:
+def _selectivity_table(summary: dict[str, GroupSelectivity]) -> Table:
     table = Table("selectivity", "Own-language change against the mean change on the other languages",
                   ["group", "language", "neurons", "own \u0394PPL", "mean other \u0394PPL", "selectivity (PPL)",
                    "own \u0394NLL", "mean other \u0394NLL", "selectivity (NLL)"])
     for group, entry in summary.items():
-        language = entry["language"].text()
-        for which, values in entry.items():
-            if which == "language":
-                continue
+        for which, kinds in entry.by_row.items():
             cells = []
             for kind in ("ppl", "nll"):
-                part = values.get(kind)
-                cells += [number(part[k].opt_number() if part is not None and k in part else None, ".4g")
-                          for k in ("own", "mean_other", "selectivity")]
-            table.add(label(group), text(language), text(which), *cells)
+                part = kinds[kind]
+                cells += [number(part.own, ".4g"), number(part.mean_other, ".4g"), number(part.selectivity, ".4g")]
+            table.add(label(group), text(entry.language), text(which), *cells)
     return table

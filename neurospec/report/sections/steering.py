@@ -3,9 +3,9 @@
     from neurospec.report.sections.steering import steer_section
     section = steer_section(artifact)       # an Artifact of kind "steer"
 
-Reads ``table[]``: per target row (a group, or ``random<seed>:<group>``) and source language, the
-share ``k / n`` of continuations identified as the row's target language, its 95% Wilson interval
-``ci95``, and ``baseline`` (the unmodified model's share in that language, with its interval).
+Reads the file as a :class:`~neurospec.results.steering.SteeringRecord`: per target row (a group, or
+``random<seed>:<group>``) and source language, the share ``k / n`` of continuations identified as the row's
+target language with its 95% Wilson interval, and the unmodified model's share in that language (``baseline``).
 """
 
 from __future__ import annotations
@@ -14,42 +14,33 @@ import numpy as np
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.fields import Doc
-from neurospec.report.plots import (GREY, LIGHT, bar_values, ci_errors, colors, draw, grid_shape, rotate_labels,
-                                    small_multiples)
+from neurospec.report.plots import GREY, LIGHT, bar_values, ci_errors, colors, draw, grid_shape, rotate_labels, small_multiples
+from neurospec.results.steering import SteeringRecord
 
 
 def steer_section(artifact: Artifact) -> Section:
-    doc = Doc(artifact.data, str(artifact.path), artifact.fix)
-    recipe = doc["recipe"]["name"].text()
-    sources = doc["sources"].texts()
-    lines = doc["table"].list()
+    steering = artifact.read(SteeringRecord)
+    recipe = steering.recipe.name
+    sources = steering.sources
     section = Section("steer", artifact.label, "Steering by generation: share in the target language", artifact.step)
     section.facts += [("recipe", recipe), ("sources", ", ".join(sources))]
-    settings = doc.get("settings")
-    if settings is not None:
-        for key, name in (("max_new_tokens", "new tokens"), ("language_id", "language identifier"),
-                          ("do_sample", "sampling")):
-            if key in settings:
-                section.facts.append((name, str(settings[key].raw)))
+    for key, name in (("max_new_tokens", "new tokens"), ("language_id", "language identifier"),
+                      ("do_sample", "sampling")):
+        if key in steering.settings:
+            section.facts.append((name, str(steering.settings[key])))
     table = Table("share", "Share of continuations in the target language (95% Wilson intervals)",
                   ["row", "kind", "target", "source", "k", "n", "share", "95% CI low", "95% CI high",
                    "baseline k", "baseline n", "baseline share", "baseline CI low", "baseline CI high"])
     records = []
-    for line in lines:
-        interval = line["ci95"].interval()
-        base = line["baseline"]
-        base_interval = base["ci95"].interval()
-        record = {"row": line["row"].text(), "kind": line["kind"].text(), "target": line["target"].text(),
-                  "source": line["source"].text(), "share": line["share"].number(), "ci": interval,
-                  "base": base["share"].number(), "base_ci": base_interval}
+    for line in steering.table:
+        steered, base = line.steered, line.baseline
+        record = {"row": line.row, "kind": line.kind, "target": line.target, "source": line.source,
+                  "share": steered.share, "ci": steered.ci95, "base": base.share, "base_ci": base.ci95}
         records.append(record)
-        table.add(label(record["row"]), text(record["kind"]), text(record["target"]), text(record["source"]),
-                  number(line["k"].number()), number(line["n"].number()), number(record["share"], ".3f"),
-                  number(interval[0] if interval else None, ".3f"), number(interval[1] if interval else None, ".3f"),
-                  number(base["k"].number()), number(base["n"].number()), number(record["base"], ".3f"),
-                  number(base_interval[0] if base_interval else None, ".3f"),
-                  number(base_interval[1] if base_interval else None, ".3f"))
+        table.add(label(line.row), text(line.kind), text(line.target), text(line.source), number(steered.k),
+                  number(steered.n), number(steered.share, ".3f"), number(steered.ci95[0], ".3f"),
+                  number(steered.ci95[1], ".3f"), number(base.k), number(base.n), number(base.share, ".3f"),
+                  number(base.ci95[0], ".3f"), number(base.ci95[1], ".3f"))
     if not records:
         section.notes.append("The steering table is empty (no target rows).")
         return section

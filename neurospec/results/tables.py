@@ -1,6 +1,6 @@
-"""CSV matrices of the evaluation tables (rows x columns), written atomically.
+"""Tidy CSV tables of the results (rows x columns), written atomically.
 
-    from neurospec.evaluate.tables import write_matrix_csv
+    from neurospec.results.tables import write_matrix_csv
     write_matrix_csv("ppl.csv", ["none", "fra_Latn"], ["fra_Latn", "deu_Latn"], {"none": {...}, ...})
 """
 
@@ -22,9 +22,10 @@ def write_matrix_csv(path: str | Path, rows: Sequence[str], columns: Sequence[st
     writer.writerow([corner, *columns])
     for row in rows:
         cells = values.get(row, {})
-        writer.writerow([row, *("" if cells.get(col) is None else _cell(cells[col]) for col in columns)])
+        writer.writerow([row, *("" if cells.get(col) is None else csv_cell(cells[col]) for col in columns)])
     return atomic_write_text(path, buffer.getvalue())
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A number as a CSV cell: floats with 6 significant digits, anything else as its text."""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
