@@ -281,7 +281,7 @@ def _run_step(study: Study, decision: Decision, state: RunState, run_dir: Path, 
                  this_run="resumed" if decision.action == "resume" else "ran")
     try:
         options = step.verb.check(values, out)
-        step.verb.spec.run(options, lm=models.for_step(step.verb, options))
+        step.verb.run(options, lm=models.for_step(step.verb, options))
     except KeyboardInterrupt:
         state.update(step.name, status="interrupted")
         raise

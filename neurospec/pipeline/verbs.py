@@ -3,7 +3,7 @@
     verb = step_verb("select lape")
     verb.options["top_rate"].flag            # '--top-rate'
     verb.check({"stats": Path("runs/s/collect"), "top_rate": "0.05"}, out=Path("runs/s/lape.json"))
-    verb.run(values, out=Path("runs/s/lape.json"), lm=None)     # the verb function, in this process
+    verb.run(verb.check(values, out=Path("runs/s/lape.json")), lm=None)   # the verb function, in this process
 
 A step's options are exactly its verb's options (``max_tokens`` or ``max-tokens`` for ``--max-tokens``),
 so ``neurospec VERB --help`` documents them. Only verbs that write an artifact can be steps; the pipeline
@@ -82,10 +82,10 @@ class Verb:
         """The verb's options from step ``values`` (strings, paths, lists, bools), converted and checked; runs nothing."""
         return self.spec.options.from_values(self.values_with_out(values, out))
 
-    def run(self, values: dict[str, Any], *, out: Path | None = None, lm: Any = None) -> Any:
-        """Run the verb function in this process with ``lm`` (a model loaded for an earlier step) where it can
-        share it; the verb's typed result."""
-        return self.spec.run(self.check(values, out), lm=lm)
+    def run(self, options: Any, *, lm: Any = None) -> Any:
+        """Run the verb function in this process on ``options`` (from :meth:`check`), with ``lm`` (a model loaded
+        for an earlier step) where the verb can share it; the verb's typed result."""
+        return self.spec.run(options, lm=lm)
 
     def shell(self, values: dict[str, Any], out: Path | None = None) -> str:
         """The equivalent ``neurospec VERB ...`` command line, as recorded in study.json and printed."""
