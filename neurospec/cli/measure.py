@@ -3,13 +3,13 @@
     neurospec collect --model M --corpus fr=fr.txt --corpus de=ntrex128 --out stats/ --max-tokens 1000000
     neurospec stats show stats/
     neurospec select lape --stats stats/ --out lape.json
+
+The verbs are Python functions in neurospec.verbs.measure; the commands here build their options, call them and
+print what they wrote.
 """
 
 from __future__ import annotations
 
-import os
-import warnings
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -17,45 +17,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.util.io import json_text
-from neurospec.measure.run_folder import writing
-from neurospec.cli.base import app, command_provenance, console, not_an_input, split_names, stamped, user_errors
+from neurospec.cli.base import app, command_provenance, console, user_errors
 from neurospec.cli.neurons import counts_table, neuron_set_header
-
+from neurospec.verbs.measure import (CollectOptions, Mode, SelectAllActiveOptions, SelectLapeOptions,
+                                     SelectRandomOptions, SelectTopMeanOptions, collect, select_all_active,
+                                     select_lape, select_random, select_top_mean, warn_empty_groups)
 
 
 # --------------------------------------------------------------------------------------------
 # neurospec collect / select / stats
-
-
-class Mode(str, Enum):
-    packed = "packed"
-    sentence = "sentence"
-
-
-def _rank_device(device: Optional[str]) -> Optional[str]:
-    """Under torchrun each process takes the GPU of its LOCAL_RANK unless a device was given."""
-    import os
-
-    import torch
-
-    if device is None and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return device
-
-
-def corpora_from_options(corpus: list[str], corpus_dir: Optional[Path], languages: Optional[str], text_field: str,
-                         split: Optional[str]) -> list:
-    """The corpora named by ``--corpus LANG=PATH`` (repeatable) and ``--corpus-dir`` (with ``--languages``)."""
-    from neurospec.data.corpora import corpora_in_directory, parse_corpus_option
-
-    corpora = [parse_corpus_option(value, text_field=text_field, split=split) for value in corpus]
-    if corpus_dir is not None:
-        corpora += corpora_in_directory(corpus_dir, split_names(languages), text_field=text_field, split=split)
-    if not corpora:
-        raise NeurospecError("no corpus: give --corpus LANGUAGE=PATH (repeatable) or --corpus-dir FOLDER")
-    return corpora
 
 
 @app.command("collect")
@@ -90,21 +61,9 @@ def collect_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Activation statistics per language (counts of value > 0, sums, squares, max; per-sentence sample)."""
-    from neurospec.measure.collect import CollectOptions, check_length, collect
-    from neurospec.core.models import load_model
-
-    with user_errors(), writing(out, "neurospec collect"):
-        corpora = corpora_from_options(corpus, corpus_dir, languages, text_field, split)
-        options = CollectOptions(site=site, mode=mode.value, seq_len=seq_len, max_tokens=max_tokens,
-                                 batch_size=batch_size, sample_sentences=sample_sentences, pack_sentences=not no_pack,
-                                 bos=not no_bos, checkpoint_every=checkpoint_every)
-        options.check()
-        lm = load_model(model, dtype=dtype, device=_rank_device(device), device_map=device_map,
-                        trust_remote_code=trust_remote_code)
-        check_length(lm.model, seq_len, "--seq-len")
-        stats = collect(lm.model, lm.tokenizer, corpora, out, options, resume=resume, overwrite=overwrite, quiet=quiet)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun one process writes
-            stamped(out, lm.model, "stats.json")
+    with user_errors():
+        options = CollectOptions(**locals())
+        stats = collect(options)
         if not quiet:
             console.print(_stats_table(stats))
 
@@ -159,30 +118,14 @@ _LANGUAGES = typer.Option(None, "--languages", help="Only these languages of the
 
 
 def write_selection(neurons, out: Path) -> None:
-    """Save a selection, print its counts, and warn (one line) about groups left without neurons."""
-    from neurospec.interventions.targets import empty_reason, summary_reason
-
-    neurons.meta.source = {**neurons.meta.source, "provenance": command_provenance()}
-    neurons.save(out)
+    """Print a selection's counts and warn (one line) about groups left without neurons; save it to ``out`` first
+    (with the current command's provenance) unless it was saved there."""
+    if neurons.path is None or Path(neurons.path) != Path(out):
+        neurons.meta.source = {**neurons.meta.source, "provenance": command_provenance()}
+        neurons.save(out)
     console.print(escape(f"{out}: " + neuron_set_header(neurons).split(": ", 1)[1]), soft_wrap=True)
     console.print(counts_table(neurons))
-    empty = [group for group in neurons.groups if neurons.is_empty(group)]
-    if empty:
-        reason = summary_reason({group: empty_reason(neurons, group) for group in empty}, "in its meta params")
-        warnings.warn(f"{out}: {', '.join(empty)}: {reason}; the evaluation verbs will skip them", EmptyGroupWarning)
-
-
-def _check_rates(rates: dict) -> None:
-    """Each ``{flag: value}`` a rate in (0, 1], as LAPE needs, checked before anything is read."""
-    for flag, value in rates.items():
-        if not 0 < value <= 1:   # NaN fails too
-            raise NeurospecError(f"{flag} {value!r} is not a rate in (0, 1]: give a number such as 0.95")
-
-
-def _load_stats(folder: Path):
-    from neurospec.measure.stats import ActivationStats
-
-    return ActivationStats.load(folder)
+    warn_empty_groups(neurons, out)
 
 
 @select_app.command("lape")
@@ -196,26 +139,17 @@ def select_lape_command(
     languages: Optional[str] = _LANGUAGES,
 ) -> None:
     """LAPE (Tang et al., 2024): language-specific neurons by activation-probability entropy."""
-    from neurospec.select import select_lape, select_lape_top_k
-
-    with user_errors(), writing(out, "neurospec select lape", file=True):
-        _check_rates({"--filter-rate": filter_rate, "--bar-rate": bar_rate, **({} if top_k else {"--top-rate": top_rate})})
-        data, names = _load_stats(stats), split_names(languages)
-        if top_k is not None:
-            neurons = select_lape_top_k(data, top_k, filter_rate=filter_rate, activation_bar_ratio=bar_rate, languages=names)
-        else:
-            neurons = select_lape(data, top_rate=top_rate, filter_rate=filter_rate, activation_bar_ratio=bar_rate,
-                                  languages=names)
-        write_selection(neurons, out)
+    with user_errors():
+        options = SelectLapeOptions(**locals())
+        write_selection(select_lape(options), options.out)
 
 
 @select_app.command("all-active")
 def select_all_active_command(stats: Path = _STATS, out: Path = _OUT, languages: Optional[str] = _LANGUAGES) -> None:
     """Neurons whose per-sentence mean is > 0 in every sampled sentence (Rahmanisa et al.'s baseline)."""
-    from neurospec.select import select_active_in_all_sentences
-
-    with user_errors(), writing(out, "neurospec select all-active", file=True):
-        write_selection(select_active_in_all_sentences(_load_stats(stats), languages=split_names(languages)), out)
+    with user_errors():
+        options = SelectAllActiveOptions(**locals())
+        write_selection(select_all_active(options), options.out)
 
 
 @select_app.command("top-mean")
@@ -224,10 +158,9 @@ def select_top_mean_command(
     languages: Optional[str] = _LANGUAGES,
 ) -> None:
     """The k neurons with the highest mean per-sentence activation, per language."""
-    from neurospec.select import select_top_mean
-
-    with user_errors(), writing(out, "neurospec select top-mean", file=True):
-        write_selection(select_top_mean(_load_stats(stats), k, languages=split_names(languages)), out)
+    with user_errors():
+        options = SelectTopMeanOptions(**locals())
+        write_selection(select_top_mean(options), options.out)
 
 
 @select_app.command("random")
@@ -238,9 +171,6 @@ def select_random_command(
     exclude: bool = typer.Option(False, "--exclude", help="Never draw a neuron of --like."),
 ) -> None:
     """A random set with as many neurons as --like in every group, site and layer."""
-    from neurospec.neurons.neuron_set import NeuronSet
-    from neurospec.select import select_random
-
-    with user_errors(), writing(out, "neurospec select random", file=True):
-        not_an_input(out, "--out", {"--like": like})
-        write_selection(select_random(NeuronSet.load(like), seed=seed, exclude=exclude), out)
+    with user_errors():
+        options = SelectRandomOptions(**locals())
+        write_selection(select_random(options), options.out)

@@ -20,7 +20,8 @@ from rich.text import Text
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_torch_save, json_text
 from neurospec.measure.run_folder import writing
-from neurospec.cli.base import GROUP_COLOURS, app, command_provenance, console, neurons_app, not_an_input, split_names, user_errors
+from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, not_an_input, split_names, user_errors
+from neurospec.verbs.measure import NeuronsImportOptions, neurons_import
 
 
 
@@ -140,17 +141,8 @@ def import_lape(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from --model's repository."),
 ) -> None:
     """Convert a LAPE .pth neuron file to a NeuronSet JSON file."""
-    from neurospec.neurons.neuron_set import NeuronSet
-
-    with user_errors(), writing(out, "neurospec neurons import", file=True):
-        shape = None
-        if model is not None:
-            from neurospec.core.models import model_shape
-
-            shape = model_shape(model, trust_remote_code=trust_remote_code)
-        neurons = NeuronSet.from_lape(file, split_names(groups), site=site, shape=shape)
-        neurons.meta.source = {**neurons.meta.source, "provenance": command_provenance({"id": model} if model else None)}
-        neurons.save(out)
+    with user_errors():
+        neurons = neurons_import(NeuronsImportOptions(**locals()))
         checked = f", checked against {model}" if model else " (no --model: widths unknown, not checked)"
         console.print(
             f"wrote {escape(str(out))}: {len(neurons)} groups, {neurons.count()} distinct neurons in "
