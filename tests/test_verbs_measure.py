@@ -9,6 +9,7 @@ returns the result an independent call of the engine computes.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from neurospec.measure import collect as collection
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select import select_lape as lape_engine, select_random as random_engine, select_top_mean as top_mean_engine
 from neurospec.util.errors import EmptyGroupWarning, NeurospecError
-from neurospec.verbs import measure
+from neurospec.verbs import base, measure
 from neurospec.verbs.measure import (CollectOptions, Mode, NeuronsImportOptions, SelectLapeOptions,
                                      SelectRandomOptions, SelectTopMeanOptions)
 
@@ -91,10 +92,10 @@ def test_collect_checks_its_options_before_loading_a_model(tmp_path):
 def test_rank_device_gives_each_torchrun_process_its_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert measure.rank_device(None) == "cuda:1"
-    assert measure.rank_device("cpu") == "cpu"          # a device given wins
+    assert base.rank_device(None) == "cuda:1"
+    assert base.rank_device("cpu") == "cpu"          # a device given wins
     monkeypatch.delenv("LOCAL_RANK")
-    assert measure.rank_device(None) is None
+    assert base.rank_device(None) is None
     monkeypatch.setenv("RANK", "2")
     assert not measure.is_main_rank()
     monkeypatch.setenv("RANK", "0")
@@ -152,9 +153,19 @@ def test_write_selection_prints_a_saved_set_without_saving_it_again(tmp_path):
     neurons.meta.source = {"provenance": {"command": "neurospec select lape"}}
     neurons.save(tmp_path / "set.json")
     before = (tmp_path / "set.json").read_bytes()
-    with pytest.warns(EmptyGroupWarning, match="fr: no neurons selected by lape"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the verb that saved it warned already
         write_selection(neurons, tmp_path / "set.json")
     assert (tmp_path / "set.json").read_bytes() == before
+
+
+def test_saving_a_selection_warns_about_its_empty_groups(tmp_path):
+    neurons = NeuronSet({"en": {"act": {0: [1]}}, "fr": {}},
+                        NeuronSetMeta(num_layers=2, widths={"act": 4}, method="lape", params={"top_rate": 0.01}))
+    with pytest.warns(EmptyGroupWarning, match="fr: no neurons selected by lape"):
+        measure.save_selection(neurons, tmp_path / "set.json", "select lape", SelectLapeOptions(stats=tmp_path,
+                                                                                               out=tmp_path / "set.json"))
+    assert NeuronSet.load(tmp_path / "set.json") == neurons
 
 
 def test_the_command_and_the_function_write_the_same_selection(stats_dir, tmp_path):

@@ -10,7 +10,6 @@ them all and is the entry point.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from rich.markup import escape
 from neurospec.version import __version__
 from neurospec.util.errors import NeurospecError, NeurospecWarning
 from neurospec.util.text import printable
+from neurospec.verbs.base import check_not_an_input
 
 app = typer.Typer(
     name="neurospec",
@@ -215,13 +215,24 @@ def stamped(written: Path, model=None, main: str | None = None) -> Path:
     return written
 
 
-def not_an_input(out: Path, out_option: str, inputs: dict[str, Optional[Path]]) -> None:
-    """Refuse an output file that is one of the command's input files (``{option: path}``): writing it would
-    destroy that input."""
-    for option, path in inputs.items():
-        if path is not None and os.path.realpath(out) == os.path.realpath(path):
-            raise NeurospecError(f"{out_option} {out} is the {option} file: writing it would overwrite that input; "
-                                 f"choose another {out_option}")
+not_an_input = check_not_an_input   # the CLI's name for it
+
+
+@contextlib.contextmanager
+def warnings_after() -> Iterator[None]:
+    """``with user_errors(), warnings_after(): print_table(verb(options))``: the warnings raised inside the block
+    are shown when it ends, after what it printed (a selection's table, then the warning about its empty groups)."""
+    held: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                held = list(caught)
+    finally:   # after an error too: a warning is never lost
+        for item in held:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
 
 
 def split_names(text: str | None, flag: str | None = None, *, allow_empty: bool = False,

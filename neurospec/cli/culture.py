@@ -22,7 +22,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from neurospec.cli.base import app, console, done, user_errors
+from neurospec.cli.base import app, console, done, user_errors, warnings_after
 from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST
 from neurospec.cli.measure import select_app, write_selection
 from neurospec.verbs.culture import (AttributeOptions, FinetuneOptions, MaskEvalOptions, SelectCultureOptions,
@@ -96,7 +96,7 @@ def select_culture_command(
                                               "(default: OUT with .random.json)."),
 ) -> None:
     """Culture-general and culture-specific neurons from three attribution runs (METHODS section 3)."""
-    with user_errors():
+    with user_errors(), warnings_after():
         selection = select_culture(SelectCultureOptions(**locals()))
         write_selection(selection.neurons, selection.out)
         if selection.random is not None:

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from neurospec.util.io import json_text
-from neurospec.cli.base import app, command_provenance, console, user_errors
+from neurospec.cli.base import app, command_provenance, console, user_errors, warnings_after
 from neurospec.cli.neurons import counts_table, neuron_set_header
 from neurospec.verbs.measure import (CollectOptions, Mode, SelectAllActiveOptions, SelectLapeOptions,
                                      SelectRandomOptions, SelectTopMeanOptions, collect, select_all_active,
@@ -118,14 +118,14 @@ _LANGUAGES = typer.Option(None, "--languages", help="Only these languages of the
 
 
 def write_selection(neurons, out: Path) -> None:
-    """Print a selection's counts and warn (one line) about groups left without neurons; save it to ``out`` first
-    (with the current command's provenance) unless it was saved there."""
+    """Print a selection's counts; save it to ``out`` first (with the current command's provenance, warning about
+    groups left without neurons) unless the verb saved it there."""
     if neurons.path is None or Path(neurons.path) != Path(out):
         neurons.meta.source = {**neurons.meta.source, "provenance": command_provenance()}
         neurons.save(out)
+        warn_empty_groups(neurons, out)
     console.print(escape(f"{out}: " + neuron_set_header(neurons).split(": ", 1)[1]), soft_wrap=True)
     console.print(counts_table(neurons))
-    warn_empty_groups(neurons, out)
 
 
 @select_app.command("lape")
@@ -139,7 +139,7 @@ def select_lape_command(
     languages: Optional[str] = _LANGUAGES,
 ) -> None:
     """LAPE (Tang et al., 2024): language-specific neurons by activation-probability entropy."""
-    with user_errors():
+    with user_errors(), warnings_after():
         options = SelectLapeOptions(**locals())
         write_selection(select_lape(options), options.out)
 
@@ -147,7 +147,7 @@ def select_lape_command(
 @select_app.command("all-active")
 def select_all_active_command(stats: Path = _STATS, out: Path = _OUT, languages: Optional[str] = _LANGUAGES) -> None:
     """Neurons whose per-sentence mean is > 0 in every sampled sentence (Rahmanisa et al.'s baseline)."""
-    with user_errors():
+    with user_errors(), warnings_after():
         options = SelectAllActiveOptions(**locals())
         write_selection(select_all_active(options), options.out)
 
@@ -158,7 +158,7 @@ def select_top_mean_command(
     languages: Optional[str] = _LANGUAGES,
 ) -> None:
     """The k neurons with the highest mean per-sentence activation, per language."""
-    with user_errors():
+    with user_errors(), warnings_after():
         options = SelectTopMeanOptions(**locals())
         write_selection(select_top_mean(options), options.out)
 
@@ -171,6 +171,6 @@ def select_random_command(
     exclude: bool = typer.Option(False, "--exclude", help="Never draw a neuron of --like."),
 ) -> None:
     """A random set with as many neurons as --like in every group, site and layer."""
-    with user_errors():
+    with user_errors(), warnings_after():
         options = SelectRandomOptions(**locals())
         write_selection(select_random(options), options.out)

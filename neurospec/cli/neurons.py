@@ -20,7 +20,7 @@ from rich.text import Text
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_torch_save, json_text
 from neurospec.measure.run_folder import writing
-from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, not_an_input, split_names, user_errors
+from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, not_an_input, split_names, user_errors, warnings_after
 from neurospec.verbs.measure import NeuronsImportOptions, neurons_import
 
 
@@ -141,7 +141,7 @@ def import_lape(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from --model's repository."),
 ) -> None:
     """Convert a LAPE .pth neuron file to a NeuronSet JSON file."""
-    with user_errors():
+    with user_errors(), warnings_after():
         neurons = neurons_import(NeuronsImportOptions(**locals()))
         checked = f", checked against {model}" if model else " (no --model: widths unknown, not checked)"
         console.print(

@@ -223,8 +223,8 @@ def load_for(options: ModelOptions, lm: Any = None) -> Any:
         return lm
     from neurospec.core.models import load_model
 
-    return load_model(options.model, dtype=options.dtype, device=options.device, device_map=options.device_map,
-                      trust_remote_code=options.trust_remote_code)
+    return load_model(options.model, dtype=options.dtype, device=rank_device(options.device),
+                      device_map=options.device_map, trust_remote_code=options.trust_remote_code)
 
 
 def corpora_from_options(corpus: list[str], corpus_dir: Path | None, languages: str | None, text_field: str,
@@ -239,3 +239,26 @@ def corpora_from_options(corpus: list[str], corpus_dir: Path | None, languages: 
     if not corpora:
         raise NeurospecError("no corpus: give --corpus LANGUAGE=PATH (repeatable) or --corpus-dir FOLDER")
     return corpora
+
+
+def check_not_an_input(out: Path, out_option: str, inputs: Mapping[str, Path | None]) -> None:
+    """Refuse an output file that is one of the verb's input files (``{flag: path}``): writing it would destroy
+    that input."""
+    import os
+
+    for flag, path in inputs.items():
+        if path is not None and os.path.realpath(out) == os.path.realpath(path):
+            raise NeurospecError(f"{out_option} {out} is the {flag} file: writing it would overwrite that input; "
+                                 f"choose another {out_option}")
+
+
+def rank_device(device: str | None) -> str | None:
+    """``rank_device(None)`` -> ``"cuda:1"`` under torchrun's LOCAL_RANK=1: each process takes the GPU of its
+    local rank unless a device was given (or there is no GPU)."""
+    import os
+
+    import torch
+
+    if device is None and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return device

@@ -23,7 +23,8 @@ from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
 from neurospec.verbs.base import (ModelOptions, VerbOptions, load_for, option, options_provenance, progress_printer,
                                   split_list, stamp_result)
-from neurospec.verbs.measure import check_not_an_input, save_selection
+from neurospec.verbs.base import check_not_an_input
+from neurospec.verbs.measure import save_selection
 
 # --------------------------------------------------------------------------------------------
 # Helpers shared by the verbs: data sets, templates, prompt formats, layers

@@ -13,7 +13,6 @@ error): :func:`warn_empty_groups` says so in one warning.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import EmptyGroupWarning, NeurospecError
-from neurospec.verbs.base import (ModelOptions, VerbOptions, corpora_from_options, load_for, option,
+from neurospec.verbs.base import (ModelOptions, VerbOptions, check_not_an_input, corpora_from_options, load_for, option,
                                   options_provenance, split_list, stamp_result)
 
 # --------------------------------------------------------------------------------------------
@@ -60,16 +59,6 @@ class CollectOptions(ModelOptions):
     quiet: bool = False
 
 
-def rank_device(device: str | None) -> str | None:
-    """``rank_device(None)`` -> ``"cuda:1"`` under torchrun's LOCAL_RANK=1: each process takes the GPU of its
-    local rank unless a device was given (or there is no GPU)."""
-    import torch
-
-    if device is None and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return device
-
-
 def is_main_rank() -> bool:
     """``if is_main_rank(): stamp(...)``: true in a single process and in torchrun's rank 0, the one that writes."""
     return os.environ.get("RANK", "0") == "0"
@@ -97,7 +86,7 @@ def collect(options: CollectOptions, *, lm=None):
         corpora = corpora_from_options(options.corpus, options.corpus_dir, options.languages, options.text_field,
                                        options.split)
         settings = collection_settings(options)
-        lm = load_for(dataclasses.replace(options, device=rank_device(options.device)), lm)
+        lm = load_for(options, lm)   # on the GPU of this process's rank under torchrun
         collection.check_length(lm.model, options.seq_len, "--seq-len")
         stats = collection.collect(lm.model, lm.tokenizer, corpora, options.out, settings, resume=options.resume,
                                    overwrite=options.overwrite, quiet=options.quiet)
@@ -112,9 +101,11 @@ def collect(options: CollectOptions, *, lm=None):
 
 def save_selection(neurons, out: Path, verb: str, options: VerbOptions, model=None):
     """``neurons`` with the provenance of ``verb`` run with ``options`` (on ``model``: a loaded model or a model
-    record; None: the model its inputs record), saved to ``out``; returned."""
+    record; None: the model its inputs record), saved to ``out``, with one warning naming any group left without
+    neurons; returned."""
     neurons.meta.source = {**neurons.meta.source, "provenance": options_provenance(verb, options, model)}
     neurons.save(out)
+    warn_empty_groups(neurons, out)
     return neurons
 
 
@@ -135,15 +126,6 @@ def check_rates(rates: dict[str, float]) -> None:
     for flag, value in rates.items():
         if not 0 < value <= 1:   # NaN fails too
             raise NeurospecError(f"{flag} {value!r} is not a rate in (0, 1]: give a number such as 0.95")
-
-
-def check_not_an_input(out: Path, out_option: str, inputs: dict[str, Path | None]) -> None:
-    """Refuse an output file that is one of the verb's input files (``{flag: path}``): writing it would destroy
-    that input."""
-    for flag, path in inputs.items():
-        if path is not None and os.path.realpath(out) == os.path.realpath(path):
-            raise NeurospecError(f"{out_option} {out} is the {flag} file: writing it would overwrite that input; "
-                                 f"choose another {out_option}")
 
 
 def load_stats(folder: Path):
