@@ -1,7 +1,7 @@
 """What every ``neurospec`` verb module shares: the Typer apps, the consoles, the one-line error handling,
 provenance stamping and list options.
 
-    from neurospec.cli.base import app, console, user_errors, split_names, stamped
+    from neurospec.cli.base import app, console, user_errors, split_names
 
 Verb modules (``neurospec/cli/*.py``) register their commands on these apps; ``neurospec.cli.main`` imports
 them all and is the entry point.
@@ -22,7 +22,7 @@ from rich.markup import escape
 from neurospec.version import __version__
 from neurospec.util.errors import NeurospecError, NeurospecWarning
 from neurospec.util.text import printable
-from neurospec.verbs.base import check_not_an_input
+from neurospec.verbs.base import check_not_an_input, values_provenance
 
 app = typer.Typer(
     name="neurospec",
@@ -173,46 +173,17 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-_OUTPUT_OPTIONS = ("out", "random_out", "run_dir")
-
-
 def command_provenance(model=None) -> dict:
-    """The provenance record (:func:`neurospec.core.provenance.provenance`) of the current command's result:
-    ``model`` (a loaded model; by default the model its first input records), every option naming an existing
-    file or folder as an input (``--corpus LANG=PATH`` too), and every option's value."""
-    from neurospec.core.provenance import provenance
-
+    """The provenance record of the current command's result (:func:`neurospec.verbs.base.values_provenance` of
+    its parameters) for the verbs that are not functions of :mod:`neurospec.verbs`."""
     ctx = _context()
     params = dict(ctx.params) if ctx is not None else {}
-    inputs: dict[str, Path] = {}
-    for name, value in params.items():
-        if name in _OUTPUT_OPTIONS or value is None:
-            continue
-        several = isinstance(value, (list, tuple))
-        for item in value if several else [value]:
-            if isinstance(item, Path) and item.exists():
-                inputs[f"{name}:{item}" if several else name] = item
-            elif isinstance(item, str) and "=" in item:
-                label, _, target = item.partition("=")
-                if target and Path(target).expanduser().exists():
-                    inputs[f"{name}:{label}"] = Path(target).expanduser()
     names = []
     while ctx is not None:
         names.append(ctx.info_name or "")
         ctx = ctx.parent
     verb = " ".join(reversed(names[:-1])) if len(names) > 1 else (names[0] if names else "")
-    verb = verb.removeprefix("neurospec ")
-    return provenance(model, inputs, {k: v for k, v in params.items() if k not in _OUTPUT_OPTIONS},
-                      command=f"neurospec {verb}".strip())
-
-
-def stamped(written: Path, model=None, main: str | None = None) -> Path:
-    """Add the current command's provenance to the JSON result ``written`` (or ``written / main`` for a folder);
-    returns ``written``."""
-    from neurospec.core.provenance import stamp
-
-    stamp(Path(written) / main if main else Path(written), command_provenance(model))
-    return written
+    return values_provenance(f"neurospec {verb.removeprefix('neurospec ')}".strip(), params, model)
 
 
 not_an_input = check_not_an_input   # the CLI's name for it

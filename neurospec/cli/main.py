@@ -17,7 +17,7 @@ below, next to ``neurons``.
 from __future__ import annotations
 
 from neurospec.cli.base import app
-from neurospec.cli import neurons, measure, evaluate, culture, study, data  # noqa: F401  each registers its verbs on app
+from neurospec.cli import neurons, measure, evaluate, culture, study, data  # noqa: F401, I001  each registers its verbs on app, in this order
 
 __all__ = ["app"]
 

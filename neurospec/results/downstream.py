@@ -7,8 +7,7 @@
 
 Built by :func:`neurospec.evaluate.downstream.self_cross` (rows ``none`` and the target groups, columns the
 evaluated languages; a cell is "self" when the row's language is its column's). Its cells are
-:class:`neurospec.evaluate.tasks.TaskResult` objects; read back from a file they are :class:`TaskScore`, the
-same fields. Changes and the self/cross summary are computed from the scores, and
+:class:`TaskScore` objects (``neurospec.evaluate.tasks.TaskResult`` is this class). Changes and the self/cross summary are computed from the scores, and
 :meth:`DownstreamTable.from_json` checks that the file's copies agree.
 """
 
@@ -28,8 +27,9 @@ from neurospec.util.io import atomic_write_json
 
 @dataclass
 class TaskScore:
-    """One task in one language as a result file holds it: the primary ``metric``'s ``score``, its 95% interval,
-    every metric and the details (the fields of :class:`neurospec.evaluate.tasks.TaskResult`)."""
+    """One task in one language: the primary ``metric``'s ``score`` (an accuracy in [0, 1] or a chrF++ in
+    [0, 100]), its 95% interval, every metric and the details needed to read the number (split, data source,
+    prompt, chance level, sacrebleu signatures; per-item outputs with ``keep_outputs=True``)."""
 
     task: str
     language: str
@@ -77,7 +77,7 @@ class SelfCross:
 
 @dataclass
 class DownstreamTable:
-    """``cells[row][language]``: a :class:`TaskScore` (or a TaskResult); rows ``none`` and the target groups."""
+    """``cells[row][language]``: a :class:`TaskScore`; rows ``none`` and the target groups."""
 
     FORMAT = "neurospec.downstream"
     VERSION = 1

@@ -160,10 +160,15 @@ def progress_printer(quiet: bool) -> Callable[..., None]:
 def options_provenance(verb: str, options: VerbOptions, model: Any = None) -> dict:
     """The provenance record of a verb's result: ``model``, every option naming an existing file or folder
     as an input (``LANG=PATH`` items too), and every option's value (outputs left out)."""
+    return values_provenance(f"neurospec {verb}", options.option_values(), model)
+
+
+def values_provenance(command: str, values: Mapping[str, Any], model: Any = None) -> dict:
+    """:func:`options_provenance` for plain ``{option: value}`` (a command line's parameters)."""
     from neurospec.core.provenance import provenance
 
     inputs: dict[str, Path] = {}
-    values = {name: value for name, value in options.option_values().items() if name not in OUTPUT_OPTIONS}
+    values = {name: value for name, value in values.items() if name not in OUTPUT_OPTIONS}
     for name, value in values.items():
         if value is None:
             continue
@@ -175,7 +180,7 @@ def options_provenance(verb: str, options: VerbOptions, model: Any = None) -> di
                 label, _, target = item.partition("=")
                 if target and Path(target).expanduser().exists():
                     inputs[f"{name}:{label}"] = Path(target).expanduser()
-    return provenance(model, inputs, values, command=f"neurospec {verb}")
+    return provenance(model, inputs, values, command=command)
 
 
 def stamp_result(written: Path, verb: str, options: VerbOptions, model: Any = None, main: str | None = None) -> Path:

@@ -394,14 +394,19 @@ class FinetuneOptions(ModelOptions):
 
 @dataclass
 class FinetuneRun:
-    """What ``finetune`` wrote: the ``finetune.json`` document and what training changed."""
+    """What ``finetune`` wrote: the ``finetune.json`` record and what training changed."""
 
-    document: dict               # format neurospec.finetune: layers, block, training, splits, evaluation, provenance
+    record: Any                  # neurospec.results.finetune.FinetuneRecord
     training: Any                # neurospec.train.FinetuneResult
 
     @property
+    def document(self) -> dict:
+        """The content of ``finetune.json``."""
+        return self.record.to_json()
+
+    @property
     def layers(self) -> list[int]:
-        return self.document["layers"]
+        return self.record.layers
 
 
 def finetune(options: FinetuneOptions) -> FinetuneRun:
@@ -411,6 +416,7 @@ def finetune(options: FinetuneOptions) -> FinetuneRun:
     from neurospec.data.mc_sets import MC_SETS, limit_per_group
     from neurospec.data.splits import item_ids, separate
     from neurospec.neurons.formats import load_neuron_file
+    from neurospec.results.finetune import FinetuneRecord
     from neurospec.train import attention_module_names, mlp_module_names, save_finetuned
     from neurospec.util.io import atomic_write_json
 
@@ -449,12 +455,13 @@ def finetune(options: FinetuneOptions) -> FinetuneRun:
                                           "change": after[name]["accuracy"] - before[name]["accuracy"]}
                                    for name in evaluated},
                     "provenance": origin}
+        record = FinetuneRecord.from_json(document, str(options.out / "finetune.json"))   # checked by its type
         options.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(options.out / "finetune.json", document)
+        atomic_write_json(options.out / "finetune.json", record.to_json())
         say_changes(document, progress_printer(options.quiet))
         if options.save_model:
             save_finetuned(lm.model, lm.tokenizer, options.out / "model", result=trained)
-    return FinetuneRun(document, trained)
+    return FinetuneRun(record, trained)
 
 
 def accuracies(lm, evaluated: dict, options: FinetuneOptions, fmt, chosen_templates: list, kinds: dict) -> dict:

@@ -223,8 +223,8 @@ def steer(options: SteerOptions, *, lm=None):
 
 
 @dataclass(kw_only=True)
-class LssOptions(ModelOptions):
-    """Options of ``neurospec lss``: the Language Steering Shift matrix."""
+class ShiftItemsOptions(ModelOptions):
+    """The options ``lss`` and ``sweep`` share: the neurons, statistics and the items the shift is measured on."""
 
     out: Path
     neurons: Path | None = None
@@ -237,6 +237,12 @@ class LssOptions(ModelOptions):
     limit: int | None = option(None, min=1)
     answer_words: int = option(1, min=1)
     answer_chars: int = option(2, min=1)
+
+
+@dataclass(kw_only=True)
+class LssOptions(ShiftItemsOptions):
+    """Options of ``neurospec lss``: the Language Steering Shift matrix."""
+
     recipe: str = "set:p_max"
     targets: str | None = None
     sources: str | None = None
@@ -281,20 +287,9 @@ def lss(options: LssOptions, *, lm=None):
 
 
 @dataclass(kw_only=True)
-class SweepOptions(ModelOptions):
+class SweepOptions(ShiftItemsOptions):
     """Options of ``neurospec sweep``: an LSS matrix per intervention setting."""
 
-    out: Path
-    neurons: Path | None = None
-    stats: Path | None = None
-    items: Path | None = None
-    parallel: str | None = None
-    languages: str | None = None
-    split: str | None = None
-    data_dir: Path | None = None
-    limit: int | None = option(None, min=1)
-    answer_words: int = option(1, min=1)
-    answer_chars: int = option(2, min=1)
     recipe: list[str] = option([])
     op: str = "set"
     values: str = "p_max,p_median"

@@ -12,7 +12,7 @@ not know are refused, with the list it does know.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,33 +24,12 @@ from neurospec.data.records import data_location, missing_language
 from neurospec.data.registry import dataset
 from neurospec.evaluate.intervals import wilson
 from neurospec.util.errors import NeurospecError
+from neurospec.results.downstream import TaskScore
 
 __all__ = ["MCTask", "Task", "TaskResult", "accuracy_result", "data_location", "format_details", "take"]
 
 
-@dataclass
-class TaskResult:
-    """One task in one language: the primary metric, its 95% interval, all metrics and the details.
-
-    ``score`` is an accuracy in [0, 1] (``metric="accuracy"``) or a chrF++ in [0, 100] (``"chrf++"``).
-    ``details`` holds what is needed to read the number: split, data source, prompt, chance level,
-    sacrebleu signatures, and (with ``keep_outputs=True``) the per-item outputs.
-    """
-
-    task: str
-    language: str
-    metric: str
-    score: float
-    ci95: tuple[float, float] | None
-    n: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        """A JSON-ready dict (the interval as a two-element list or None)."""
-        return {"task": self.task, "language": self.language, "metric": self.metric, "score": self.score,
-                "ci95": None if self.ci95 is None else [self.ci95[0], self.ci95[1]], "n": self.n,
-                "metrics": dict(self.metrics), "details": self.details}
+TaskResult = TaskScore   # one task in one language: the result type (neurospec.results.downstream) owns its JSON
 
 
 def take(items: Sequence, limit: int | None) -> list:
