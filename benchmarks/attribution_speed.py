@@ -37,11 +37,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collect_speed import _sync, build  # noqa: E402
 from generate_speed import paired  # noqa: E402
-from neurospec.measure.attribution import DEFAULT_SITES, attribute, prepare_examples  # noqa: E402
-from neurospec.data.blend import BLEND_TEMPLATES, build_blend_items  # noqa: E402
+
 from neurospec.core.hooks import capture_gradients  # noqa: E402
-from neurospec.util.io import atomic_write_json  # noqa: E402
+from neurospec.data.blend import BLEND_TEMPLATES, build_blend_items  # noqa: E402
 from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token  # noqa: E402
+from neurospec.measure.attribution import DEFAULT_SITES, attribute, prepare_examples  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
 
 COUNTRIES = ("China", "Indonesia", "Iran", "Mexico", "South_Korea", "Spain", "UK", "US")
 
@@ -189,8 +190,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "attribution_speed.json")
     args = parser.parse_args()
-    from neurospec.toy import train_tokenizer
     from neurospec.data.parallel import ntrex_sentences
+    from neurospec.toy import train_tokenizer
 
     tok = train_tokenizer([t for _, t in ntrex_sentences("en")], 8192)
     every = build_blend_items(topics="find")

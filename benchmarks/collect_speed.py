@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from neurospec.measure.collect import CollectOptions, collect  # noqa: E402
 from neurospec.data.corpora import open_corpus  # noqa: E402
 from neurospec.data.parallel import ntrex_sentences  # noqa: E402
+from neurospec.measure.collect import CollectOptions, collect  # noqa: E402
 from neurospec.util.io import atomic_write_json  # noqa: E402
 
 SHAPES = {  # name: (vocab, hidden, layers, intermediate, heads)
@@ -196,7 +196,8 @@ def peak_memory(tok_dir: Path, path: Path, tokens: int) -> dict:
         "model = build('llama-1M', tok)\n"
         "start = time.perf_counter()\n"
         "with tempfile.TemporaryDirectory() as d:\n"
-        "    s = collect(model, tok, [open_corpus('en', %r)], d + '/s', CollectOptions(seq_len=256, batch_size=8, max_tokens=%d), quiet=True)\n"
+        "    s = collect(model, tok, [open_corpus('en', %r)], d + '/s', "
+        "CollectOptions(seq_len=256, batch_size=8, max_tokens=%d), quiet=True)\n"
         "print(int(s.tokens.sum()), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     ) % (str(ROOT / "benchmarks"), str(tok_dir), str(path), tokens)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()

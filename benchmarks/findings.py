@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from neurospec.util.io import atomic_write_json
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.toy import RECIPES, ensure_toy
+from neurospec.util.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -440,7 +440,8 @@ def tables_culture(doc: dict) -> list[str]:
              ", ".join(f"{data} {a['examples']}" for data, a in doc["attribution"].items()) + "."]
     for label, setting in doc["settings"].items():
         masking, where = setting["masking"], setting["placement"]
-        lines += [f"\n#### Rates: {label} ({setting['rates'] if isinstance(setting['rates'], str) else ' '.join(setting['rates'])})\n",
+        rates = setting["rates"] if isinstance(setting["rates"], str) else " ".join(setting["rates"])
+        lines += [f"\n#### Rates: {label} ({rates})\n",
                   "| group | neurons per site | MLP per layer | attention per layer |", "|---|---|---|---|"]
         lines += [f"| {g} | " + ", ".join(f"{s} {n}" for s, n in e["sites"].items()) +
                   f" | {e['mlp_per_layer']} | {e['attention_per_layer']} |" for g, e in where.items()]

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_findings import lape_neurons, lss_finding, perplexity_finding, sentence_statistics  # noqa: E402
 
-from neurospec.util.io import atomic_write_json  # noqa: E402
 from neurospec.core.models import load_model  # noqa: E402
 from neurospec.toy import RECIPES, ensure_toy, read_report, train_toy  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
 
 
 def toy(seed: int) -> Path:

@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collect_speed import bare, packed_batches, timed_collect  # noqa: E402
-from neurospec.measure.collect import CollectOptions  # noqa: E402
-from neurospec.data.parallel import ntrex_sentences  # noqa: E402
-from neurospec.util.io import atomic_write_json  # noqa: E402
+
 from neurospec.core.models import load_model  # noqa: E402
+from neurospec.data.parallel import ntrex_sentences  # noqa: E402
+from neurospec.measure.collect import CollectOptions  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
 
 MODEL = "gemma-3-270m"
 LOAD_SNIPPET = ("import time, sys; t = time.perf_counter(); from neurospec.core.models import load_model; "

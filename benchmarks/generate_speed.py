@@ -37,11 +37,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collect_speed import SHAPES, _sync, build  # noqa: E402
-from neurospec.data.parallel import ntrex_sentences  # noqa: E402
+
 from neurospec.core.edits import Edit, RuntimeStatistic  # noqa: E402
 from neurospec.core.hooks import generate, intervene  # noqa: E402
-from neurospec.util.io import atomic_write_json  # noqa: E402
+from neurospec.data.parallel import ntrex_sentences  # noqa: E402
 from neurospec.data.prompts import collate, encode_many, ensure_pad_token  # noqa: E402
+from neurospec.util.io import atomic_write_json  # noqa: E402
 
 
 def variants(model) -> dict[str, list[Edit] | None]:

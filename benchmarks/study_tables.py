@@ -28,7 +28,7 @@ def tables(run: Path) -> tuple[str, dict]:
     languages, change = ppl["languages"], ppl["change_nll"]
     lape = load(run, "lape.json")
     counts = {g: sum(len(v) for site in sites.values() for v in site.values()) for g, sites in lape["groups"].items()}
-    out.append("| deactivated (neurons) | " + " | ".join(short(l) for l in languages) + " |")
+    out.append("| deactivated (neurons) | " + " | ".join(short(lang) for lang in languages) + " |")
     out.append("|---" * (len(languages) + 1) + "|")
     for row in ppl["rows"]:
         if row["kind"] == "none":
@@ -36,11 +36,12 @@ def tables(run: Path) -> tuple[str, dict]:
         name = row["name"]
         label = f"{short(row['group'])} ({counts.get(row['group'], row['neurons'])})" if row["kind"] == "group" else \
             f"random: {short(row['group'])} ({row['neurons']})"
-        cells = [(f"**{change[name][l]:.3f}**" if row["kind"] == "group" and l == row["group"] else f"{change[name][l]:.3f}")
-                 for l in languages]
+        cells = [(f"**{change[name][lang]:.3f}**" if row["kind"] == "group" and lang == row["group"]
+                  else f"{change[name][lang]:.3f}")
+                 for lang in languages]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
-    base = {l: round(ppl["cells"]["none"][l]["ppl"], 1) for l in languages}
-    out.append("\nUnmodified perplexity: " + ", ".join(f"{short(l)} {v}" for l, v in base.items()))
+    base = {lang: round(ppl["cells"]["none"][lang]["ppl"], 1) for lang in languages}
+    out.append("\nUnmodified perplexity: " + ", ".join(f"{short(lang)} {v}" for lang, v in base.items()))
     numbers["ppl"] = {"change_nll": change, "unmodified_ppl": base, "neurons": counts}
     per_layer = [0] * 18
     distinct = set()
@@ -80,15 +81,16 @@ def tables(run: Path) -> tuple[str, dict]:
     if (run / "flores" / "flores.json").exists():
         flores = load(run, "flores/flores.json")
         languages = flores["languages"]
-        out.append("\n| amplified | " + " | ".join(f"English -> {short(l)}" for l in languages) + " |")
+        out.append("\n| amplified | " + " | ".join(f"English -> {short(lang)}" for lang in languages) + " |")
         out.append("|---" * (len(languages) + 1) + "|")
         for row in flores["rows"]:
-            cells = [flores["cells"][row][l] for l in languages]
+            cells = [flores["cells"][row][lang] for lang in languages]
             out.append(f"| {short(row) if row != 'none' else 'none (unmodified)'} | "
                        + " | ".join(f"{c['score']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" for c in cells) + " |")
         summary = flores["summary"]
         out.append(f"\nchrF++ change, self mean {summary['self_mean']:+.2f}, cross mean {summary['cross_mean']:+.2f}")
-        numbers["flores"] = {"scores": {r: {l: flores["cells"][r][l]["score"] for l in languages} for r in flores["rows"]},
+        numbers["flores"] = {"scores": {r: {lang: flores["cells"][r][lang]["score"] for lang in languages}
+                                        for r in flores["rows"]},
                              "summary": summary}
     mask = load(run, "mask/mask_eval.json")
     out.append("\n| masked | benchmark | accuracy [95% CI] | change | n |\n|---|---|---|---|---|")

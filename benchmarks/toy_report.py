@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from neurospec.util.io import atomic_write_json
 from neurospec.toy import RECIPES, default_cache_dir
+from neurospec.util.io import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -8,13 +8,13 @@
 """
 
 from neurospec import moved
-from neurospec.version import __version__
 from neurospec.core.edits import Edit, RuntimeStatistic
 from neurospec.core.hooks import capture_gradients, generate, intervene, prompt_boundary, record
-from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
 from neurospec.core.models import LoadedModel, load_model, model_shape
-from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.core.sites import SITES, ModelShape, SiteMap, SiteSpec, register_family, site_map
+from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.version import __version__ as __version__  # re-exported: neurospec.__version__
 
 moved.install()
 

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import torch
 
-from neurospec.version import __version__
+from neurospec.data.languages import resolve
 from neurospec.data.parallel import ntrex_sentences, sib200_sentences
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_write_json, cache_home
-from neurospec.data.languages import resolve
 from neurospec.util.progress import progress
+from neurospec.version import __version__
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 CHAT_TEMPLATE = (

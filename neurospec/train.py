@@ -41,17 +41,17 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 from torch import nn
 
+from neurospec.core.forward import accepts
+from neurospec.core.sites import ATTENTION_SITES, MLP_SITES, site_map
 from neurospec.data.items import MCItem
+from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, collate, ensure_pad_token
 from neurospec.data.splits import item_ids
-from neurospec.util.errors import NeurospecError, UnsupportedModelError
-from neurospec.util.io import atomic_write_json
+from neurospec.evaluate.scoring import encode_lettered, lettered_prompt, model_device
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.results.finetune import FinetuneResult
+from neurospec.util.errors import NeurospecError, UnsupportedModelError
+from neurospec.util.io import atomic_write_json
 from neurospec.util.progress import progress as _progress
-from neurospec.core.forward import accepts
-from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, collate, ensure_pad_token
-from neurospec.evaluate.scoring import encode_lettered, lettered_prompt, model_device
-from neurospec.core.sites import ATTENTION_SITES, MLP_SITES, site_map
 
 LayerOrder = Literal["richest", "none", "poorest"]
 LetterForm = Literal["auto", "bare", "space"]

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import torch
-
 from families import family
 from tiny_tokenizer import tiny_tokenizer
-from neurospec.measure.collect import CollectOptions, collect
+
 from neurospec.data.corpora import open_corpus
+from neurospec.measure.collect import CollectOptions, collect
 
 torch.set_num_threads(1)
 folder, out, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]

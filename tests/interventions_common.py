@@ -9,12 +9,12 @@ import functools
 from pathlib import Path
 
 import torch
-
 from families import family
-from neurospec.measure.collect import CollectOptions, collect
-from neurospec.data.corpora import open_corpus
-from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from tiny_tokenizer import tiny_tokenizer
+
+from neurospec.data.corpora import open_corpus
+from neurospec.measure.collect import CollectOptions, collect
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 
 TEXTS = {
     "eng_Latn": ["The cat sat on the mat because it was warm.", "She went to the market and bought bread.",

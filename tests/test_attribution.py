@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from families import FAMILIES, VOCAB
 from interventions_common import tiny_llama, tok
-from neurospec.measure.attribution import AttributionScores, Example, attribute, prepare_examples
-from neurospec.data.items import MCItem
-from neurospec.util.errors import NeurospecError
-from neurospec.evaluate.scoring import bare_question
+
 from neurospec.core.sites import site_map
+from neurospec.data.items import MCItem
+from neurospec.evaluate.scoring import bare_question
+from neurospec.measure.attribution import AttributionScores, Example, attribute, prepare_examples
+from neurospec.util.errors import NeurospecError
 
 ITEMS = [
     MCItem("Which city is the capital of France?", ("Paris", "Rome", "Berlin", "Madrid"), 0, "France", "q1"),
@@ -291,12 +291,12 @@ def test_countryrc_default_is_the_reference_protocol():
     one item is the reference's text, in the chat template with nothing after it; 800 examples on the find split."""
     from collections import Counter
 
-    from neurospec.verbs.culture import attribute_format as _attribute_format
-    from neurospec.verbs.culture import attribute_templates as _attribute_templates
     from neurospec.data.blend import BLEND_PREFILL
     from neurospec.data.countryrc import countryrc_data_path, countryrc_prompts
     from neurospec.data.mc_sets import load_mc_set
     from neurospec.data.prompts import encode
+    from neurospec.verbs.culture import attribute_format as _attribute_format
+    from neurospec.verbs.culture import attribute_templates as _attribute_templates
 
     if not countryrc_data_path().is_file():
         pytest.skip(f"CountryRC not staged at {countryrc_data_path()}")

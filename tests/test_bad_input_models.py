@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
 from bad_input_common import ROOT, refuses, run_cli
 from families import family
 from interventions_common import TEXTS, neuron_set, tiny_llama, tok
-from neurospec.util.errors import NeurospecError, NeurospecWarning, OtherWeightsWarning
+from safetensors.torch import load_file, save_file
+
 from neurospec.core.models import load_model
-from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.core.provenance import describe_input, input_sha256, model_fingerprint, provenance, weights_fingerprint
 from neurospec.core.sites import site_map
+from neurospec.neurons.neuron_set import NeuronSet
+from neurospec.util.errors import NeurospecError, NeurospecWarning, OtherWeightsWarning
 
 
 @pytest.fixture(autouse=True)
@@ -411,8 +411,8 @@ def test_cli_results_record_provenance_and_warn(ws, tmp_path):
 
 
 def test_collect_refuses_to_resume_on_other_weights(ws, tmp_path):
-    from neurospec.measure.collect import CollectOptions, collect
     from neurospec.data.corpora import open_corpus
+    from neurospec.measure.collect import CollectOptions, collect
 
     corpora = [open_corpus(language, ws / f"{language}.txt") for language in TEXTS]
     out = tmp_path / "stats"

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bad_input_common import ROOT, refuses, run_cli, tree_state
 from interventions_common import neuron_set, saved_study
+
 from neurospec.util.locks import exclusive, exclusive_file
 
 

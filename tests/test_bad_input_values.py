@@ -12,20 +12,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from bad_input_common import refuses, run_cli
 from families import family
 from interventions_common import neuron_set, saved_study, tiny_llama, tok
-from neurospec.measure.attribution import AttributionScores
+
 from neurospec.core.edits import Edit
-from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.masking import masking_conditions
 from neurospec.interventions.files import InterventionSpec
-from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.interventions.recipes import Recipe
+from neurospec.measure.attribution import AttributionScores
+from neurospec.measure.stats import ActivationStats
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select import select_lape, select_lape_top_k
 from neurospec.select.culture import select_culture_general, select_culture_specific, select_random_pooled
-from neurospec.measure.stats import ActivationStats
+from neurospec.util.errors import NeurospecError
 
 NAN, INF = float("nan"), float("inf")
 
@@ -249,9 +249,9 @@ def test_length_checks_in_the_api(study):
     unlimited = SimpleNamespace(config=SimpleNamespace(hidden_size=64))  # a config that declares no limit: unchecked
     assert max_positions(unlimited) is None
     check_length(unlimited, 10_000, "max_length")
-    from neurospec.measure.collect import CollectOptions, collect
     from neurospec.data.corpora import open_corpus
     from neurospec.evaluate.perplexity import perplexity
+    from neurospec.measure.collect import CollectOptions, collect
     with pytest.raises(NeurospecError, match=r"max_length=300 "):
         perplexity(gpt2, tok(), ["Le chat dort."], max_length=300)
     with pytest.raises(NeurospecError, match=r"seq_len=200 "):

@@ -12,8 +12,20 @@ import pytest
 import torch
 
 from neurospec.data.blend import (
-    ALL_TOPICS, BLEND_PREFILL, BLEND_TEMPLATES, CONTROL_INSTRUCTION, FIND_TOPICS, TEST_TOPICS, blend_data_dir,
-    blend_prompt_format, blend_summary, build_blend, build_blend_items, control_items, load_blend, resolve_topic,
+    ALL_TOPICS,
+    BLEND_PREFILL,
+    BLEND_TEMPLATES,
+    CONTROL_INSTRUCTION,
+    FIND_TOPICS,
+    TEST_TOPICS,
+    blend_data_dir,
+    blend_prompt_format,
+    blend_summary,
+    build_blend,
+    build_blend_items,
+    control_items,
+    load_blend,
+    resolve_topic,
     resolve_topics,
 )
 from neurospec.util.errors import NeurospecError
@@ -255,8 +267,9 @@ REFERENCE_CONTROL_TEMPLATE = (
 def test_control_prompt_is_the_reference_text(fixture_data):
     """The default control item in the blend template, plain and in the chat template with the prefill, is
     the reference's control prompt (its template text, and the text for one item written out)."""
-    from neurospec.data.prompts import encode
     from tiny_tokenizer import tiny_tokenizer
+
+    from neurospec.data.prompts import encode
 
     items = build_blend_items(fixture_data, distractors="answers")
     control = control_items(items)[0]
@@ -294,9 +307,10 @@ def test_templates_letter_the_options_and_ask_for_json(fixture_data):
 def test_templates_work_with_choose_by_letter(fixture_data):
     """Each template as choose_by_letter's prompt, chat + prefill: the scores are the bare letters' probabilities."""
     from families import family
+    from tiny_tokenizer import tiny_tokenizer
+
     from neurospec.data.prompts import encode
     from neurospec.evaluate.scoring import choose_by_letter
-    from tiny_tokenizer import tiny_tokenizer
 
     tok = tiny_tokenizer()
     model = family("llama").build(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,

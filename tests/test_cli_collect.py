@@ -11,14 +11,14 @@ import time
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from families import family
 from tiny_tokenizer import tiny_tokenizer
+from typer.testing import CliRunner
+
 from neurospec.cli.main import app
+from neurospec.measure.stats import ActivationStats
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select import select_lape
-from neurospec.measure.stats import ActivationStats
 
 runner = CliRunner()
 SENTENCES = {

@@ -6,15 +6,15 @@ import json
 
 import pytest
 import torch
+from interventions_common import tiny_llama, tok
 from typer.testing import CliRunner
 
-from interventions_common import tiny_llama, tok
-from neurospec.measure.attribution import AttributionScores, attribute
 from neurospec.cli.main import app
+from neurospec.core.models import load_model
 from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
 from neurospec.data.mc_sets import load_mc_set
 from neurospec.evaluate.masking import mask_eval, masking_conditions
-from neurospec.core.models import load_model
+from neurospec.measure.attribution import AttributionScores, attribute
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select.culture import select_culture_general, select_culture_specific, select_random_pooled
 

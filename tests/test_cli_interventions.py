@@ -6,16 +6,16 @@ import json
 import re
 
 import pytest
+from interventions_common import TEXTS, neuron_set, saved_study
 from typer.testing import CliRunner
 
-from interventions_common import TEXTS, neuron_set, saved_study
 from neurospec.cli.main import app
+from neurospec.core.models import load_model
 from neurospec.data.lss_items import items_from_parallel, parallel_sentences
 from neurospec.evaluate.lss import lss_matrix
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.core.models import load_model
-from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.measure.stats import ActivationStats
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 
 runner = CliRunner()
 

@@ -159,11 +159,13 @@ def test_export_selected_groups_and_refusals(tmp_path):
     out = tmp_path / "s.pth"
     assert_user_error(run("neurons", "export", tmp_path / "s.json", "--format", "lape-pth", "--out", out), "one site")
     assert not out.exists()
-    result = run("neurons", "export", tmp_path / "s.json", "--format", "lape-pth", "--site", "act", "--groups", "b,a", "--out", out)
+    result = run("neurons", "export", tmp_path / "s.json", "--format", "lape-pth", "--site", "act", "--groups", "b,a",
+                 "--out", out)
     assert result.exit_code == 0, result.output
     got = torch.load(out, weights_only=True)
     assert [[t.tolist() for t in lang] for lang in got] == [[[], [3, 4]], [[1], []]]
-    assert_user_error(run("neurons", "export", tmp_path / "s.json", "--format", "lape-pth", "--groups", "c", "--out", tmp_path / "c.pth"), "unknown group 'c'", "'a', 'b'")
+    assert_user_error(run("neurons", "export", tmp_path / "s.json", "--format", "lape-pth", "--groups", "c",
+                          "--out", tmp_path / "c.pth"), "unknown group 'c'", "'a', 'b'")
     assert not (tmp_path / "c.pth").exists()
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from families import family
 from tiny_tokenizer import tiny_tokenizer
-from neurospec.measure.collect import CollectOptions, collect, default_seq_len, sentence_packing_works
-from neurospec.data.corpora import open_corpus
+
 from neurospec.core.sites import site_map
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.data.corpora import open_corpus
+from neurospec.measure.collect import CollectOptions, collect, default_seq_len, sentence_packing_works
 from neurospec.measure.stats import ActivationStats
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 
 HERE = Path(__file__).parent
 TEXTS = {

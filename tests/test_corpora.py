@@ -12,13 +12,19 @@ from pathlib import Path
 import pytest
 
 from neurospec.data.corpora import (
-    Corpus, HFSource, check_corpus, corpora_in_directory, open_corpus, parse_corpus_option, parse_hf_spec,
+    Corpus,
+    HFSource,
+    check_corpus,
+    corpora_in_directory,
+    open_corpus,
+    parse_corpus_option,
+    parse_hf_spec,
 )
+from neurospec.data.languages import all_languages
 from neurospec.data.locate import mirror_root
 from neurospec.data.parallel import ntrex_sentences, sib200_sentences
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import file_fingerprint
-from neurospec.data.languages import all_languages
 
 DATA = mirror_root()
 TSV_HEADER = "index_id\tcategory\ttext\n"

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from neurospec.core.sites import ModelShape
+from neurospec.neurons.formats import load_neuron_file
 from neurospec.neurons.formats.culture import load_culnig, save_culnig
 from neurospec.util.errors import FileFormatError, NeurospecError
-from neurospec.neurons.formats import load_neuron_file
-from neurospec.core.sites import ModelShape
 
 ENTRIES = [("mlp.gate_proj", 3, 17), ("mlp.gate_proj", 0, 5), ("self_attn.q_proj", 1, 2), ("self_attn.v_proj", 3, 0),
            ("mlp.gate_proj", 3, 4)]

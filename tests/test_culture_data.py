@@ -16,17 +16,20 @@ import pytest
 
 from neurospec.data.blend import BLEND_TEMPLATES, CONTROL_INSTRUCTION, blend_data_dir
 from neurospec.data.countryrc import (
-    CULTURE_COUNTRIES, build_countryrc_items, countryrc_data_path, load_countryrc,
+    CULTURE_COUNTRIES,
+    build_countryrc_items,
+    countryrc_data_path,
+    load_countryrc,
 )
 from neurospec.data.culturalbench import country_group, load_culturalbench, stable_rng
 from neurospec.data.items import MCItem
+from neurospec.data.languages import all_countries, resolve_country
+from neurospec.data.locate import mirror_root
 from neurospec.data.mc_sets import MC_SETS, load_mc_set, mc_set_names
 from neurospec.data.nlu import load_commonsenseqa, load_mrpc, load_qnli
 from neurospec.data.normad import load_normad
-from neurospec.data.locate import mirror_root
 from neurospec.data.worldvaluesbench import load_worldvaluesbench
 from neurospec.util.errors import FileFormatError, NeurospecError
-from neurospec.data.languages import all_countries, resolve_country
 
 CRC = countryrc_data_path()
 QNLI = mirror_root() / "glue_qnli" / "dev.tsv"

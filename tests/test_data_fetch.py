@@ -26,10 +26,10 @@ from neurospec.cli.main import app
 from neurospec.data.fetch import MARKER, PARTIAL, fetch
 from neurospec.data.locate import locate, mirror_root
 from neurospec.data.registry import DATASETS, dataset, dataset_named
-from neurospec.util.errors import NeurospecError
-from neurospec.util.locks import exclusive
 from neurospec.evaluate.tasks.xcopa import load_xcopa
 from neurospec.evaluate.tasks.xwinograd import load_xwinograd
+from neurospec.util.errors import NeurospecError
+from neurospec.util.locks import exclusive
 
 MIRROR = mirror_root()
 needs_mirror = pytest.mark.skipif(MIRROR is None or not (MIRROR / "xcopa").is_dir(),

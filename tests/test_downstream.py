@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from interventions_common import neuron_set, tiny_llama, tok
-from neurospec.util.errors import NeurospecError
+
 from neurospec.evaluate.downstream import self_cross
-from neurospec.interventions.recipes import Recipe
 from neurospec.evaluate.tasks import get_task
+from neurospec.interventions.recipes import Recipe
+from neurospec.util.errors import NeurospecError
 
 
 def test_cells_changes_and_self_cross_summary(tmp_path):

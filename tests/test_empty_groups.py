@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from interventions_common import TEXTS, neuron_set, saved_study, tiny_llama, tok
 from typer.testing import CliRunner
 
-from interventions_common import TEXTS, neuron_set, saved_study, tiny_llama, tok
 from neurospec.cli.main import app
 from neurospec.cli.measure import write_selection
 from neurospec.data.items import MCItem
-from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions
 from neurospec.evaluate.perplexity import perplexity_matrix
 from neurospec.interventions.targets import empty_reason, summary_reason, target_groups
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 
 runner = CliRunner()
 EMPTY = "deu_Latn"

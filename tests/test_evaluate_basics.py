@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from neurospec.data.items import MCItem
-from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean, wilson
 from neurospec.evaluate.mcq import accuracy_by_group
 from neurospec.evaluate.scoring import MCPrediction
+from neurospec.util.errors import NeurospecError
 
 
 @pytest.mark.parametrize("k, n", [(41, 60), (0, 12), (12, 12), (250, 1000)])

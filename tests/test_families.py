@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from families import FAMILIES, PAD, VOCAB, build, left_padded_batch, tiny_model
 
 

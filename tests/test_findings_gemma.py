@@ -28,16 +28,14 @@ disabled (`intervene` registering no hook) the perplexity test fails (no column 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from neurospec.measure.collect import CollectOptions, collect
+from neurospec.core.models import load_model
 from neurospec.data.corpora import corpora_in_directory
 from neurospec.data.locate import mirror_root
 from neurospec.data.parallel import sib200_sentences
 from neurospec.evaluate.perplexity import perplexity_matrix
-from neurospec.core.models import load_model
+from neurospec.measure.collect import CollectOptions, collect
 from neurospec.select import select_lape
 
 pytestmark = pytest.mark.slow

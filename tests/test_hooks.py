@@ -7,18 +7,17 @@ with a mask computed here from the padding and prompt lengths (set / add / run-t
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 import transformers
+from families import FAMILIES, PAD, VOCAB, family
 from torch import nn
 
-from families import FAMILIES, PAD, VOCAB, family
 from neurospec.core.edits import Edit, RuntimeStatistic
-from neurospec.util.errors import NeurospecError, ShapeMismatchError
 from neurospec.core.hooks import capture_gradients, generate, intervene, prompt_boundary, record
 from neurospec.core.sites import site_map
+from neurospec.util.errors import NeurospecError, ShapeMismatchError
 
 ATOL = 1e-5
 IDS = [f.name for f in FAMILIES]

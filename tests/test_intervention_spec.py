@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 from neurospec.core.edits import Edit
+from neurospec.core.operations import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
 from neurospec.interventions.files import EditSpec, InterventionSpec
 from neurospec.interventions.recipes import Recipe
-from neurospec.core.operations import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.util.errors import FileFormatError, NeurospecError
 

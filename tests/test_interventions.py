@@ -6,17 +6,17 @@ import json
 
 import pytest
 import torch
+from families import PAD, VOCAB, family
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from families import PAD, VOCAB, family
 from neurospec.cli.main import app
 from neurospec.core.edits import Edit, RuntimeStatistic
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.core.hooks import intervene
+from neurospec.core.sites import site_map
 from neurospec.interventions.files import EditSpec, InterventionSpec, ValuesRef
 from neurospec.neurons.neuron_set import NeuronSet
-from neurospec.core.sites import site_map
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 
 
 @pytest.fixture()

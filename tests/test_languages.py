@@ -14,14 +14,28 @@ from pathlib import Path
 import pytest
 
 from neurospec import languages as L
-from neurospec.data.locate import mirror_root
-from neurospec.util.errors import NeurospecError
 from neurospec.data.languages import (
-    AMPLIFICATION_LANGUAGES, CULTURE_SPECIFIC_COUNTRIES, LAPE_ORDER, AmbiguousCountryError, AmbiguousLanguageError,
-    Language, UnknownCountryError, UnknownLanguageError, all_countries, all_languages, ambiguous_names,
-    from_langid_label, installed_langid_labels, langid_label, register_language, resolve, resolve_country,
+    AMPLIFICATION_LANGUAGES,
+    CULTURE_SPECIFIC_COUNTRIES,
+    LAPE_ORDER,
+    AmbiguousCountryError,
+    AmbiguousLanguageError,
+    Language,
+    UnknownCountryError,
+    UnknownLanguageError,
+    all_countries,
+    all_languages,
+    ambiguous_names,
+    from_langid_label,
+    installed_langid_labels,
+    langid_label,
+    register_language,
+    resolve,
+    resolve_country,
     resolve_many,
 )
+from neurospec.data.locate import mirror_root
+from neurospec.util.errors import NeurospecError
 
 DATA = mirror_root()
 DOCS = Path(__file__).parents[1] / "docs" / "languages.md"

@@ -13,15 +13,15 @@ import subprocess
 import sys
 
 import pytest
-
 from families import family
+from tiny_tokenizer import tiny_tokenizer
+
 from neurospec.core.edits import RuntimeStatistic
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.core.sites import site_map
+from neurospec.evaluate.scoring import generate_texts, score_continuations
 from neurospec.interventions.files import EditSpec, InterventionSpec
 from neurospec.neurons.neuron_set import NeuronSet
-from neurospec.evaluate.scoring import generate_texts, score_continuations
-from neurospec.core.sites import site_map
-from tiny_tokenizer import tiny_tokenizer
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 
 pytest.importorskip("lm_eval")
 
@@ -262,6 +262,7 @@ def test_loaded_model_object_and_spec(world):
     """Python users pass the model, tokenizer and a loaded InterventionSpec."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
+
     from neurospec.integrations.lmeval import NeurospecLM
 
     spec = InterventionSpec.load(world["specs"]["prompt"])

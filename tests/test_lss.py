@@ -6,15 +6,15 @@ import json
 
 import pytest
 import torch
-
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
-from neurospec.data.lss_items import ParallelItem, cut_sentence, items_from_parallel, load_lss_items, parallel_sentences
+
 from neurospec.core.edits import Edit
-from neurospec.util.errors import NeurospecError
+from neurospec.data.lss_items import ParallelItem, cut_sentence, items_from_parallel, load_lss_items, parallel_sentences
 from neurospec.evaluate.lss import lss_matrix, steering_shift
-from neurospec.interventions.recipes import Recipe
 from neurospec.evaluate.scoring import score_continuations
+from neurospec.interventions.recipes import Recipe
 from neurospec.select import select_random
+from neurospec.util.errors import NeurospecError
 
 PROMPTS = {"eng_Latn": ["The cat sat on the", "Which city is the", "She went to the market and", "The man broke his"],
            "fra_Latn": ["Le chat dort sur le", "Elle est allée au", "Le marché ouvre", "Les trains partent"]}
@@ -141,7 +141,8 @@ def test_the_cut_of_a_parallel_sentence():
 def test_lss_item_files(tmp_path):
     path = tmp_path / "mlama.jsonl"
     rows = [
-        {"id": "a", "prompt": {"en": "Dante was born in", "fr": "Dante est né à"}, "answer": {"en": "Florence", "fr": "Florence"}},
+        {"id": "a", "prompt": {"en": "Dante was born in", "fr": "Dante est né à"},
+         "answer": {"en": "Florence", "fr": "Florence"}},
         {"id": "b", "template": {"en": "[X] was born in [Y].", "de": "[X] wurde in [Y] geboren."},
          "subject": {"en": "Goethe", "de": "Goethe"}, "answer": {"en": "Frankfurt", "de": "Frankfurt am Main"}},
     ]
@@ -169,7 +170,8 @@ def test_a_target_missing_from_the_statistics_or_the_items_is_refused(tmp_path):
     with pytest.raises(NeurospecError, match="pass stats="):
         lss_matrix(model, tok(), parallel_items(), neurons, recipe="set:p_max")
     renamed = neurons.rename({"deu_Latn": "spa_Latn"})
-    items = [ParallelItem(i.id, {**i.prompts, "spa_Latn": i.prompts["deu_Latn"]}, {**i.answers, "spa_Latn": i.answers["deu_Latn"]})
+    items = [ParallelItem(i.id, {**i.prompts, "spa_Latn": i.prompts["deu_Latn"]},
+                          {**i.answers, "spa_Latn": i.answers["deu_Latn"]})
              for i in parallel_items()]
     with pytest.raises(NeurospecError, match="spa"):
         lss_matrix(model, tok(), items, renamed, stats=stats, targets=["spa_Latn"], sources=["eng_Latn"])

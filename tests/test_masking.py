@@ -8,14 +8,14 @@ import json
 
 import pytest
 import torch
-
 from interventions_common import tiny_llama, tok
+
 from neurospec.data.items import MCItem
-from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.masking import mask_eval, masking_conditions, random_group
-from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.evaluate.scoring import choose_by_letter, lettered_prompt
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select.culture import select_random_pooled
+from neurospec.util.errors import NeurospecError
 
 QUESTIONS = [
     ("Which city is the capital of France?", ("Paris", "Rome", "Berlin", "Madrid")),
@@ -46,7 +46,7 @@ def neurons(model, per_group=40):
 
 def with_gate_rows(model, chosen: NeuronSet, group: str, factor: float):
     edited = copy.deepcopy(model)
-    for _, site, layer, idx in chosen.entries([group]):
+    for _, _site, layer, idx in chosen.entries([group]):
         with torch.no_grad():
             edited.model.layers[layer].mlp.gate_proj.weight[idx] *= factor
     return edited

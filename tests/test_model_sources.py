@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 import neurospec.core.model_sources as sources
 from neurospec.cli.main import app
-from neurospec.util.errors import NeurospecError
 from neurospec.core.model_sources import BUILTIN_MODELS, check_tensor_types, resolve_source
+from neurospec.util.errors import NeurospecError
 
 runner = CliRunner()
 GEMMA = "gemma-3-270m"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from families import family
-from neurospec.util.errors import NeurospecError
+
 from neurospec.core.models import load_model, parse_dtype
+from neurospec.util.errors import NeurospecError
 
 
 def test_dtype_defaults():

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import neurospec.util.io as nio
+from neurospec.core.sites import ModelShape
 from neurospec.data.locate import mirror_root
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.neurons.formats import load_neuron_file
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
-from neurospec.core.sites import ModelShape
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 
 LAPE_DIR = mirror_root() / "lape_reference"
 LANGS = ["en", "zh", "fr", "es", "vi", "id", "ja"]
@@ -47,7 +47,7 @@ def raw_reference(name: str) -> list[list[torch.Tensor]]:
 def python_sets(neurons: NeuronSet) -> dict[str, set[tuple[str, int, int]]]:
     """Each group as a python set of (site, layer, index), read through the public accessors."""
     return {
-        g: {(s, l, int(i)) for s in neurons.sites(g) for l in neurons.layers(g, s) for i in neurons.indices(g, s, l)}
+        g: {(s, layer, int(i)) for s in neurons.sites(g) for layer in neurons.layers(g, s) for i in neurons.indices(g, s, layer)}
         for g in neurons.groups
     }
 
@@ -126,12 +126,15 @@ BAD_FILES = {
     "format tag": (_set(["format"], "lape"), ["format tag is 'lape'", "neurospec.neuronset", "import"]),
     "newer version": (_set(["version"], 2), ["version 2", "Upgrade neurospec"]),
     "unknown site": (_set(["groups", "fr"], {"mlp": {"0": [1]}}), ["group 'fr'", "unknown site 'mlp'", "act"]),
-    "float index": (_set(["groups", "en", "act", "0"], [1, 2.5]), ["group 'en'", "site 'act'", "layer 0", "2.5", "not an integer"]),
+    "float index": (_set(["groups", "en", "act", "0"], [1, 2.5]),
+                    ["group 'en'", "site 'act'", "layer 0", "2.5", "not an integer"]),
     "string index": (_set(["groups", "en", "act", "0"], ["3"]), ["layer 0", "'3'", "not an integer"]),
     "bool index": (_set(["groups", "en", "act", "0"], [True]), ["layer 0", "True", "not an integer"]),
     "negative index": (_set(["groups", "en", "act", "0"], [3, -1]), ["group 'en'", "layer 0", "index -1 is negative"]),
-    "layer beyond num_layers": (_set(["groups", "fr", "act"], {"4": [1]}), ["group 'fr'", "layer 4 does not exist", "4 layers", "num_layers"]),
-    "index beyond width": (_set(["groups", "fr", "act", "3"], [16]), ["group 'fr'", "layer 3", "index 16 is out of range", "16 neurons", "widths"]),
+    "layer beyond num_layers": (_set(["groups", "fr", "act"], {"4": [1]}),
+                                ["group 'fr'", "layer 4 does not exist", "4 layers", "num_layers"]),
+    "index beyond width": (_set(["groups", "fr", "act", "3"], [16]),
+                           ["group 'fr'", "layer 3", "index 16 is out of range", "16 neurons", "widths"]),
     "layer not a number": (_set(["groups", "en", "act"], {"first": [1]}), ["group 'en'", "layer 'first' is not an integer"]),
     "no num_layers": (_set(["meta"], {"widths": {}}), ["num_layers"]),
     "unknown width site": (_set(["meta", "widths"], {"ffn": 3}), ["widths", "unknown site 'ffn'"]),
@@ -229,7 +232,8 @@ def test_validate_for_mistral_file_without_widths_by_index():
 
 def test_validate_for_site_the_model_lacks_and_success_returns_self():
     neurons = NeuronSet({"en": {"up_pre": {0: [1]}}}, num_layers=32)
-    bloom_like = ModelShape(num_layers=32, widths={"act": 16384, "down_in": 16384, "gate_pre": 16384}, model_id="bigscience/bloom-7b1")
+    bloom_like = ModelShape(num_layers=32, widths={"act": 16384, "down_in": 16384, "gate_pre": 16384},
+                            model_id="bigscience/bloom-7b1")
     with pytest.raises(ShapeMismatchError, match="site 'up_pre'.*bigscience/bloom-7b1 does not have"):
         neurons.validate_for(bloom_like)
     fine = NeuronSet({"en": {"act": {31: [11007]}}}, num_layers=32)
@@ -378,7 +382,8 @@ def random_set(seed: int, groups: list[str], num_layers: int = 5, width: int = 3
     for group in groups:
         sites = {}
         for site in rng.sample(["act", "q", "gate_pre"], 2):
-            sites[site] = {l: rng.sample(range(width), rng.randint(0, 8)) for l in range(num_layers) if rng.random() < 0.7}
+            sites[site] = {layer: rng.sample(range(width), rng.randint(0, 8))
+                           for layer in range(num_layers) if rng.random() < 0.7}
         data[group] = sites
     return NeuronSet(data, NeuronSetMeta(num_layers=num_layers, widths={"act": width}))
 
@@ -392,10 +397,11 @@ def test_counts_and_per_layer_counts_against_python_sets():
     everything = set().union(*sets.values())
     assert neurons.count() == len(everything)
     assert neurons.count(["en", "fr"]) == len(sets["en"] | sets["fr"])
-    expected = [len({m for m in sets["en"] | sets["de"] if m[0] == "act" and m[1] == l}) for l in range(5)]
+    expected = [len({m for m in sets["en"] | sets["de"] if m[0] == "act" and m[1] == layer}) for layer in range(5)]
     assert neurons.per_layer_counts(["en", "de"], "act").tolist() == expected
     union = neurons.layer_indices(["en", "fr"], "act")
-    assert {(l, int(i)) for l, t in union.items() for i in t} == {(m[1], m[2]) for m in sets["en"] | sets["fr"] if m[0] == "act"}
+    expected_pairs = {(m[1], m[2]) for m in sets["en"] | sets["fr"] if m[0] == "act"}
+    assert {(layer, int(i)) for layer, t in union.items() for i in t} == expected_pairs
     assert all(torch.equal(t, torch.unique(t)) and t.numel() for t in union.values())
 
 

@@ -9,12 +9,12 @@ import math
 
 import pytest
 import torch
-
 from interventions_common import TEXTS, neuron_set, tiny_llama, tok
+
 from neurospec.core.edits import Edit
-from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.perplexity import perplexity, perplexity_matrix
 from neurospec.interventions.recipes import Recipe
+from neurospec.util.errors import NeurospecError
 
 
 def independent_ppl(model, texts, bos=True) -> tuple[float, int]:

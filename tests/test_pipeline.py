@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from interventions_common import TEXTS, tiny_llama, tok
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from interventions_common import TEXTS, tiny_llama, tok
 from neurospec.cli.main import app
 from neurospec.pipeline import run_study
 
@@ -250,7 +250,7 @@ def test_a_failing_step_stops_the_study_keeps_earlier_steps_and_the_report_says_
     _copy_run(project, bad)
     (bad / "study.yaml").write_text(STUDY.replace("random_seeds: 0", "random_seeds: 0\n    recipe: set:p_nothing"),
                                     encoding="utf-8")
-    for attempt in range(2):  # the second run skips what finished and fails again
+    for _attempt in range(2):  # the second run skips what finished and fails again
         result = runner.invoke(app, ["run", str(bad / "study.yaml"), "--run-dir", str(tmp_path / "run")])
         assert result.exit_code == 2
         assert "step 'ppl' (ppl) failed" in result.output

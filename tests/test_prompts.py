@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from neurospec.util.errors import NeurospecError
-from neurospec.data.prompts import ROLES, PromptFormat, collate, encode, ensure_pad_token
 from tiny_tokenizer import NO_SYSTEM_TEMPLATE, tiny_tokenizer
+
+from neurospec.data.prompts import ROLES, PromptFormat, collate, encode, ensure_pad_token
+from neurospec.util.errors import NeurospecError
 
 TEXT = "The cat sat on the mat."
 

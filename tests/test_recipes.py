@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from interventions_common import neuron_set, sentence_stats, tiny_llama
+
 from neurospec.core.edits import RuntimeStatistic
-from neurospec.util.errors import NeurospecError
 from neurospec.interventions.recipes import Recipe, match_group, parse_recipes
+from neurospec.util.errors import NeurospecError
 
 
 @pytest.mark.parametrize("text, op, value, factor, positions", [
@@ -54,9 +54,9 @@ def test_edit_reads_the_target_languages_statistic(tmp_path):
 
 
 def test_an_intervention_file_written_from_a_recipe_acts_like_the_recipe(tmp_path):
+    from interventions_common import tok
     from typer.testing import CliRunner
 
-    from interventions_common import tok
     from neurospec.cli.main import app
     from neurospec.core.hooks import intervene
     from neurospec.interventions.files import InterventionSpec

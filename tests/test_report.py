@@ -64,10 +64,11 @@ _RUN: dict[str, Path] = {}
 
 def build_run(root: Path) -> Path:
     """Every artifact kind, made by the real API and CLI verbs on a tiny Llama."""
+    from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
     from typer.testing import CliRunner
 
-    from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
     from neurospec.cli.main import app
+    from neurospec.core.sites import site_map
     from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
     from neurospec.data.lss_items import items_from_parallel, parallel_sentences
     from neurospec.data.mc_sets import load_mc_set
@@ -79,7 +80,6 @@ def build_run(root: Path) -> Path:
     from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
     from neurospec.select import select_random
     from neurospec.select.culture import select_random_pooled
-    from neurospec.core.sites import site_map
 
     run = root / "run"
     run.mkdir(parents=True)
@@ -87,7 +87,7 @@ def build_run(root: Path) -> Path:
     model.save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
     lape = neuron_set(model, per_group=8)
-    lape = NeuronSet({g: {"act": {l: lape.indices(g, "act", l) for l in lape.layers(g, "act")}} for g in lape.groups}
+    lape = NeuronSet({g: {"act": {layer: lape.indices(g, "act", layer) for layer in lape.layers(g, "act")}} for g in lape.groups}
                      | {"eng_Latn": {"act": {0: [1, 2, 3], 1: lape.indices("fra_Latn", "act", 1)[:2].tolist()
                                              + lape.indices("eng_Latn", "act", 1).tolist()}}},
                      NeuronSetMeta(num_layers=2, widths=dict(lape.meta.widths), model_id="tests/tiny-llama",
@@ -347,7 +347,7 @@ def table_rows(rows) -> list[list]:
         if all(tag == "th" for tag, _, _ in row):
             continue  # the header row
         values = []
-        for tag, text, value in row[1:]:
+        for _tag, text, value in row[1:]:
             if value is not None:
                 values.append(value)
             elif text.strip() == "\u2014":
@@ -494,8 +494,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("damage", ["truncated", "missing-field", "wrong-type"])
 def test_corrupt_artifact_is_named_and_leaves_no_report(report, tmp_path, damage):
-    from neurospec.util.errors import NeurospecError
     from neurospec.report import write_report
+    from neurospec.util.errors import NeurospecError
 
     run = tmp_path / "run"
     (run / "ppl").mkdir(parents=True)
@@ -532,8 +532,8 @@ def test_corrupt_artifact_is_named_and_leaves_no_report(report, tmp_path, damage
 
 
 def test_run_folder_errors_are_clear(tmp_path):
-    from neurospec.util.errors import NeurospecError
     from neurospec.report import write_report
+    from neurospec.util.errors import NeurospecError
 
     with pytest.raises(NeurospecError, match="does not exist"):
         write_report(tmp_path / "nowhere")
@@ -548,7 +548,7 @@ def test_numbers_shown_match_their_values(report):
     tables = page_tables(report[1].read_text(encoding="utf-8"))
     for key, rows in tables.items():
         for row in rows:
-            for tag, text, value in row:
+            for _tag, text, value in row:
                 if value is None:
                     continue
                 shown = float(text.replace("\u2212", "-").replace("+", ""))

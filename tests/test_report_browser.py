@@ -16,7 +16,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_report import FIGURES, assert_same_rows, expected_tables, shared_run, table_rows
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts" / "report_screenshot.png"
@@ -120,7 +119,7 @@ def test_tables_read_in_the_browser_equal_the_json(opened):
     for key, rows in want.items():
         assert_same_rows(key, table_rows(got[key]), rows)
         for row in got[key]:
-            for tag, text, value in row:  # the text a reader sees is the number, rounded
+            for _tag, text, value in row:  # the text a reader sees is the number, rounded
                 if value is not None:
                     shown = float(text.replace("\u2212", "-").replace("+", ""))
                     assert math.isclose(shown, float(value), rel_tol=1e-3, abs_tol=1e-3), (key, text, value)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from families import family
-from neurospec.data.items import MCItem
+from tiny_tokenizer import tiny_tokenizer
+
 from neurospec.core.edits import Edit
-from neurospec.util.errors import NeurospecError
 from neurospec.core.hooks import intervene, prompt_boundary
+from neurospec.core.sites import site_map
+from neurospec.data.items import MCItem
 from neurospec.data.prompts import PromptFormat, encode
 from neurospec.evaluate.scoring import (
-    choose_by_letter, choose_by_loglikelihood, generate_texts, lettered_prompt, letter_token_ids,
-    partial_scoring_pair, score_continuations,
+    choose_by_letter,
+    choose_by_loglikelihood,
+    generate_texts,
+    letter_token_ids,
+    lettered_prompt,
+    partial_scoring_pair,
+    score_continuations,
 )
-from neurospec.core.sites import site_map
-from tiny_tokenizer import tiny_tokenizer
+from neurospec.util.errors import NeurospecError
 
 PROMPTS = ["The cat sat on", "Which city is the capital of France?", "Le chat", "She went to the market, and she"]
 CONTINUATIONS = [" the mat because it was warm.", " Paris", " dort sur le tapis.", " bought"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurospec.util.errors import NeurospecError
+from neurospec.measure.stats import ActivationStats
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select import (
     lape_entropy,
@@ -24,7 +24,7 @@ from neurospec.select import (
     select_random,
     select_top_mean,
 )
-from neurospec.measure.stats import ActivationStats
+from neurospec.util.errors import NeurospecError
 
 LANGS = ["en", "fr", "de"]
 # counts (en, fr, de) per neuron, layer by layer; every language saw 100 tokens
@@ -41,8 +41,8 @@ def hand_counts() -> torch.Tensor:
 
 
 def make_stats(counts: torch.Tensor, tokens: list[int], languages: list[str] = LANGS) -> ActivationStats:
-    _g, l, w = counts.shape
-    stats = ActivationStats.empty("act", languages, l, w, model={"model_id": "toy/model"})
+    _g, layers, w = counts.shape
+    stats = ActivationStats.empty("act", languages, layers, w, model={"model_id": "toy/model"})
     stats.active[:] = counts
     stats.tokens[:] = torch.tensor(tokens, dtype=torch.int64)
     return stats
@@ -53,10 +53,10 @@ def make_stats(counts: torch.Tensor, tokens: list[int], languages: list[str] = L
 
 
 def ref_probs(counts: np.ndarray, tokens: list[int]) -> np.ndarray:
-    g, l, w = counts.shape
-    p = np.zeros((g, l, w), dtype=np.float32)
+    g, layers, w = counts.shape
+    p = np.zeros((g, layers, w), dtype=np.float32)
     for k in range(g):
-        for i in range(l):
+        for i in range(layers):
             for j in range(w):
                 p[k, i, j] = np.float32(counts[k, i, j]) / np.float32(tokens[k])
     return p
@@ -69,9 +69,9 @@ def ref_kth(p: np.ndarray, rate: float) -> float:
 
 
 def ref_entropy(p: np.ndarray, tau: float) -> dict[tuple[int, int], float]:
-    g, l, w = p.shape
+    g, layers, w = p.shape
     out = {}
-    for i in range(l):
+    for i in range(layers):
         for j in range(w):
             column = [float(p[k, i, j]) for k in range(g)]
             total = sum(column)
@@ -85,11 +85,11 @@ def ref_entropy(p: np.ndarray, tau: float) -> dict[tuple[int, int], float]:
 
 def ref_lape(counts, tokens, top_rate, filter_rate, bar_ratio):
     p = ref_probs(np.asarray(counts), tokens)
-    g, l, w = p.shape
+    g, layers, w = p.shape
     tau, bar = ref_kth(p, filter_rate), ref_kth(p, bar_ratio)
     entropy = ref_entropy(p, tau)
     finite = sorted((h, i, j) for (i, j), h in entropy.items() if h != math.inf)
-    requested = round(l * w * top_rate)
+    requested = round(layers * w * top_rate)
     chosen = [(i, j) for _, i, j in finite[:requested]]
     groups = [{(i, j) for i, j in chosen if float(p[k, i, j]) > bar} for k in range(g)]
     return groups, chosen, tau, bar, requested
@@ -281,13 +281,13 @@ def sample_stats() -> ActivationStats:
 
 
 def ref_all_active(means: np.ndarray) -> set[tuple[int, int]]:
-    k, l, w = means.shape
-    return {(i, j) for i in range(l) for j in range(w) if all(means[s, i, j] > 0 for s in range(k))}
+    k, layers, w = means.shape
+    return {(i, j) for i in range(layers) for j in range(w) if all(means[s, i, j] > 0 for s in range(k))}
 
 
 def ref_top_mean(means: np.ndarray, k: int) -> set[tuple[int, int]]:
-    n, l, w = means.shape
-    scored = sorted((-sum(float(means[s, i, j]) for s in range(n)) / n, i, j) for i in range(l) for j in range(w))
+    n, layers, w = means.shape
+    scored = sorted((-sum(float(means[s, i, j]) for s in range(n)) / n, i, j) for i in range(layers) for j in range(w))
     return {(i, j) for _, i, j in scored[:k]}
 
 
@@ -344,7 +344,7 @@ def source_set() -> NeuronSet:
 
 
 def counts_by_entry(neurons: NeuronSet) -> dict:
-    return {(g, s, l): int(idx.numel()) for g, s, l, idx in neurons.entries()}
+    return {(g, s, layer): int(idx.numel()) for g, s, layer, idx in neurons.entries()}
 
 
 def test_random_matches_sizes_and_is_deterministic():

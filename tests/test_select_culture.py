@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from neurospec.measure.attribution import AttributionScores
-from neurospec.util.errors import NeurospecError
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select.culture import (
     CULTURE_COUNTRIES,
@@ -16,6 +15,7 @@ from neurospec.select.culture import (
     select_culture_specific,
     select_random_pooled,
 )
+from neurospec.util.errors import NeurospecError
 
 LAYERS = 3
 WIDTHS = {"gate_pre": 200, "up_pre": 200, "q": 48, "k": 24, "v": 24}

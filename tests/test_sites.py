@@ -7,13 +7,13 @@ from unittest import mock
 
 import pytest
 import torch
+from families import FAMILIES, build_moe, build_moe_dense_first, build_odd, family, odd_sites, tiny_model
 from torch import nn
 
 import neurospec.core.models as models
 import neurospec.core.sites as sites
-from families import FAMILIES, build_moe, build_moe_dense_first, build_odd, family, odd_sites, tiny_model
-from neurospec.util.errors import NeurospecError, UnsupportedModelError
 from neurospec.core.sites import MLP_SITES, SiteMap, SiteSpec, _structural_specs, register_family
+from neurospec.util.errors import NeurospecError, UnsupportedModelError
 
 ids = lambda f: f.name  # noqa: E731
 

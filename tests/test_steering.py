@@ -6,14 +6,14 @@ import json
 
 import pytest
 import torch
-
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
+
 from neurospec.data.lss_items import parallel_sentences
-from neurospec.util.errors import NeurospecError
-from neurospec.evaluate.steering import LanguageIdentifier, prompts_from_parallel, steer_generation
-from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
-from neurospec.interventions.recipes import Recipe
 from neurospec.evaluate.scoring import generate_texts
+from neurospec.evaluate.steering import LanguageIdentifier, prompts_from_parallel, steer_generation
+from neurospec.interventions.recipes import Recipe
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import NeurospecError
 
 
 def test_language_identifier_covers_the_amplification_papers_languages():

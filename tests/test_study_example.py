@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from test_report import png_is_drawn
+from test_report_browser import browse
 from typer.testing import CliRunner
 
 from neurospec.cli.main import app
 from neurospec.report import write_report
-from test_report import png_is_drawn
-from test_report_browser import browse
 
 pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "toy-study.yaml"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
+
 from neurospec.data.lss_items import items_from_parallel
-from neurospec.util.errors import NeurospecError
 from neurospec.evaluate.lss import lss_matrix
 from neurospec.evaluate.sweep import recipe_grid, sweep
+from neurospec.util.errors import NeurospecError
 
 
 def test_grid_order_and_names():

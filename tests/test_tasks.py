@@ -15,11 +15,10 @@ import torch
 from families import family
 from tiny_tokenizer import tiny_tokenizer
 
-from neurospec.data.locate import mirror_root
 from neurospec.core.edits import Edit
-from neurospec.util.errors import NeurospecError
 from neurospec.core.hooks import intervene
 from neurospec.core.sites import site_map
+from neurospec.data.locate import mirror_root
 from neurospec.evaluate.tasks import TASKS, TaskResult, get_task
 from neurospec.evaluate.tasks.belebele import load_belebele
 from neurospec.evaluate.tasks.include import load_include
@@ -27,6 +26,7 @@ from neurospec.evaluate.tasks.mt_metrics import bleu_tokenizer, translation_scor
 from neurospec.evaluate.tasks.translation import flores_pairs, ntrex_pairs
 from neurospec.evaluate.tasks.xcopa import load_xcopa, xcopa_pairs
 from neurospec.evaluate.tasks.xwinograd import load_xwinograd, xwinograd_pairs
+from neurospec.util.errors import NeurospecError
 
 DATA = mirror_root()
 needs_data = pytest.mark.skipif(not (DATA / "xcopa").is_dir(), reason=f"shared data not found at {DATA}")
@@ -487,7 +487,8 @@ def test_flores_evaluation_equals_direct_metrics(model, tok):
     result = get_task("flores").evaluate(model, tok, "zh", limit=3, max_new_tokens=6, keep_outputs=True, bootstrap=50)
     outputs = result.details["outputs"]
     pairs = flores_pairs("zho_Hans")[:3]
-    assert outputs[0]["prompt"] == f"Translate the following sentence from English to Chinese.\nEnglish: {pairs[0].source}\nChinese:"
+    assert outputs[0]["prompt"] == (f"Translate the following sentence from English to Chinese.\n"
+                                    f"English: {pairs[0].source}\nChinese:")
     assert [o["reference"] for o in outputs] == [p.reference for p in pairs]
     hypotheses = [o["hypothesis"] for o in outputs]
     assert hypotheses == [o["generated"].split("\n")[0].strip() for o in outputs]

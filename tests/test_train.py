@@ -7,20 +7,25 @@ import math
 
 import pytest
 import torch
+from families import FAMILIES, family
+from tiny_tokenizer import tiny_tokenizer
 from torch import nn
 
-from families import FAMILIES, family
+from neurospec.core.sites import MLP_SITES, find_decoder_layers, site_map
 from neurospec.data.items import MCItem
-from neurospec.util.errors import NeurospecError
-from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.data.prompts import PromptFormat
 from neurospec.evaluate.scoring import lettered_prompt
-from neurospec.core.sites import MLP_SITES, find_decoder_layers, site_map
+from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.train import (
-    FinetuneResult, attention_module_names, finetune, layers_by_neuron_count, mlp_module_names,
-    save_finetuned, trainable_parameters,
+    FinetuneResult,
+    attention_module_names,
+    finetune,
+    layers_by_neuron_count,
+    mlp_module_names,
+    save_finetuned,
+    trainable_parameters,
 )
-from tiny_tokenizer import tiny_tokenizer
+from neurospec.util.errors import NeurospecError
 
 TOK = tiny_tokenizer()
 CHAT = PromptFormat.chat(prefill='{"answer_choice":"')

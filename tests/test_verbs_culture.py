@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from interventions_common import tiny_llama, tok
+
 from neurospec.core.models import load_model
 from neurospec.core.provenance import describe_model
 from neurospec.data.blend import BLEND_TEMPLATES, blend_prompt_format
@@ -20,8 +20,16 @@ from neurospec.measure.attribution import attribute as engine_attribute
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.select.culture import select_culture_general, select_culture_specific, select_random_pooled
 from neurospec.util.errors import NeurospecError
-from neurospec.verbs.culture import (AttributeOptions, FinetuneOptions, MaskEvalOptions, SelectCultureOptions,
-                                     attribute, finetune, mask_eval, select_culture)
+from neurospec.verbs.culture import (
+    AttributeOptions,
+    FinetuneOptions,
+    MaskEvalOptions,
+    SelectCultureOptions,
+    attribute,
+    finetune,
+    mask_eval,
+    select_culture,
+)
 
 COMMON = {"countries": "China,Iran", "limit": "3", "templates": "blend,terse", "batch_size": "4", "quiet": "true"}
 

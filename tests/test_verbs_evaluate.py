@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from interventions_common import neuron_set, saved_study
+
 from neurospec.core.models import load_model
 from neurospec.core.provenance import describe_model
 from neurospec.data.lss_items import items_from_parallel, parallel_sentences
@@ -20,8 +20,20 @@ from neurospec.interventions.recipes import Recipe
 from neurospec.measure.stats import ActivationStats
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.util.errors import NeurospecError
-from neurospec.verbs.evaluate import (EvalOptions, LssOptions, SteerOptions, SweepOptions, evaluate_task, grid_factors,
-                                      grid_values, langid_candidates, lss, steer, sweep, sweep_recipes)
+from neurospec.verbs.evaluate import (
+    EvalOptions,
+    LssOptions,
+    SteerOptions,
+    SweepOptions,
+    evaluate_task,
+    grid_factors,
+    grid_values,
+    langid_candidates,
+    lss,
+    steer,
+    sweep,
+    sweep_recipes,
+)
 
 LSS_VALUES = {"parallel": "ntrex", "languages": "en,fr,de", "limit": "3", "bootstrap": "20", "quiet": "true"}
 

@@ -14,21 +14,29 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from families import family
 from tiny_tokenizer import tiny_tokenizer
+from typer.testing import CliRunner
+
 from neurospec.cli.main import app
 from neurospec.cli.measure import write_selection
 from neurospec.core.models import load_model
 from neurospec.data.corpora import open_corpus
 from neurospec.measure import collect as collection
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
-from neurospec.select import select_lape as lape_engine, select_random as random_engine, select_top_mean as top_mean_engine
+from neurospec.select import select_lape as lape_engine
+from neurospec.select import select_random as random_engine
+from neurospec.select import select_top_mean as top_mean_engine
 from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.verbs import base, measure
-from neurospec.verbs.measure import (CollectOptions, Mode, NeuronsImportOptions, SelectLapeOptions,
-                                     SelectRandomOptions, SelectTopMeanOptions)
+from neurospec.verbs.measure import (
+    CollectOptions,
+    Mode,
+    NeuronsImportOptions,
+    SelectLapeOptions,
+    SelectRandomOptions,
+    SelectTopMeanOptions,
+)
 
 SENTENCES = {
     "en": "The river rose after three days of rain, and the bridge was closed to traffic.",

@@ -19,10 +19,10 @@ import typer
 from rich.console import Console, RenderHook
 from rich.markup import escape
 
-from neurospec.version import __version__
 from neurospec.util.errors import NeurospecError, NeurospecWarning
 from neurospec.util.text import printable
 from neurospec.verbs.base import check_not_an_input, values_provenance
+from neurospec.version import __version__
 
 app = typer.Typer(
     name="neurospec",
@@ -39,7 +39,8 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class _PrintableText:
-    """Wraps a renderable: the text of every segment it renders passes :func:`~neurospec.util.text.printable` (styles are kept)."""
+    """Wraps a renderable: the text of every segment it renders passes :func:`~neurospec.util.text.printable`
+    (styles are kept)."""
 
     def __init__(self, renderable) -> None:
         self.renderable = renderable

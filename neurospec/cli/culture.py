@@ -22,11 +22,31 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from neurospec.cli.base import app, console, done, user_errors, warnings_after
-from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST
+from neurospec.cli.base import (
+    BATCH,
+    DEVICE,
+    DEVICE_MAP,
+    DTYPE,
+    MODEL,
+    QUIET,
+    TRUST,
+    app,
+    console,
+    done,
+    user_errors,
+    warnings_after,
+)
 from neurospec.cli.measure import select_app, write_selection
-from neurospec.verbs.culture import (AttributeOptions, FinetuneOptions, MaskEvalOptions, SelectCultureOptions,
-                                     attribute, finetune, mask_eval, select_culture)
+from neurospec.verbs.culture import (
+    AttributeOptions,
+    FinetuneOptions,
+    MaskEvalOptions,
+    SelectCultureOptions,
+    attribute,
+    finetune,
+    mask_eval,
+    select_culture,
+)
 
 _DATA_PATH = typer.Option([], "--path", help="name=FILE for a set read from a local file (culturalbench=cb.jsonl); "
                           "repeat for several. BLEnD, CountryRC, QNLI and MRPC default to the shared data.")

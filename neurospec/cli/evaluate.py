@@ -17,10 +17,19 @@ from typing import Optional
 
 import typer
 
-from neurospec.cli.base import app, console, done, user_errors
-from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST
-from neurospec.verbs.evaluate import (EvalOptions, LssOptions, PplOptions, SteerOptions, SweepOptions, evaluate_task,
-                                      lss, ppl, steer, sweep)
+from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST, app, console, done, user_errors
+from neurospec.verbs.evaluate import (
+    EvalOptions,
+    LssOptions,
+    PplOptions,
+    SteerOptions,
+    SweepOptions,
+    evaluate_task,
+    lss,
+    ppl,
+    steer,
+    sweep,
+)
 
 _NEURONS = typer.Option(None, "--neurons", help="NeuronSet JSON file (neurospec select ...); targets are its groups.")
 _STATS = typer.Option(None, "--stats", help="Statistics folder (neurospec collect --mode sentence) for p_max / p_median / mean.")
@@ -48,7 +57,8 @@ def ppl_command(
     targets: Optional[str] = _TARGETS,
     random_seeds: Optional[str] = typer.Option("0", "--random-seeds", help="Seeds of matched random control rows ('' for none)."),
     bos: str = typer.Option("auto", "--bos", help="auto: the tokenizer's BOS before every text; never: none."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=2, help="Window length (default min(max_position, 2048))."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", min=2,
+                                             help="Window length (default min(max_position, 2048))."),
     text_field: str = typer.Option("text", "--text-field", help="Field of JSONL records holding the text."),
     batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
@@ -66,7 +76,8 @@ def steer_command(
     prompts: list[str] = typer.Option([], "--prompts", help="LANGUAGE=FILE, one prompt per line (repeatable)."),
     parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = typer.Option(20, "--limit", min=1, help="Prompts per source."),
-    prompt_fraction: float = typer.Option(0.5, "--prompt-fraction", help="With --parallel: the share of each sentence kept as prompt."),
+    prompt_fraction: float = typer.Option(0.5, "--prompt-fraction",
+                                          help="With --parallel: the share of each sentence kept as prompt."),
     recipe: str = typer.Option("set:p_max", "--recipe", help="set:p_max, set:p_median*2, add:runtime:max, ..."),
     targets: Optional[str] = _TARGETS,
     random_seeds: Optional[str] = typer.Option("0", "--random-seeds", help="Seeds of matched random control rows."),

@@ -17,7 +17,11 @@ below, next to ``neurons``.
 from __future__ import annotations
 
 from neurospec.cli.base import app
-from neurospec.cli import neurons, measure, evaluate, culture, study, data  # noqa: F401, I001  each registers its verbs on app, in this order
+
+# isort: off
+# Each module registers its verbs on app when imported, in this order (the order `neurospec --help` lists).
+from neurospec.cli import neurons, measure, evaluate, culture, study, data  # noqa: F401
+# isort: on
 
 __all__ = ["app"]
 

@@ -17,13 +17,23 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from neurospec.util.io import json_text
 from neurospec.cli.base import app, command_provenance, console, user_errors, warnings_after
 from neurospec.cli.neurons import counts_table, neuron_set_header
-from neurospec.verbs.measure import (CollectOptions, Mode, SelectAllActiveOptions, SelectLapeOptions,
-                                     SelectRandomOptions, SelectTopMeanOptions, collect, select_all_active,
-                                     select_lape, select_random, select_top_mean, warn_empty_groups)
-
+from neurospec.util.io import json_text
+from neurospec.verbs.measure import (
+    CollectOptions,
+    Mode,
+    SelectAllActiveOptions,
+    SelectLapeOptions,
+    SelectRandomOptions,
+    SelectTopMeanOptions,
+    collect,
+    select_all_active,
+    select_lape,
+    select_random,
+    select_top_mean,
+    warn_empty_groups,
+)
 
 # --------------------------------------------------------------------------------------------
 # neurospec collect / select / stats

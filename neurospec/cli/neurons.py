@@ -17,13 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, not_an_input, split_names, user_errors, warnings_after
+from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_torch_save, json_text
-from neurospec.measure.run_folder import writing
-from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, not_an_input, split_names, user_errors, warnings_after
 from neurospec.verbs.measure import NeuronsImportOptions, neurons_import
-
-
 
 # --------------------------------------------------------------------------------------------
 # neurospec neurons show
@@ -106,7 +104,8 @@ def _histogram(neurons, site: str, width: int | None) -> Table:
 
 @neurons_app.command("show")
 def show(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NeuronSet JSON file, or a LAPE .pth file (with --groups)."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="NeuronSet JSON file, or a LAPE .pth file (with --groups)."),
     groups: Optional[str] = typer.Option(None, "--groups", help="Names of a LAPE .pth file's lists, in order: en,zh,fr,..."),
     site: str = typer.Option("act", "--site", help="Site of a LAPE .pth file's neurons."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable counts (JSON) instead of tables."),
@@ -213,8 +212,8 @@ def check_intervention(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from the model's repository."),
 ) -> None:
     """Load an intervention file and every file it names, and check them against a model."""
-    from neurospec.interventions.files import InterventionSpec
     from neurospec.core.models import empty_model
+    from neurospec.interventions.files import InterventionSpec
 
     with user_errors():
         edits = InterventionSpec.load(file).edits_for(empty_model(model, trust_remote_code=trust_remote_code))
@@ -298,9 +297,9 @@ def toy_blend_accuracy(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the table as JSON."),
 ) -> None:
     """BLEnD multiple-choice accuracy per country (log-likelihood), with 95% Wilson intervals."""
-    from neurospec.util.io import atomic_write_json
     from neurospec.core.models import load_model
     from neurospec.toy import blend_accuracy
+    from neurospec.util.io import atomic_write_json
 
     with user_errors(), writing(out, "neurospec toy blend-accuracy", file=True):
         lm = load_model(model)

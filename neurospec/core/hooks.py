@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from neurospec.core.edits import Edit, Positions, RuntimeStatistic, check_positions
-from neurospec.util.errors import NeurospecError, ShapeMismatchError
 from neurospec.core.sites import Columns, SiteLocation, SiteMap, site_map
+from neurospec.util.errors import NeurospecError, ShapeMismatchError
 
 # --------------------------------------------------------------------------------------------
 # Per forward call: which tokens are padding, prompt, continuation

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from neurospec.util.errors import NeurospecError
-from neurospec.util.io import atomic_write_json, cache_home, current_umask
 from neurospec.util.extras import require
+from neurospec.util.io import atomic_write_json, cache_home, current_umask
 
 GGUF_SUFFIX = ".gguf"
 

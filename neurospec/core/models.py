@@ -25,9 +25,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from neurospec.util.errors import NeurospecError, NeurospecWarning
 from neurospec.core.model_sources import BUILTIN_MODELS, check_exists, dtype_kwarg, resolve_source
 from neurospec.core.sites import ModelShape, SiteMap, site_map
+from neurospec.util.errors import NeurospecError, NeurospecWarning
 
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -334,7 +334,7 @@ def load_model(
     if tokenizer:
         tok = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
     loaded = LoadedModel(model, tok, str(name_or_path))
-    loaded.sites  # resolve now: an unsupported architecture fails at load time, with its explanation
+    site_map(loaded.model)  # resolve now: an unsupported architecture fails at load time, with its explanation
     return loaded
 
 

@@ -30,9 +30,9 @@ from typing import Any, Mapping
 
 import torch
 
-from neurospec.version import __version__
 from neurospec.util.errors import OtherWeightsWarning
 from neurospec.util.io import atomic_write_json, cache_home, json_text
+from neurospec.version import __version__
 
 _CHUNK = 1 << 24  # elements rounded and hashed at a time: bounded extra memory on the model's device
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

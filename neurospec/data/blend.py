@@ -29,8 +29,8 @@ How an item is made, per (country, question id):
    id), so an item does not depend on which other countries or topics are built. Option order is
    shuffled by the same generator; ``MCItem.gold`` records where the gold went.
 
-The data folder defaults to the ``blend`` data set (:mod:`neurospec.data.locate`); any folder with ``annotations/<Country>_data.json`` and
-``questions/<Country>_questions.csv`` works. See docs/blend.md.
+The data folder defaults to the ``blend`` data set (:mod:`neurospec.data.locate`); any folder with
+``annotations/<Country>_data.json`` and ``questions/<Country>_questions.csv`` works. See docs/blend.md.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Iterable, Literal, Mapping, Sequence
 
 from neurospec.data.items import MCItem
+from neurospec.data.languages import Country, all_countries, resolve_country
 from neurospec.data.locate import locate
 from neurospec.util.errors import FileFormatError, NeurospecError
-from neurospec.data.languages import Country, all_countries, resolve_country
 
 __all__ = [
     "ALL_TOPICS", "BLEND_PREFILL", "BLEND_TEMPLATES", "BlendAnnotation", "BlendBuild", "BlendQuestion",
@@ -622,9 +622,9 @@ class BlendSummary:
         lines += ["", "Questions without an item, by reason; ties = answered questions whose top vote count is shared:",
                   "", "| country | questions | " + " | ".join(SKIP_REASONS) + " | answered | ties | tie rate |",
                   "|---|" + "---:|" * (len(SKIP_REASONS) + 4)]
+        def pick(mapping, country):
+            return sum(mapping.values()) if country == "all" else mapping.get(country, 0)
         for country in self.countries + ("all",):
-            def pick(mapping, key):
-                return sum(mapping.values()) if country == "all" else mapping.get(key, 0)
             considered = (sum(self.considered.values()) if country == "all"
                           else sum(v for (c, _), v in self.considered.items() if c == country))
             reasons = [sum(v for (c, r), v in self.skipped.items() if r == reason and country in ("all", c))

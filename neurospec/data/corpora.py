@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from neurospec.data.languages import Language, resolve
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import file_fingerprint
-from neurospec.data.languages import Language, resolve
 
 __all__ = [
     "Corpus", "HFSource", "KINDS", "SIB_SPLITS", "check_corpus", "corpora_in_directory", "open_corpus",

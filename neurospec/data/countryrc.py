@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING, Iterable, Literal
 
 from neurospec.data.culturalbench import check_split, first_half, stable_rng
 from neurospec.data.items import MCItem
+from neurospec.data.languages import CULTURE_SPECIFIC_COUNTRIES, Country, all_countries, resolve_country
 from neurospec.data.locate import locate
 from neurospec.util.errors import FileFormatError, NeurospecError
-from neurospec.data.languages import CULTURE_SPECIFIC_COUNTRIES, Country, all_countries, resolve_country
 
 if TYPE_CHECKING:
     from neurospec.data.prompts import PromptFormat

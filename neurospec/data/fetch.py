@@ -77,7 +77,8 @@ def fetch(name: str, *, cache: str | os.PathLike | None = None, base_url: str | 
         else:
             for local, expected in entry.files.items():
                 final = folder / local
-                if final.is_file() and final.stat().st_size == expected.size and file_fingerprint(final) == f"sha256:{expected.sha256}":
+                if (final.is_file() and final.stat().st_size == expected.size
+                        and file_fingerprint(final) == f"sha256:{expected.sha256}"):
                     report.kept.append(local)
                     if progress:
                         progress(expected.size)

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from neurospec.data.culturalbench import (
-    check_columns, check_split, country_group, first_half, match_countries, need, read_rows, requested_countries,
+    check_columns,
+    check_split,
+    country_group,
+    first_half,
+    match_countries,
+    need,
+    read_rows,
+    requested_countries,
     stable_rng,
 )
 from neurospec.data.items import MCItem

@@ -14,9 +14,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from neurospec.data.languages import resolve
 from neurospec.data.locate import locate
 from neurospec.util.errors import NeurospecError
-from neurospec.data.languages import resolve
 
 SIB_SPLITS = ("train", "dev", "test")
 

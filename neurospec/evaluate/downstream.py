@@ -17,12 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from neurospec.util.errors import NeurospecError
-from neurospec.interventions.conditions import build_conditions
 from neurospec.data.languages import language_of
+from neurospec.interventions.conditions import build_conditions
 from neurospec.interventions.recipes import Recipe
 from neurospec.results.downstream import DownstreamTable
-
+from neurospec.util.errors import NeurospecError
 
 # DownstreamTable (rows, cells, changes, summary and JSON) is neurospec.results.downstream's.
 

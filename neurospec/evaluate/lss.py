@@ -29,18 +29,18 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from neurospec.data.lss_items import ParallelItem
-from neurospec.util.errors import NeurospecError
-from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
-from neurospec.results.tables import write_matrix_csv
-from neurospec.interventions.conditions import build_conditions
-from neurospec.util.io import atomic_write_json
 from neurospec.data.languages import language_of
-from neurospec.util.progress import progress
+from neurospec.data.lss_items import ParallelItem
 from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
+from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
+from neurospec.evaluate.scoring import score_encoded
+from neurospec.interventions.conditions import build_conditions
 from neurospec.interventions.recipes import Recipe, match_group
 from neurospec.results.lss import LSSCell, LSSControl, LSSRecord, PooledControl, PooledLSS
-from neurospec.evaluate.scoring import score_encoded
+from neurospec.results.tables import write_matrix_csv
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import atomic_write_json
+from neurospec.util.progress import progress
 
 CONTROLS: tuple[str, ...] = ("random", "other")
 

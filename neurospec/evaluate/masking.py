@@ -32,17 +32,17 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import torch
 
-from neurospec.data.items import MCItem
 from neurospec.core.edits import Edit
-from neurospec.util.errors import NeurospecError
+from neurospec.data.items import MCItem
+from neurospec.data.prompts import PLAIN, PromptFormat
 from neurospec.evaluate.intervals import bootstrap_mean
-from neurospec.results.tables import write_matrix_csv
+from neurospec.evaluate.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
 from neurospec.interventions.conditions import BASELINE, MODES, build_conditions, mode_recipe, random_group
+from neurospec.results.masking import MaskBenchmark, MaskCell, MaskingRecord, MaskSummaryRow, RuleAccuracy
+from neurospec.results.tables import write_matrix_csv
+from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_write_json, atomic_write_text
 from neurospec.util.progress import progress
-from neurospec.data.prompts import PLAIN, PromptFormat
-from neurospec.evaluate.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
-from neurospec.results.masking import MaskBenchmark, MaskCell, MaskingRecord, MaskSummaryRow, RuleAccuracy
 
 __all__ = ["BASELINE", "MODES", "Conditions", "MaskingResult", "mask_eval", "masking_conditions", "random_group"]
 

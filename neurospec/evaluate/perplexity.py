@@ -28,15 +28,15 @@ from typing import Callable, Literal, Mapping, Sequence
 
 import torch
 
-from neurospec.measure.collect import check_length, max_positions
-from neurospec.util.errors import NeurospecError
-from neurospec.interventions.conditions import Condition, build_conditions
-from neurospec.util.progress import progress
-from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token
-from neurospec.interventions.recipes import Recipe
-from neurospec.results.perplexity import Perplexity, PerplexityMatrix, Row
 from neurospec.core.forward import length_sorted_chunks, model_device
+from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token
 from neurospec.evaluate.scoring import applied, forward_logits
+from neurospec.interventions.conditions import Condition, build_conditions
+from neurospec.interventions.recipes import Recipe
+from neurospec.measure.collect import check_length, max_positions
+from neurospec.results.perplexity import Perplexity, PerplexityMatrix, Row
+from neurospec.util.errors import NeurospecError
+from neurospec.util.progress import progress
 
 Bos = Literal["auto", "never"]
 

@@ -20,12 +20,12 @@ from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 
-from neurospec.data.items import MCItem
-from neurospec.util.errors import NeurospecError
 from neurospec.core.forward import length_sorted_chunks, model_device
 from neurospec.core.hooks import generate, intervene, prompt_boundary
+from neurospec.data.items import MCItem
 from neurospec.data.lettered import bare_question, encode_lettered, letter_token_ids, lettered_prompt
 from neurospec.data.prompts import PLAIN, Batch, EncodedPrompt, PromptFormat, collate, encode_many, ensure_pad_token
+from neurospec.util.errors import NeurospecError
 
 __all__ = [  # the prompt helpers and model_device live lower (data.lettered, core.forward); they are scoring's API too
     "ContinuationScore", "Generation", "MCPrediction", "applied", "bare_question", "choose_by_letter",

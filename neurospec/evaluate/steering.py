@@ -24,22 +24,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from neurospec.util.errors import NeurospecError
-from neurospec.evaluate.intervals import wilson
-from neurospec.results.tables import write_matrix_csv
-from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.data.languages import language_of
-from neurospec.util.io import atomic_write_json, atomic_write_text
-from neurospec.util.progress import progress
 from neurospec.data.prompts import PLAIN, PromptFormat
+from neurospec.evaluate.intervals import wilson
+from neurospec.evaluate.scoring import generate_texts
+from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.interventions.recipes import Recipe
 from neurospec.results.steering import Share, SteeringLine, SteeringRecord, SteeringRow
-from neurospec.evaluate.scoring import generate_texts
+from neurospec.results.tables import write_matrix_csv
+from neurospec.util.errors import NeurospecError
+from neurospec.util.io import atomic_write_json, atomic_write_text
+from neurospec.util.progress import progress
 
 
 @lru_cache(maxsize=1)
 def _py3langid():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier as Model
+    from py3langid.langid import MODEL_FILE
+    from py3langid.langid import LanguageIdentifier as Model
 
     return Model, MODEL_FILE
 

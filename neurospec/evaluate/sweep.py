@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.evaluate.lss import LSSMatrix, lss_matrix
-from neurospec.util.io import atomic_write_json
 from neurospec.interventions.recipes import Recipe, RecipeValue, parse_recipes
 from neurospec.results.sweep import SweepPoint, SweepRecord
+from neurospec.util.errors import EmptyGroupWarning, NeurospecError
+from neurospec.util.io import atomic_write_json
 
 
 def recipe_grid(*, op: str = "set", values: Sequence[RecipeValue] = ("p_max",), factors: Sequence[float] = (1.0,),

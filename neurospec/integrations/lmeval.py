@@ -45,9 +45,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 
 from neurospec.core.edits import Edit
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError, UnsupportedModelError
 from neurospec.core.hooks import intervene, prompt_boundary
 from neurospec.interventions.files import InterventionSpec
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError, UnsupportedModelError
 from neurospec.util.io import atomic_write_json, file_fingerprint
 
 MODEL_NAME = "neurospec"

@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
-from neurospec.core.sites import site_map
 from neurospec.core.edits import Edit
 from neurospec.core.operations import OpSpec, RuntimeStatistic, ValuesRef, check_operation, operation_from_json
+from neurospec.core.sites import site_map
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.util.io import atomic_write_json, file_fingerprint

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from neurospec.data.languages import language_of
 from neurospec.core.edits import Edit
 from neurospec.core.operations import (  # noqa: F401 - CORPUS_STATISTICS: public here too
     CORPUS_STATISTICS,
@@ -40,6 +39,7 @@ from neurospec.core.operations import (  # noqa: F401 - CORPUS_STATISTICS: publi
     check_operation,
     operation_from_json,
 )
+from neurospec.data.languages import language_of
 from neurospec.util.errors import NeurospecError
 
 RecipeValue = Union[None, str, float, RuntimeStatistic]
@@ -207,8 +207,8 @@ def write_intervention(recipe: "Recipe | str", neurons_path: str | Path, group: 
 
     A corpus statistic is written, as a (layers, width) tensor, to ``<out stem>.values.safetensors`` beside the file.
     """
-    from neurospec.interventions.files import EditSpec, InterventionSpec
     from neurospec.core.operations import ValuesRef
+    from neurospec.interventions.files import EditSpec, InterventionSpec
     from neurospec.neurons.neuron_set import NeuronSet
     from neurospec.util.io import atomic_save_safetensors
 

@@ -18,8 +18,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 from neurospec.interventions.recipes import match_group
+from neurospec.util.errors import EmptyGroupWarning, NeurospecError
 
 __all__ = ["TargetGroups", "empty_reason", "selection_reason", "summary_reason", "target_groups"]
 
@@ -84,8 +84,9 @@ def _selection_of(method: str | None, params: dict, group: str) -> tuple[str | N
 
 def target_groups(neurons, requested: Sequence[str] | None, *, verb: str,
                   default: Sequence[str] | None = None) -> TargetGroups:
-    """The groups of ``neurons`` named by ``requested`` (any alias, see :func:`~neurospec.interventions.recipes.match_group`), else
-    ``default`` (else every group), split into those with neurons and the empty ones.
+    """The groups of ``neurons`` named by ``requested`` (any alias, see
+    :func:`~neurospec.interventions.recipes.match_group`), else ``default`` (else every group), split into those
+    with neurons and the empty ones.
 
     Empty groups are skipped with one :class:`EmptyGroupWarning` naming them all. When ``requested`` names only
     empty groups, a NeurospecError says so; when the default holds only empty groups, the result has none to run.

@@ -52,16 +52,16 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import torch
 
-from neurospec.version import __version__
-from neurospec.data.items import MCItem
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.core.forward import accepts, length_sorted_chunks, model_device
 from neurospec.core.hooks import SiteBatch, capture_gradients
-from neurospec.util.progress import progress
+from neurospec.core.sites import site_map
+from neurospec.data.items import MCItem
 from neurospec.data.lettered import bare_question, encode_lettered, lettered_prompt
 from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, collate, encode, ensure_pad_token
-from neurospec.core.sites import site_map
 from neurospec.measure.run_folder import RunFolder, RunKind
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
+from neurospec.util.progress import progress
+from neurospec.version import __version__
 
 __all__ = [
     "AttributionScores", "DEFAULT_SITES", "Example", "OBJECTIVES", "TARGETS", "attribute", "prepare_examples",

@@ -41,15 +41,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from neurospec.data.corpora import Corpus, check_corpus
-from neurospec.util.distributed import Ranks
-from neurospec.util.errors import NeurospecError
 from neurospec.core.forward import model_device
 from neurospec.core.hooks import SiteBatch, record
-from neurospec.measure.run_folder import Resumed, RunFolder
-from neurospec.util.progress import progress
 from neurospec.core.sites import SITES, site_map
+from neurospec.data.corpora import Corpus, check_corpus
+from neurospec.measure.run_folder import Resumed, RunFolder
 from neurospec.measure.stats import META_FILE, STATS_RUN, ActivationStats
+from neurospec.util.distributed import Ranks
+from neurospec.util.errors import NeurospecError
+from neurospec.util.progress import progress
 
 MODES = ("packed", "sentence")
 _TOKENIZE_CHUNK = 256  # texts per tokenizer call
@@ -548,7 +548,8 @@ def collect(
             truncated = [position.get("truncated", 0) if g == position["language"] else 0]
             batches = language_batches(tokenizer, corpus, options, seq_len, pack=pack, dtype=dtype, truncated=truncated)
             total = options.max_tokens
-            with progress(f"{options.site} {corpus.language}", total=total, unit="tokens", quiet=quiet or not ranks.is_main) as bar:
+            with progress(f"{options.site} {corpus.language}", total=total, unit="tokens",
+                          quiet=quiet or not ranks.is_main) as bar:
                 bar.advance(int(stats.tokens[g]), tokens=0)
                 for step in _steps(batches, ranks, start):
                     mine = step.batches.get(ranks.rank)
@@ -635,7 +636,8 @@ def _steps(batches: Iterator[Batch], ranks: Ranks, start: int) -> Iterator[_Step
             step = _Step()
 
 
-def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[int, int], device) -> Iterator[tuple[int, _Partial]]:
+def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[int, int],
+              device) -> Iterator[tuple[int, _Partial]]:
     """Every batch's partial statistics of this step, on every rank, in batch order."""
     if ranks.size == 1:
         if partial is not None:
@@ -702,6 +704,6 @@ def _save(stats: ActivationStats, out: Path, **how: Any) -> None:
             "No space left on device" in text or "StorageFull" in text or "os error 28" in text
         if not full:
             raise
-        kept = (f"its last checkpoint is kept: free space and run the same command with --resume (collect(..., "
+        kept = ("its last checkpoint is kept: free space and run the same command with --resume (collect(..., "
                 "resume=True)) to continue from it") if had_checkpoint else "nothing was kept: free space and run again"
         raise NeurospecError(f"the disk is full: cannot write the statistics in {out}; {kept}") from None

@@ -33,12 +33,15 @@ from typing import Any
 
 import torch
 
-from neurospec.version import __version__
-from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.core.sites import SiteMap
+from neurospec.measure.run_folder import (
+    RunFolder,
+    RunKind,
+    read_run_document,  # noqa: F401  (neurospec.pipeline.runner imports it here)
+)
+from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.util.io import file_fingerprint
-from neurospec.measure.run_folder import RunFolder, RunKind
-from neurospec.measure.run_folder import read_run_document  # noqa: F401  (neurospec.pipeline.runner imports it here)
+from neurospec.version import __version__
 
 FORMAT = "neurospec.measure.stats"
 VERSION = 1

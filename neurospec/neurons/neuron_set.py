@@ -39,10 +39,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from neurospec.version import __version__
+from neurospec.core.sites import SITES, ModelShape
 from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatchError
 from neurospec.util.io import atomic_torch_save, atomic_write_json, file_fingerprint
-from neurospec.core.sites import SITES, ModelShape
+from neurospec.version import __version__
 
 FORMAT = "neurospec.neuronset"
 VERSION = 1
@@ -388,7 +388,7 @@ class NeuronSet:
         if list(a) != list(b):
             return False
         return all(
-            list(a[s]) == list(b[s]) and all(torch.equal(a[s][l], b[s][l]) for l in a[s]) for s in a
+            list(a[s]) == list(b[s]) and all(torch.equal(a[s][layer], b[s][layer]) for layer in a[s]) for s in a
         )
 
     def __repr__(self) -> str:
@@ -656,7 +656,7 @@ class NeuronSet:
         shape = _as_shape(target)
         model = f"model {shape.model_id}" if shape.model_id else "the model"
         label = self._label()
-        for group, site, layer, indices in self._raw_entries():
+        for group, site, layer, _indices in self._raw_entries():
             if layer >= shape.num_layers:
                 raise ShapeMismatchError(
                     f"{label}, group {group!r}, site {site!r}: layer {layer} does not exist: {model} has "

@@ -21,8 +21,8 @@ The file::
 
 A step's options are its verb's command-line options, with ``_`` or ``-``. Paths are relative to the
 config file; a path option may name a registered data set instead (``ntrex128``, ``flores``), read
-from the mirror or the cache of ``neurospec data fetch``. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path inside it, and ``$NAME.random``
-a companion file it writes (``select culture --random-seeds N``). Every mistake -- a misspelt key,
+from the mirror or the cache of ``neurospec data fetch``. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path
+inside it, and ``$NAME.random`` a companion file it writes (``select culture --random-seeds N``). Every mistake -- a misspelt key,
 an unknown step or verb, a missing path, a value the verb refuses, a reference to a later step, a
 data set that is not here (with the command that fetches it) -- is refused here, naming the file and line.
 """
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from neurospec.util.errors import ConfigError, NeurospecError
 from neurospec.pipeline.values import Model, Reference
 from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
 from neurospec.pipeline.yaml_lines import LineMap, load_yaml_with_lines
+from neurospec.util.errors import ConfigError, NeurospecError
 
 TOP_LEVEL_KEYS = ("title", "model", "data", "defaults", "steps")
 STEP_NAME = re.compile(r"^[A-Za-z][\w-]*$")

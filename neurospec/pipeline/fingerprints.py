@@ -6,8 +6,8 @@
 
 A file is hashed once per (size, modification time); the cache keeps the hashes between runs. A step's
 fingerprint covers its verb, its options (output-only options left out), the content of every path it
-names, the model, the registered data sets it reads by name (``data``), the neurospec version, and the output id of every step it reads,
-which changes whenever that step is run again.
+names, the model, the registered data sets it reads by name (``data``), the neurospec version, and the output id
+of every step it reads, which changes whenever that step is run again.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from neurospec.version import __version__
 from neurospec.pipeline.verbs import COSMETIC_OPTIONS
 from neurospec.util.hashing import ContentHashes
+from neurospec.version import __version__
 
 
 def model_fingerprint(model: Any, hashes: ContentHashes) -> str:

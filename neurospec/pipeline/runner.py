@@ -27,14 +27,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from neurospec.version import __version__
-from neurospec.util.errors import NeurospecError
-from neurospec.util.io import atomic_write_json, atomic_write_text
-from neurospec.util.locks import LOCK_NAME, exclusive
 from neurospec.pipeline.config import Step, Study, data_environment, datasets_read, load_study
 from neurospec.pipeline.fingerprints import step_fingerprint
-from neurospec.util.hashing import ContentHashes
 from neurospec.pipeline.paths import output_path, outputs, step_values
+from neurospec.util.errors import NeurospecError
+from neurospec.util.hashing import ContentHashes
+from neurospec.util.io import atomic_write_json, atomic_write_text
+from neurospec.util.locks import LOCK_NAME, exclusive
+from neurospec.version import __version__
 
 STUDY_FILE = "study.json"
 CONFIG_FILE = "config.yaml"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from neurospec.version import __version__
 from neurospec.report.discover import Discovery
+from neurospec.version import __version__
 
 CONFIG_FILE = "config.yaml"
 _CONFIG_LIMIT = 20_000

@@ -22,11 +22,11 @@ import os
 import re
 from pathlib import Path
 
-from neurospec.util.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from neurospec.report.discover import discover
 from neurospec.report.fields import ReportError
 from neurospec.report.html import render
 from neurospec.report.page import Page, build_page
+from neurospec.util.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"

@@ -7,8 +7,8 @@
 
 Built by :func:`neurospec.evaluate.downstream.self_cross` (rows ``none`` and the target groups, columns the
 evaluated languages; a cell is "self" when the row's language is its column's). Its cells are
-:class:`TaskScore` objects (``neurospec.evaluate.tasks.TaskResult`` is this class). Changes and the self/cross summary are computed from the scores, and
-:meth:`DownstreamTable.from_json` checks that the file's copies agree.
+:class:`TaskScore` objects (``neurospec.evaluate.tasks.TaskResult`` is this class). Changes and the self/cross
+summary are computed from the scores, and :meth:`DownstreamTable.from_json` checks that the file's copies agree.
 """
 
 from __future__ import annotations

@@ -19,17 +19,17 @@ from typing import Any
 
 import torch
 
-from neurospec.util.errors import NeurospecError
+from neurospec.core.sites import SITES
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select.lape import (
     TIE_BREAK,
-    check_count,
     build_set,
+    check_count,
     stable_order,
     stats_languages,
     stats_meta,
 )
-from neurospec.core.sites import SITES
+from neurospec.util.errors import NeurospecError
 
 SAMPLE_DIR = "sample"
 

@@ -33,11 +33,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from neurospec.data.countryrc import CULTURE_COUNTRIES  # the paper's 8 culture-specific countries (BLEnD keys)
-from neurospec.util.errors import NeurospecError
 from neurospec.data.languages import resolve_country
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.select.baselines import entry_generator
 from neurospec.select.lape import flat_to_layers, stable_order
+from neurospec.util.errors import NeurospecError
 
 __all__ = [
     "CULTURE_COUNTRIES", "GENERAL_GROUP", "MLP_SITES", "ATTENTION_SITES", "ROLE_DATASETS", "check_roles", "culture_scores",

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from neurospec.util.errors import NeurospecError
-from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
 from neurospec.core.sites import SITES
+from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import NeurospecError
 
 DEFAULT_TOP_RATE = 0.01
 DEFAULT_FILTER_RATE = 0.95

@@ -142,7 +142,8 @@ def _scalar(spec: FieldSpec, value: Any) -> Any:
         else:
             return value if isinstance(value, str) else str(value)
     except ValueError:
-        choices = f" (one of {', '.join(m.value for m in kind)})" if isinstance(kind, type) and issubclass(kind, enum.Enum) else ""
+        is_enum = isinstance(kind, type) and issubclass(kind, enum.Enum)
+        choices = f" (one of {', '.join(m.value for m in kind)})" if is_enum else ""
         raise NeurospecError(f"{name} {value!r} is not a valid {getattr(kind, '__name__', kind)}{choices}") from None
     if spec.minimum is not None and number < spec.minimum:
         raise NeurospecError(f"{name} {value!r} is below its minimum {spec.minimum:g}")

@@ -21,9 +21,17 @@ from typing import Any
 
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
-from neurospec.verbs.base import (ModelOptions, VerbOptions, load_for, option, options_provenance, progress_printer,
-                                  split_list, stamp_result)
-from neurospec.verbs.base import check_not_an_input
+from neurospec.verbs.base import (
+    ModelOptions,
+    VerbOptions,
+    check_not_an_input,
+    load_for,
+    option,
+    options_provenance,
+    progress_printer,
+    split_list,
+    stamp_result,
+)
 from neurospec.verbs.measure import save_selection
 
 # --------------------------------------------------------------------------------------------
@@ -273,8 +281,7 @@ def check_selection_options(options: SelectCultureOptions) -> None:
 def culture_selection(options: SelectCultureOptions):
     """The NeuronSet of the groups ``options.kind`` asks for, from the three runs in their checked roles."""
     from neurospec.measure.attribution import AttributionScores
-    from neurospec.select.culture import (CULTURE_COUNTRIES, check_roles, select_culture_general,
-                                          select_culture_specific)
+    from neurospec.select.culture import CULTURE_COUNTRIES, check_roles, select_culture_general, select_culture_specific
 
     folders = (options.blend, options.control, options.countryrc)
     check_roles(*(SimpleNamespace(meta=AttributionScores.read_meta(folder), path=folder) for folder in folders),

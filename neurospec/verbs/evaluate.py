@@ -13,11 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
-from neurospec.verbs.base import (ModelOptions, corpora_from_options, load_for, option, progress_printer,
-                                  split_list, stamp_result)
+from neurospec.verbs.base import ModelOptions, corpora_from_options, load_for, option, progress_printer, split_list, stamp_result
 
 
 def load_inputs(neurons: Path | None, stats: Path | None, lm, *, need_neurons: bool = True):

@@ -21,8 +21,17 @@ from pathlib import Path
 
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import EmptyGroupWarning, NeurospecError
-from neurospec.verbs.base import (ModelOptions, VerbOptions, check_not_an_input, corpora_from_options, load_for, option,
-                                  options_provenance, split_list, stamp_result)
+from neurospec.verbs.base import (
+    ModelOptions,
+    VerbOptions,
+    check_not_an_input,
+    corpora_from_options,
+    load_for,
+    option,
+    options_provenance,
+    split_list,
+    stamp_result,
+)
 
 # --------------------------------------------------------------------------------------------
 # collect
@@ -117,7 +126,8 @@ def warn_empty_groups(neurons, out: Path) -> list[str]:
     empty = [group for group in neurons.groups if neurons.is_empty(group)]
     if empty:
         reason = summary_reason({group: empty_reason(neurons, group) for group in empty}, "in its meta params")
-        warnings.warn(f"{out}: {', '.join(empty)}: {reason}; the evaluation verbs will skip them", EmptyGroupWarning)
+        warnings.warn(f"{out}: {', '.join(empty)}: {reason}; the evaluation verbs will skip them", EmptyGroupWarning,
+                      stacklevel=2)
     return empty
 
 

@@ -23,8 +23,8 @@ from neurospec.data.prompts import PLAIN
 from neurospec.data.records import data_location, missing_language
 from neurospec.data.registry import dataset
 from neurospec.evaluate.intervals import wilson
-from neurospec.util.errors import NeurospecError
 from neurospec.results.downstream import TaskScore
+from neurospec.util.errors import NeurospecError
 
 __all__ = ["MCTask", "Task", "TaskResult", "accuracy_result", "data_location", "format_details", "take"]
 

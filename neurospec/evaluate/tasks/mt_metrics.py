@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from neurospec.util.errors import NeurospecError
 from neurospec.data.languages import resolve
+from neurospec.util.errors import NeurospecError
 
 __all__ = ["CHAR_TOKENIZED", "TranslationScores", "bleu_tokenizer", "translation_scores"]
 

@@ -116,7 +116,8 @@ class TranslationTask(Task):
             "split": split or self.default_split(data_dir), "data": str(data_dir) if data_dir else f"dataset:{self.data_folder}",
             "limit": limit, "intervention": intervention is not None, "template": template,
             "target_name": opts["target_name"] or target_name(key), "max_new_tokens": opts["max_new_tokens"],
-            "prompt_format": format_details(opts["fmt"]), "decoding": "greedy; output cut at the first newline, stripped", "bleu_tokenize": scores.bleu_tokenize,
+            "prompt_format": format_details(opts["fmt"]), "decoding": "greedy; output cut at the first newline, stripped",
+            "bleu_tokenize": scores.bleu_tokenize,
             "signatures": scores.signatures, "bootstrap": opts["bootstrap"], "seed": opts["seed"],
             "empty_outputs": sum(not h for h in hypotheses),
         }

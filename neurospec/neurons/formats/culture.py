@@ -27,10 +27,10 @@ from typing import Any, Sequence
 
 import torch
 
-from neurospec.util.errors import FileFormatError, NeurospecError
-from neurospec.util.io import atomic_write_json
 from neurospec.data.languages import all_countries, resolve_country
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.util.errors import FileFormatError, NeurospecError
+from neurospec.util.io import atomic_write_json
 
 __all__ = ["MODULE_SITES", "is_culnig_document", "load_culnig", "save_culnig"]
 

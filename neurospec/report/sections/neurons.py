@@ -10,12 +10,12 @@ Counts are distinct neurons (site, layer, index) as :class:`neurospec.neurons.ne
 
 from __future__ import annotations
 
-from neurospec.util.errors import NeurospecError
 from neurospec.neurons.neuron_set import NeuronSet
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import ReportError
 from neurospec.report.plots import colors, draw, grid_shape, heatmap, small_multiples
+from neurospec.util.errors import NeurospecError
 
 MLP_SITES = ("act", "down_in", "gate_pre", "up_pre")
 ATTENTION_SITES = ("q", "k", "v", "o")
@@ -73,7 +73,7 @@ def neuron_section(artifact: Artifact) -> Section:
 
 def _per_layer_table(neurons: NeuronSet, sites: list[str], counts: dict) -> Table:
     layers = list(range(neurons.num_layers))
-    table = Table("per-layer", "Neurons per layer, by group and site", ["group", "site", *[f"L{l}" for l in layers],
+    table = Table("per-layer", "Neurons per layer, by group and site", ["group", "site", *[f"L{layer}" for layer in layers],
                                                                          "total"])
     for group in neurons.groups:
         for site in sites:

@@ -70,7 +70,7 @@ def _figure(records, sources, recipe):
                 series.append((f"{n} (random)", [lookup.get((n, s)) for s in sources], "share", LIGHT))
             width = 0.8 / len(series)
             x = np.arange(len(sources))
-            for i, (name, recs, key, color) in enumerate(series):
+            for i, (_name, recs, key, color) in enumerate(series):
                 values = [r[key] if r else None for r in recs]
                 intervals = [(r["base_ci"] if key == "base" else r["ci"]) if r else None for r in recs]
                 handle = ax.bar(x + (i - (len(series) - 1) / 2) * width, bar_values(values), width, color=color,
