@@ -130,6 +130,32 @@ def test_each_step_writes_what_its_verb_writes_by_hand(project, finished, tmp_pa
     assert lape["format"] == "neurospec.neuronset" and set(lape["groups"]) == set(TEXTS)
 
 
+def test_the_study_loads_its_model_once_and_a_step_after_others_gives_what_it_gives_alone(project, finished,
+                                                                                       tmp_path, monkeypatch):
+    """collect, ppl and lss share one loaded model; lss run alone (a fresh model, its recorded command) gives
+    the matrix it gave after collect, lape, random and ppl had used that model."""
+    import neurospec.core.models as models
+
+    loads: list[str] = []
+    real = models.load_model
+
+    def counting(name, *args, **kwargs):
+        loads.append(str(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", counting)
+    run_dir = run_study(project / "study.yaml", tmp_path / "again", echo=lambda line: None)
+    assert len(loads) == 1, loads
+    assert _artifacts(run_dir) == _artifacts(finished)
+    command = next(s["command"] for s in _record(finished)["steps"] if s["name"] == "lss").split()
+    command[command.index("--out") + 1] = str(tmp_path / "lss")
+    result = runner.invoke(app, command[1:])
+    assert result.exit_code == 0, result.output
+    alone = json.loads((tmp_path / "lss" / "lss.json").read_text())
+    after_others = json.loads((finished / "lss" / "lss.json").read_text())
+    assert alone["cells"] == after_others["cells"]
+
+
 def _copy_run(source: Path, target: Path) -> Path:
     import shutil
 

@@ -236,6 +236,8 @@ def _current_value(name: str):
 
 MODEL = typer.Option(..., "--model", help="Hub id or local folder of the model.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Sequences per forward call.")
+BATCH_AUTO = typer.Option("auto", "--batch-size", help="Sequences per forward call, or auto: the largest that fits "
+                          "(tried on a GPU; on a CPU estimated against a quarter of the free memory, at most 8).")
 DTYPE = typer.Option("auto", "--dtype", help="auto (fp32 on CPU, the checkpoint's elsewhere), float32, bfloat16...")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available).")
 DEVICE_MAP = typer.Option(None, "--device-map", help="auto: spread a large model over all GPUs.")

@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from neurospec.cli.base import (
     BATCH,
+    BATCH_AUTO,
     DEVICE,
     DEVICE_MAP,
     DTYPE,
@@ -87,7 +88,7 @@ def attribute_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the item builders (distractor draws, option order)."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1, help="Checkpoint every N batches."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished run in --out (or reuse a finished one)."),
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Activation x gradient scores of every neuron, summed per country (the culture paper's attribution)."""
@@ -142,7 +143,7 @@ def mask_eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per group of each set."),
     templates: str = _TEMPLATES, fmt: str = _FORMAT, scoring: str = _SCORING,
     seed: int = typer.Option(0, "--seed", help="Seed of the item builders and of the bootstrap."),
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Accuracy per benchmark and group with each neuron group suppressed or enhanced, against random baselines."""

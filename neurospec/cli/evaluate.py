@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from neurospec.cli.base import BATCH, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST, app, console, done, user_errors
+from neurospec.cli.base import BATCH_AUTO, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST, app, console, done, user_errors
 from neurospec.verbs.evaluate import (
     EvalOptions,
     LssOptions,
@@ -60,7 +60,7 @@ def ppl_command(
     max_length: Optional[int] = typer.Option(None, "--max-length", min=2,
                                              help="Window length (default min(max_position, 2048))."),
     text_field: str = typer.Option("text", "--text-field", help="Field of JSONL records holding the text."),
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Perplexity matrix: each group's neurons intervened (zeroed by default) x each language evaluated."""
@@ -86,7 +86,7 @@ def steer_command(
                                              "py3langid languages); 'study' = the sources and targets."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Generate under each target's intervention; share of outputs in the target language (py3langid)."""
@@ -113,7 +113,7 @@ def lss_command(
     targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES,
     controls: Optional[str] = typer.Option("random,other", "--controls", help="Paired controls: random, other ('' for none)."),
     random_seed: int = typer.Option(0, "--random-seed"), bootstrap: int = _BOOTSTRAP,
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Language Steering Shift matrix (source x target) with bootstrap intervals and paired controls."""
@@ -138,7 +138,7 @@ def sweep_command(
     factors: str = typer.Option("1,2,5,10", "--factors", help="Grid: factors."),
     positions: str = typer.Option("all", "--positions", help="Grid: all, prompt, continuation."),
     targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES, bootstrap: int = _BOOTSTRAP,
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """LSS matrix per setting of a grid; the best setting has the highest mean off-diagonal LSS."""
@@ -156,7 +156,7 @@ def eval_command(
     recipe: str = typer.Option("set:p_max", "--recipe", help="Intervention on each target's neurons."),
     targets: Optional[str] = _TARGETS, limit: Optional[int] = _LIMIT, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR,
-    batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,
+    batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """A downstream task in every language, unmodified and under each target's intervention (self vs cross)."""

@@ -53,7 +53,9 @@ def collect_command(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Counted tokens per language (default all)."),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", min=1, help="Row length (default min(max_position, 4096); "
                                           "512 in sentence mode)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Rows per forward call."),
+    batch_size: str = typer.Option("auto", "--batch-size", help="Rows per forward call, or auto: the largest that "
+                                   "fits (tried on a GPU; on a CPU estimated against a quarter of the free memory, "
+                                   "at most 8)."),
     sample_sentences: int = typer.Option(100, "--sample-sentences", min=0, help="Sentence mode: per-sentence means kept "
                                          "for the first K sentences (p_max / p_median)."),
     no_pack: bool = typer.Option(False, "--no-pack", help="Sentence mode: one padded sentence per row."),

@@ -40,11 +40,12 @@ def report_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `neurospec run`, or any folder of neurospec artifacts."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.html and the PNGs (default: "
                                        "RUN_DIR/report)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines."),
 ) -> None:
     """One self-contained HTML page (figures, confidence intervals, the numbers) and a PNG per figure."""
     from neurospec.report import write_report
     from neurospec.report.writer import report_folder
 
     with user_errors(), writing(report_folder(run_dir, out), "neurospec report"):
-        page = write_report(run_dir, out)
+        page = write_report(run_dir, out, quiet=quiet)
         console.print(escape(f"wrote {page}"), soft_wrap=True)

@@ -159,16 +159,23 @@ def read_config(source: str, name: str, *, trust_remote_code: bool = False, revi
 
 
 @contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """transformers' own multi-line loading reports off while loading: load_model reports in one line."""
+def _quiet_loading(bars: bool = True) -> Iterator[None]:
+    """transformers' own multi-line loading reports off while loading (load_model reports in one line); its
+    progress bars too unless ``bars``."""
     import transformers
 
-    before = transformers.utils.logging.get_verbosity()
-    transformers.utils.logging.set_verbosity_error()
+    logging = transformers.utils.logging
+    before = logging.get_verbosity()
+    bars_before = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    if not bars:
+        logging.disable_progress_bar()
     try:
         yield
     finally:
-        transformers.utils.logging.set_verbosity(before)
+        logging.set_verbosity(before)
+        if bars_before and not bars:
+            logging.enable_progress_bar()
 
 
 def _listed(names, total: int | None = None) -> str:
@@ -273,6 +280,7 @@ def load_model(
     attn_implementation: str | None = None,
     tokenizer: bool = True,
     allow_missing_weights: bool = False,
+    quiet: bool = False,
 ) -> LoadedModel:
     """Load a causal LM in eval mode, with its tokenizer: a hub id, a local folder, a ``.gguf`` file (or hub
     ``OWNER/REPO/FILE.gguf``), dequantized once and cached, or a built-in name such as ``gemma-3-270m``
@@ -286,7 +294,8 @@ def load_model(
     weights the model has no place for is refused, naming them; ``allow_missing_weights=True`` loads it
     anyway, with a warning (so does the environment variable ``NEUROSPEC_ALLOW_MISSING_WEIGHTS=1``, for
     the command line). Weights of another size than config.json says are always refused, as are a
-    damaged weight file, an invalid config.json and a device this machine lacks.
+    damaged weight file, an invalid config.json and a device this machine lacks. ``quiet`` also silences
+    transformers' own progress bars while loading.
     """
     import transformers
 
@@ -306,7 +315,7 @@ def load_model(
     name = str(name_or_path)
     read_config(source, name, trust_remote_code=trust_remote_code, revision=revision)
     try:
-        with _quiet_loading():
+        with _quiet_loading(bars=not quiet):
             model, info = _from("from_pretrained", source, output_loading_info=True, ignore_mismatched_sizes=True,
                                 **kwargs)
     except _not_found_errors() as err:

@@ -22,6 +22,7 @@ from neurospec.interventions.conditions import build_conditions
 from neurospec.interventions.recipes import Recipe
 from neurospec.results.downstream import DownstreamTable
 from neurospec.util.errors import NeurospecError
+from neurospec.util.progress import progress
 
 # DownstreamTable (rows, cells, changes, summary and JSON) is neurospec.results.downstream's.
 
@@ -30,11 +31,12 @@ def self_cross(model, tokenizer, task: str, languages: Sequence[str], neurons=No
                recipe: Recipe | str = "set:p_max", stats=None, targets: Sequence[str] | None = None,
                limit: int | None = None, batch_size: int = 8, data_dir: str | Path | None = None,
                split: str | None = None, on_cell: Callable[[str, str, Any], None] | None = None,
-               **task_options: Any) -> DownstreamTable:
+               quiet: bool = True, **task_options: Any) -> DownstreamTable:
     """Evaluate ``task`` in every language, unmodified and under each target's intervention.
 
     ``neurons`` None evaluates the unmodified model only. ``targets`` defaults to the neuron set's
-    groups that are among ``languages``.
+    groups that are among ``languages``. Unless ``quiet``, a progress bar (a line every 30 s in logs) shows
+    cells done, items per second and the time left.
     """
     from neurospec.core.sites import site_map
     from neurospec.evaluate.tasks import get_task
@@ -55,13 +57,15 @@ def self_cross(model, tokenizer, task: str, languages: Sequence[str], neurons=No
     plans = [(condition.name, condition.edit) for condition in built]
     empty = built.empty
     cells: dict[str, dict[str, Any]] = {}
-    for row, edit in plans:
-        cells[row] = {}
-        for language in keys:
-            result = runner.evaluate(model, tokenizer, language, intervention=edit, limit=limit, batch_size=batch_size,
-                                     data_dir=data_dir, split=split, **task_options)
-            cells[row][language] = result
-            if on_cell:
-                on_cell(row, language, result)
+    with progress(f"eval {task}", total=len(plans) * len(keys), unit="cells", quiet=quiet) as bar:
+        for row, edit in plans:
+            cells[row] = {}
+            for language in keys:
+                result = runner.evaluate(model, tokenizer, language, intervention=edit, limit=limit,
+                                         batch_size=batch_size, data_dir=data_dir, split=split, **task_options)
+                cells[row][language] = result
+                bar.advance(1, items=result.n)
+                if on_cell:
+                    on_cell(row, language, result)
     settings = {"limit": limit, "split": split, "options": {k: str(v) for k, v in task_options.items()}}
     return DownstreamTable(task, [row for row, _ in plans], keys, cells, recipe, settings, empty)

@@ -318,7 +318,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                 if other is not None:
                     cell.add_control("other", requests.scores(model, pad_id, other.edit, batch_size), group=other.group)
                 cells[(source, target)] = cell
-                bar.advance(1)
+                bar.advance(1, items=len(requests.ids))
                 if on_cell:
                     on_cell(cell)
     settings = {"controls": list(controls), "random_seed": random_seed, "bootstrap": bootstrap, "seed": seed,

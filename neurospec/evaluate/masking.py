@@ -285,7 +285,7 @@ def mask_eval(model, tokenizer, benchmarks: Mapping[str, Sequence[MCItem]], cond
                         predictions = choose_by_loglikelihood(model, tokenizer, list(items), fmt=fmt,
                                                               batch_size=batch_size, intervention=edit)
                         rows["loglik"].append(torch.tensor([p.correct for p in predictions]))
-                    bar.advance(1, condition=condition, benchmark=benchmark)
+                    bar.advance(1, items=len(items), condition=condition, benchmark=benchmark)
                 for name, values in rows.items():
                     if values:
                         tables[name][condition][benchmark] = torch.stack(values)

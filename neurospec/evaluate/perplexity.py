@@ -29,8 +29,10 @@ from typing import Callable, Literal, Mapping, Sequence
 import torch
 
 from neurospec.core.forward import length_sorted_chunks, model_device
+from neurospec.core.head import summed_nll
+from neurospec.core.hooks import prompt_boundary
 from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token
-from neurospec.evaluate.scoring import applied, forward_logits
+from neurospec.evaluate.scoring import applied, predicting
 from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.interventions.recipes import Recipe
 from neurospec.measure.collect import check_length, max_positions
@@ -79,11 +81,10 @@ def perplexity(model, tokenizer, texts: Sequence[str], *, intervention=None, bat
     with torch.no_grad(), applied(model, intervention):
         for chunk in length_sorted_chunks([len(w) for w in windows], batch_size):
             batch = collate([windows[i] for i in chunk], pad_id, "right").to(device)
-            logits = forward_logits(model, batch)
             scored = batch.role_mask("text")[:, 1:]
-            rows = logits[:, :-1][scored].float()
-            targets = batch.input_ids[:, 1:][scored]
-            total += float(torch.nn.functional.cross_entropy(rows, targets, reduction="sum"))
+            with prompt_boundary(model, batch.continuation_start):   # the head in chunks: no B x T x V tensor
+                total += summed_nll(model, batch.model_inputs(model), predicting(scored),
+                                    batch.input_ids[:, 1:][scored])
             count += int(scored.sum())
     if count == 0:
         raise NeurospecError("no token could be scored: every text is a single token and the tokenizer has no BOS")

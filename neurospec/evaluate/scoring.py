@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Literal, Sequence
 import torch
 
 from neurospec.core.forward import length_sorted_chunks, model_device
+from neurospec.core.head import logits_at
 from neurospec.core.hooks import generate, intervene, prompt_boundary
 from neurospec.data.items import MCItem
 from neurospec.data.lettered import bare_question, encode_lettered, letter_token_ids, lettered_prompt
@@ -57,6 +58,21 @@ def forward_logits(model, batch: Batch) -> torch.Tensor:
         return model(**batch.model_inputs(model)).logits
 
 
+def scored_logits(model, batch: Batch, where: torch.Tensor) -> torch.Tensor:
+    """``forward_logits(model, batch)[where]`` (``where``: a B x T bool mask), the output head run at those
+    positions only (:func:`neurospec.core.head.logits_at`)."""
+    with prompt_boundary(model, batch.continuation_start):
+        return logits_at(model, batch.model_inputs(model), where)
+
+
+def predicting(scored: torch.Tensor) -> torch.Tensor:
+    """The B x T positions that predict the tokens ``scored`` marks among columns 1.. (a B x (T - 1) mask):
+    token t is predicted at position t - 1."""
+    where = torch.zeros(scored.shape[0], scored.shape[1] + 1, dtype=torch.bool, device=scored.device)
+    where[:, :-1] = scored
+    return where
+
+
 # --------------------------------------------------------------------------------------------
 # Continuation log-probabilities
 
@@ -84,9 +100,8 @@ def score_encoded(model, encoded: Sequence[EncodedPrompt], pad_id: int, *, batch
     with torch.no_grad(), applied(model, intervention):
         for chunk in length_sorted_chunks([len(e) for e in encoded], batch_size):
             batch = collate([encoded[i] for i in chunk], pad_id, side).to(device)
-            logits = forward_logits(model, batch)
             scored = batch.role_mask("continuation")[:, 1:]  # token t is predicted at position t - 1
-            rows = logits[:, :-1][scored].float()
+            rows = scored_logits(model, batch, predicting(scored)).float()
             targets = batch.input_ids[:, 1:][scored]
             token_logprobs = rows.log_softmax(-1).gather(-1, targets[:, None])[:, 0]
             greedy = rows.argmax(-1) == targets
@@ -197,7 +212,9 @@ def choose_by_letter(model, tokenizer, items: Sequence[MCItem], *, fmt: PromptFo
     with torch.no_grad(), applied(model, intervention):
         for chunk in length_sorted_chunks([len(e) for e in encoded], batch_size):
             batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
-            logits = forward_logits(model, batch)[:, -1].float()  # left padding: the answer position is last
+            last = torch.zeros_like(batch.attention_mask, dtype=torch.bool)
+            last[:, -1] = True                                     # left padding: the answer position is last
+            logits = scored_logits(model, batch, last).float()
             probs = logits.softmax(-1)
             top = logits.argmax(-1).tolist()
             for row, i in enumerate(chunk):

@@ -183,7 +183,7 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
                 outputs[row.name][source] = [
                     {"prompt": g.prompt, "text": g.text, "language": identifier.identify(g.text)} for g in generated
                 ]
-                bar.advance(1)
+                bar.advance(1, items=len(generated))
                 if on_row:
                     on_row(row.name, source)
     settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": seed, "random_seeds": list(random_seeds),

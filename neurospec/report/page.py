@@ -19,6 +19,7 @@ from neurospec.report.content import Figure, Section
 from neurospec.report.discover import Artifact, Discovery
 from neurospec.report.runinfo import RunFacts, run_facts
 from neurospec.report.sections import SECTIONS, sweep_section, sweep_setting_labels
+from neurospec.util.progress import progress
 
 
 @dataclass
@@ -68,8 +69,9 @@ def groups_without_neurons(artifact: Artifact) -> dict[str, str]:
                                                    if isinstance(layer_map, dict) for layers in layer_map.values())}
 
 
-def build_page(found: Discovery) -> Page:
-    """Build every section (raising ReportError on a malformed artifact) and name anchors and figures."""
+def build_page(found: Discovery, *, quiet: bool = True) -> Page:
+    """Build every section (raising ReportError on a malformed artifact) and name anchors and figures; unless
+    ``quiet``, with a progress bar over the artifacts (their figures are drawn here)."""
     page = Page(f"neurospec report: {found.run_dir.name}", run_facts(found), skipped=list(found.skipped))
     by_label = {a.label: a for a in found.artifacts}
     owned: dict[str, list[str]] = {}
@@ -80,17 +82,23 @@ def build_page(found: Discovery) -> Page:
     inside_sweeps = {label for labels in owned.values() for label in labels}
     anchors: set[str] = set()
     slugs: set[str] = set()
-    for artifact in found.artifacts:
-        if artifact.label in inside_sweeps:
-            continue
-        if artifact.kind == "sweep":
-            section = sweep_section(artifact, {label: by_label[label] for label in owned[artifact.label]})
-        else:
-            section = SECTIONS[artifact.kind](artifact)
-        section.warnings += [f"{group}: {reason}" for group, reason in groups_without_neurons(artifact).items()]
-        base = slugify(artifact.label)
-        section.anchor = _unique(f"s-{base}", anchors)
-        for figure in section.figures:
-            figure.slug = _unique(f"{base}-{figure.name}", slugs)
-        page.sections.append(section)
+    with progress("report", total=len(found.artifacts), unit="artifacts", quiet=quiet) as bar:
+        for artifact in found.artifacts:
+            bar.advance(1)
+            if artifact.label not in inside_sweeps:
+                page.sections.append(_section(artifact, by_label, owned, anchors, slugs))
     return page
+
+
+def _section(artifact: Artifact, by_label: dict, owned: dict[str, list[str]], anchors: set[str], slugs: set[str]):
+    """The section of one artifact (a sweep with its settings), its anchor and figure names made unique."""
+    if artifact.kind == "sweep":
+        section = sweep_section(artifact, {label: by_label[label] for label in owned[artifact.label]})
+    else:
+        section = SECTIONS[artifact.kind](artifact)
+    section.warnings += [f"{group}: {reason}" for group, reason in groups_without_neurons(artifact).items()]
+    base = slugify(artifact.label)
+    section.anchor = _unique(f"s-{base}", anchors)
+    for figure in section.figures:
+        figure.slug = _unique(f"{base}-{figure.name}", slugs)
+    return section

@@ -48,12 +48,13 @@ def report_folder(run_dir: str | os.PathLike, out: str | os.PathLike | None = No
     return target
 
 
-def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Write the report of ``run_dir`` into ``out`` (default ``run_dir/report``); return the HTML's path."""
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
+    """Write the report of ``run_dir`` into ``out`` (default ``run_dir/report``); return the HTML's path. Unless
+    ``quiet``, a progress bar over the artifacts whose figures are drawn."""
     run_dir = Path(run_dir)
     target = report_folder(run_dir, out)
     found = discover(run_dir, exclude=(target,))
-    page = build_page(found)
+    page = build_page(found, quiet=quiet)
     html = render(page)
     _write(target, page, html)
     return target / REPORT_FILE

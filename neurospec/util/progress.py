@@ -4,7 +4,10 @@
     with progress("training main", total=1300, unit="steps", quiet=False) as bar:
         for step in range(1300):
             ...
-            bar.advance(1, tokens=4096, loss=f"{loss:.3f}")
+            bar.advance(1, tokens=4096, loss=f"{loss:.3f}")      # or items=32: items per second
+
+The rate shown is tokens per second where tokens are counted, else items per second where items are (texts,
+questions, prompts), else steps per second; the ETA is from the steps done so far.
 """
 
 from __future__ import annotations
@@ -18,17 +21,23 @@ from typing import Iterator
 class _Progress:
     def __init__(self, description: str, total: int | None, unit: str, every: float, live) -> None:
         self.description, self.total, self.unit, self.every = description, total, unit, every
-        self.done, self.tokens, self.fields = 0, 0, {}
+        self.done, self.tokens, self.items, self.fields = 0, 0, 0, {}
         self.started = self.last_line = time.time()
         self._live = live
-        self._task = live.add_task(description, total=total, rate="-", extra="") if live else None
+        self._task = live.add_task(description, total=total, rate="", extra="") if live else None
 
     def rate(self) -> float:
-        return self.tokens / max(time.time() - self.started, 1e-9)
+        """Tokens per second, else items per second, else steps per second."""
+        counted = self.tokens or self.items or self.done
+        return counted / max(time.time() - self.started, 1e-9)
+
+    def rate_unit(self) -> str:
+        return "tokens" if self.tokens else "items" if self.items else self.unit
 
     def rate_text(self) -> str:
-        """``"1,234 tokens/s, "``, or nothing for a loop that counts no tokens (cells, generations, runs)."""
-        return f"{self.rate():,.0f} tokens/s, " if self.tokens else ""
+        """``"1,234 tokens/s, "`` (or items/s, or steps/s)."""
+        rate = self.rate()
+        return f"{rate:,.0f} {self.rate_unit()}/s, " if rate >= 10 else f"{rate:,.2f} {self.rate_unit()}/s, "
 
     def eta(self) -> str:
         if not self.total or not self.done:
@@ -36,13 +45,14 @@ class _Progress:
         seconds = (time.time() - self.started) / self.done * (self.total - self.done)
         return time.strftime("%H:%M:%S", time.gmtime(seconds))
 
-    def advance(self, n: int = 1, *, tokens: int = 0, **fields) -> None:
+    def advance(self, n: int = 1, *, tokens: int = 0, items: int = 0, **fields) -> None:
         self.done += n
         self.tokens += tokens
+        self.items += items
         self.fields.update(fields)
         extra = " ".join(f"{k} {v}" for k, v in self.fields.items())
         if self._live is not None:
-            self._live.update(self._task, advance=n, rate=f"{self.rate():,.0f}" if self.tokens else "-", extra=extra)
+            self._live.update(self._task, advance=n, rate=self.rate_text().rstrip(", "), extra=extra)
         elif self.every and time.time() - self.last_line >= self.every:
             self.last_line = time.time()
             of = f"/{self.total}" if self.total else ""
@@ -65,7 +75,7 @@ def progress(description: str, total: int | None = None, *, unit: str = "steps",
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[rate]} tok/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[extra]}"))
     with Progress(*columns, transient=False) as live:
         yield _Progress(description, total, unit, every, live)

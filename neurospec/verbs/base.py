@@ -161,7 +161,10 @@ def progress_printer(quiet: bool) -> Callable[..., None]:
 def options_provenance(verb: str, options: VerbOptions, model: Any = None) -> dict:
     """The provenance record of a verb's result: ``model``, every option naming an existing file or folder
     as an input (``LANG=PATH`` items too), and every option's value (outputs left out)."""
-    return values_provenance(f"neurospec {verb}", options.option_values(), model)
+    values = options.option_values()
+    if "batch_size_used" in options.__dict__:            # what --batch-size auto chose
+        values["batch_size_used"] = options.__dict__["batch_size_used"]
+    return values_provenance(f"neurospec {verb}", values, model)
 
 
 def values_provenance(command: str, values: Mapping[str, Any], model: Any = None) -> dict:
@@ -218,6 +221,21 @@ class ModelOptions(VerbOptions):
     device_map: str | None = None
     trust_remote_code: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(getattr(self, "batch_size", None), str):   # "auto" or a number, checked before any work
+            from neurospec.core.batch_size import parse
+
+            parse(self.batch_size)
+
+    def batch_for(self, lm: Any, *, tokens: int, backward: bool = False) -> int:
+        """The batch size to run with: ``batch_size`` as given, or for ``auto`` the largest that fits sequences of
+        ``tokens`` tokens (:func:`neurospec.core.batch_size.batch_size`); remembered for the provenance record."""
+        from neurospec.core.batch_size import batch_size
+
+        used = batch_size(lm.model, getattr(self, "batch_size", "auto"), tokens=tokens, backward=backward)
+        self.__dict__["batch_size_used"] = used
+        return used
+
     def model_key(self) -> tuple:
         """What identifies the loaded model: two steps with the same key can share one."""
         return (self.model, self.dtype, self.device, self.device_map, self.trust_remote_code)
@@ -230,7 +248,8 @@ def load_for(options: ModelOptions, lm: Any = None) -> Any:
     from neurospec.core.models import load_model
 
     return load_model(options.model, dtype=options.dtype, device=rank_device(options.device),
-                      device_map=options.device_map, trust_remote_code=options.trust_remote_code)
+                      device_map=options.device_map, trust_remote_code=options.trust_remote_code,
+                      quiet=bool(getattr(options, "quiet", False)))
 
 
 def corpora_from_options(corpus: list[str], corpus_dir: Path | None, languages: str | None, text_field: str,

@@ -34,6 +34,8 @@ from neurospec.verbs.base import (
 )
 from neurospec.verbs.measure import save_selection
 
+ITEM_TOKENS = 256      # what --batch-size auto plans for: a multiple-choice prompt with its options
+
 # --------------------------------------------------------------------------------------------
 # Helpers shared by the verbs: data sets, templates, prompt formats, layers
 
@@ -181,7 +183,7 @@ class AttributeOptions(ModelOptions):
     seed: int = 0
     checkpoint_every: int = option(200, min=1)
     resume: bool = False
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -199,7 +201,8 @@ def attribute(options: AttributeOptions, *, lm=None):
         scores = attribution.attribute(
             lm.model, lm.tokenizer, chosen_items, fmt=attribute_format(options.fmt, lm.tokenizer, chosen_templates),
             templates=chosen_templates, target=options.target, objective=options.objective,
-            sites=split_list(options.sites, "--sites") or [], batch_size=options.batch_size, out=options.out,
+            sites=split_list(options.sites, "--sites") or [],
+            batch_size=options.batch_for(lm, tokens=ITEM_TOKENS, backward=True), out=options.out,
             resume=options.resume, checkpoint_every=options.checkpoint_every, quiet=options.quiet,
             dataset=options.data, description=f"attribute {options.data}")
         say_accuracy(scores, progress_printer(options.quiet))
@@ -322,7 +325,7 @@ class MaskEvalOptions(ModelOptions):
     fmt: str = option("auto", flag="--format")
     scoring: str = "vocab"
     seed: int = 0
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -350,7 +353,8 @@ def mask_eval(options: MaskEvalOptions, *, lm=None):
                                                 random_option=f"--random {options.random}")
         result = masking.mask_eval(lm.model, lm.tokenizer, chosen_sets, conditions, scoring=options.scoring,
                                    fmt=prompt_format(options.fmt, lm.tokenizer), templates=chosen_templates,
-                                   kinds={n: MC_SETS[n].kind for n in chosen_sets}, batch_size=options.batch_size,
+                                   kinds={n: MC_SETS[n].kind for n in chosen_sets},
+                                   batch_size=options.batch_for(lm, tokens=ITEM_TOKENS),
                                    seed=options.seed, quiet=options.quiet)
         say_masking(result, chosen_sets, progress_printer(options.quiet))
         stamp_result(result.save(options.out), "mask-eval", options, lm.model, "mask_eval.json")

@@ -17,6 +17,9 @@ from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
 from neurospec.verbs.base import ModelOptions, corpora_from_options, load_for, option, progress_printer, split_list, stamp_result
 
+PROMPT_TOKENS = 128      # what --batch-size auto plans for: a prompt of LSS, steering, multiple choice
+TASK_TOKENS = 512        # a downstream item (a Belebele passage with its question, a translation)
+
 
 def load_inputs(neurons: Path | None, stats: Path | None, lm, *, need_neurons: bool = True):
     """The NeuronSet (checked against the model) and the statistics (checked too), either may be None."""
@@ -89,7 +92,7 @@ class PplOptions(ModelOptions):
     bos: str = "auto"
     max_length: int | None = option(None, min=2)
     text_field: str = "text"
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -98,7 +101,7 @@ def ppl(options: PplOptions, *, lm=None):
     written to ``options.out`` and returned (:class:`~neurospec.evaluate.perplexity.PerplexityMatrix`)."""
     from itertools import islice
 
-    from neurospec.evaluate.perplexity import perplexity_matrix
+    from neurospec.evaluate.perplexity import default_max_length, perplexity_matrix
     from neurospec.measure.collect import check_length
 
     with writing(options.out, "neurospec ppl"):
@@ -119,7 +122,8 @@ def ppl(options: PplOptions, *, lm=None):
             lm.model, lm.tokenizer, texts, neuron_set, recipe=chosen_recipe,
             groups=split_list(options.targets, "--targets"), stats=statistics,
             random_seeds=parse_seeds(options.random_seeds) if neuron_set is not None else (),
-            batch_size=options.batch_size, bos=options.bos, max_length=options.max_length,
+            batch_size=options.batch_for(lm, tokens=options.max_length or default_max_length(lm.model)),
+            bos=options.bos, max_length=options.max_length,
             on_cell=lambda row, lang, r: say(f"{row:>24} {lang:>9}  ppl {r.ppl:10.3f}"), quiet=options.quiet)
         stamp_result(matrix.save(options.out), "ppl", options, lm.model)
     return matrix
@@ -150,7 +154,7 @@ class SteerOptions(ModelOptions):
     candidates: str | None = option(None, flag="--langid-languages")
     sample: bool = False
     seed: int = 0
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -206,7 +210,8 @@ def steer(options: SteerOptions, *, lm=None):
         result = steer_generation(
             lm.model, lm.tokenizer, by_source, neuron_set, recipe=chosen_recipe, stats=statistics, targets=chosen,
             random_seeds=parse_seeds(options.random_seeds), max_new_tokens=options.max_new_tokens,
-            batch_size=options.batch_size, candidates=candidates, do_sample=options.sample, seed=options.seed,
+            batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS + options.max_new_tokens), candidates=candidates,
+            do_sample=options.sample, seed=options.seed,
             quiet=options.quiet, on_row=lambda row, source: say(f"{row:>24} <- {source}"))
         for line in result.table():
             if line["kind"] == "group":
@@ -247,7 +252,7 @@ class LssOptions(ShiftItemsOptions):
     controls: str | None = "random,other"
     random_seed: int = 0
     bootstrap: int = option(1000, min=10)
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -268,7 +273,8 @@ def lss(options: LssOptions, *, lm=None):
             lm.model, lm.tokenizer, items, neuron_set, recipe=chosen_recipe, stats=statistics,
             sources=split_list(options.sources, "--sources"), targets=split_list(options.targets, "--targets"),
             controls=split_list(options.controls, "--controls", allow_empty=True) or (),
-            random_seed=options.random_seed, batch_size=options.batch_size, bootstrap=options.bootstrap,
+            random_seed=options.random_seed, batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS),
+            bootstrap=options.bootstrap,
             quiet=options.quiet,
             on_cell=lambda c: say(f"{c.source:>9} -> {c.target:<9} LSS {c.lss:.3f}  n {c.n}  excluded {c.excluded}  "
                                   f"mean D0 {c.mean_d0:.3f}"))
@@ -296,7 +302,7 @@ class SweepOptions(ShiftItemsOptions):
     targets: str | None = None
     sources: str | None = None
     bootstrap: int = option(1000, min=10)
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -352,11 +358,13 @@ def sweep(options: SweepOptions, *, lm=None):
         lm = load_for(options, lm)
         neuron_set, statistics = load_inputs(options.neurons, options.stats, lm)
         say = progress_printer(options.quiet)
+        settings_done = iter(range(1, len(recipes) + 1))
         result = sweep_settings(
             lm.model, lm.tokenizer, items, neuron_set, recipes, stats=statistics,
             sources=split_list(options.sources, "--sources"), targets=split_list(options.targets, "--targets"),
-            batch_size=options.batch_size, bootstrap=options.bootstrap, quiet=options.quiet,
-            on_setting=lambda m: say(f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
+            batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS), bootstrap=options.bootstrap, quiet=options.quiet,
+            on_setting=lambda m: say(f"setting {next(settings_done)}/{len(recipes)}  {m.recipe.name:>28}  "
+                                     f"mean LSS {m.mean_offdiagonal:.3f}"))
         say(f"best: {result.best.name}")
         stamp_result(result.save(options.out), "sweep", options, lm.model)
     return result
@@ -380,7 +388,7 @@ class EvalOptions(ModelOptions):
     limit: int | None = option(None, min=1)
     split: str | None = None
     data_dir: Path | None = None
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     quiet: bool = False
 
 
@@ -399,8 +407,10 @@ def evaluate_task(options: EvalOptions, *, lm=None):
         table = self_cross(
             lm.model, lm.tokenizer, options.task, split_list(options.languages, "--languages") or [], neuron_set,
             recipe=chosen_recipe, stats=statistics, targets=split_list(options.targets, "--targets"),
-            limit=options.limit, batch_size=options.batch_size, data_dir=options.data_dir, split=options.split,
-            on_cell=lambda row, lang, r: say(f"{row:>12} {lang:>9}  {r.metric} {r.score:.4g}  n {r.n}"))
+            limit=options.limit, batch_size=options.batch_for(lm, tokens=TASK_TOKENS), data_dir=options.data_dir,
+            split=options.split,
+            on_cell=lambda row, lang, r: say(f"{row:>12} {lang:>9}  {r.metric} {r.score:.4g}  n {r.n}"),
+            quiet=options.quiet)
         if neuron_set is not None:
             summary = table.summary()
             say(f"mean change: self {summary['self_mean']}, cross {summary['cross_mean']}")

@@ -56,7 +56,7 @@ class CollectOptions(ModelOptions):
     mode: Mode = Mode.packed
     max_tokens: int | None = option(None, min=1)
     seq_len: int | None = option(None, min=1)
-    batch_size: int = option(8, min=1)
+    batch_size: str | int = "auto"
     sample_sentences: int = option(100, min=0)
     no_pack: bool = False
     no_bos: bool = False
@@ -73,13 +73,16 @@ def is_main_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def collection_settings(options: CollectOptions):
-    """The engine's :class:`neurospec.measure.collect.CollectOptions` of ``options``, checked."""
+def collection_settings(options: CollectOptions, batch_size: int | None = None):
+    """The engine's :class:`neurospec.measure.collect.CollectOptions` of ``options``, checked (``batch_size``: the
+    one ``auto`` chose; before the model is loaded, 8 stands in for it)."""
+    from neurospec.core.batch_size import parse
     from neurospec.measure import collect as collection
 
     settings = collection.CollectOptions(
         site=options.site, mode=Mode(options.mode).value, seq_len=options.seq_len, max_tokens=options.max_tokens,
-        batch_size=options.batch_size, sample_sentences=options.sample_sentences, pack_sentences=not options.no_pack,
+        batch_size=batch_size or parse(options.batch_size) or 8, sample_sentences=options.sample_sentences,
+        pack_sentences=not options.no_pack,
         bos=not options.no_bos, checkpoint_every=options.checkpoint_every)
     settings.check()
     return settings
@@ -94,9 +97,11 @@ def collect(options: CollectOptions, *, lm=None):
     with writing(options.out, "neurospec collect"):
         corpora = corpora_from_options(options.corpus, options.corpus_dir, options.languages, options.text_field,
                                        options.split)
-        settings = collection_settings(options)
+        collection_settings(options)   # checked before the model loads
         lm = load_for(options, lm)   # on the GPU of this process's rank under torchrun
         collection.check_length(lm.model, options.seq_len, "--seq-len")
+        tokens = options.seq_len or collection.default_seq_len(lm.model, Mode(options.mode).value)
+        settings = collection_settings(options, options.batch_for(lm, tokens=tokens))
         stats = collection.collect(lm.model, lm.tokenizer, corpora, options.out, settings, resume=options.resume,
                                    overwrite=options.overwrite, quiet=options.quiet)
         if is_main_rank():
