@@ -28,7 +28,8 @@ from torch import nn
 from neurospec.core.forward import accepts, model_device
 
 PROBE_TOKENS = 6
-CHUNK_POSITIONS = 128       # positions per head call in summed_nll: 128 x 262,144 float32 logits are 134 MB
+CHUNK_LOGITS = 2 ** 25      # logits per head call in summed_nll (128 MB in float32): 128 positions of Gemma 3's
+                            # 262,144-token vocabulary, 2,048 of a 16,384-token one
 
 _FULL = contextvars.ContextVar("neurospec_full_logits", default=False)
 _UNCHECKED = object()
@@ -132,15 +133,16 @@ def logits_at(model: nn.Module, inputs: dict, where: torch.Tensor) -> torch.Tens
 
 
 def summed_nll(model: nn.Module, inputs: dict, where: torch.Tensor, targets: torch.Tensor,
-               chunk: int = CHUNK_POSITIONS) -> float:
+               chunk: int | None = None) -> float:
     """The summed negative log-likelihood of ``targets`` (one per True of ``where``, row-major) predicted at the
-    positions ``where``; the head and its log-softmax run on ``chunk`` positions at a time, so no B x T x V
-    tensor is made."""
+    positions ``where``; the head and its log-softmax run on ``chunk`` positions at a time (default: as many as
+    make ``CHUNK_LOGITS`` logits), so no B x T x V tensor is made."""
     head = output_head(model)
     if head is None:
         rows = model(**inputs).logits[where].float()
         return float(torch.nn.functional.cross_entropy(rows, targets, reduction="sum"))
     hidden = decoder_hidden(model, inputs)[where]
+    chunk = chunk or max(1, CHUNK_LOGITS // model.get_output_embeddings().weight.shape[0])
     total = 0.0
     for start in range(0, hidden.shape[0], chunk):
         rows = head(hidden[start:start + chunk]).float()
