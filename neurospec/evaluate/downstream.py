@@ -35,7 +35,7 @@ def self_cross(model, tokenizer, task: str, languages: Sequence[str], neurons=No
     """Evaluate ``task`` in every language, unmodified and under each target's intervention.
 
     ``neurons`` None evaluates the unmodified model only. ``targets`` defaults to the neuron set's
-    groups that are among ``languages``. Unless ``quiet``, a progress bar (a line every 30 s in logs) shows
+    groups that are among ``languages``. Unless ``quiet``, a progress bar (a line a minute in logs) shows
     cells done, items per second and the time left.
     """
     from neurospec.core.sites import site_map

@@ -62,7 +62,7 @@ class _Progress:
 
 @contextmanager
 def progress(description: str, total: int | None = None, *, unit: str = "steps", quiet: bool = False,
-             every: float = 30.0) -> Iterator[_Progress]:
+             every: float = 60.0) -> Iterator[_Progress]:
     """A progress reporter: ``advance(n, tokens=..., **fields)``; the ETA is shown, and tokens/s where tokens are
     counted."""
     if quiet or not sys.stderr.isatty():
