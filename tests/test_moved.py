@@ -74,3 +74,19 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_artifact_format_ids_did_not_move_with_the_modules():
+    """Files written before the split must still read: a format id names a file format, not a module path."""
+    from neurospec.interventions.files import FORMAT as intervention
+    from neurospec.measure.attribution import FORMAT as attribution
+    from neurospec.measure.stats import FORMAT as stats
+    from neurospec.neurons.neuron_set import FORMAT as neuron_set
+
+    assert (stats, attribution, neuron_set, intervention) == (
+        "neurospec.stats", "neurospec.attribution", "neurospec.neuronset", "neurospec.intervention")
+
+
+def test_python_dash_m_neurospec_cli_still_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "neurospec.cli", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("neurospec "), done.stderr

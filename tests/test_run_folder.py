@@ -256,7 +256,7 @@ def test_the_thin_functions_say_what_the_class_says(tmp_path):
     with pytest.raises(NeurospecError, match=r"user was not written by neurospec collect \(it holds no stats\.json of "
                                              r"neurospec collect's\); neurospec replaces only folders it wrote: "
                                              r"choose a new or empty folder$"):
-        check_replaceable(user, marker="stats.json", tag="neurospec.measure.stats", writer="neurospec collect")
+        check_replaceable(user, marker="stats.json", tag="neurospec.stats", writer="neurospec collect")
     (user / "training.json").write_text(json.dumps({"recipe_fingerprint": "x"}), encoding="utf-8")
     check_replaceable(user, marker="training.json", tag=lambda document: "recipe_fingerprint" in document)
     file = tmp_path / "file.txt"

@@ -244,11 +244,14 @@ class Generation:
 
 def generate_texts(model, tokenizer, prompts: Sequence[str], *, fmt: PromptFormat = PLAIN, max_new_tokens: int = 50,
                    do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
-                   batch_size: int = 8, intervention=None, **generate_kwargs) -> list[Generation]:
+                   batch_size: int = 8, intervention=None, stop_strings: Sequence[str] = (),
+                   **generate_kwargs) -> list[Generation]:
     """Greedy (default) or sampled continuations of each prompt; every batch row is edited alike.
 
     Prompts are left-padded; the prompt boundary is the input width, so an edit with
     ``positions="prompt"`` or ``"continuation"`` applies where it says, with or without a KV cache.
+    With ``stop_strings`` (e.g. ``["\n"]``) a row stops at the token that completes one of them (kept in its
+    text), and the batch stops when every row has: what a caller cuts off there is never generated.
     """
     pad_id = ensure_pad_token(tokenizer)
     encoded = encode_many(tokenizer, prompts, fmt)
@@ -262,8 +265,9 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], *, fmt: PromptForma
     with torch.no_grad(), applied(model, intervention):
         for chunk in length_sorted_chunks([len(e) for e in encoded], batch_size):
             batch = collate([encoded[i] for i in chunk], pad_id, "left").to(device)
+            stops = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
             sequences = generate(model, batch.input_ids, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                 pad_token_id=pad_id, **sampling, **generate_kwargs)
+                                 pad_token_id=pad_id, **sampling, **stops, **generate_kwargs)
             new = sequences[:, batch.input_ids.shape[1]:]
             for row, i in enumerate(chunk):
                 ids = new[row].tolist()

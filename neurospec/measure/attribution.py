@@ -67,7 +67,7 @@ __all__ = [
     "AttributionScores", "DEFAULT_SITES", "Example", "OBJECTIVES", "TARGETS", "attribute", "prepare_examples",
 ]
 
-FORMAT = "neurospec.measure.attribution"
+FORMAT = "neurospec.attribution"
 VERSION = 1
 META_FILE = "attribution.json"
 TENSOR_FILE = "scores.safetensors"

@@ -2,7 +2,7 @@
 manifest that says what produced the folder.
 
     from neurospec.measure.run_folder import RunFolder, RunKind
-    STATS = RunKind("stats.json", "neurospec.measure.stats", version=1, tensor_file="stats.safetensors",
+    STATS = RunKind("stats.json", "neurospec.stats", version=1, tensor_file="stats.safetensors",
                     writer="neurospec collect", what="statistics", made="collected", redo="collect it again",
                     same="the same model, corpora and options")
     run = RunFolder("runs/stats", STATS, inputs=[corpus_file, model_dir])
@@ -16,7 +16,7 @@ manifest that says what produced the folder.
 
 The functions the commands call are thin ones over the class:
 
-    check_replaceable(out, marker="stats.json", tag="neurospec.measure.stats", inputs=[corpus_file, model_dir],
+    check_replaceable(out, marker="stats.json", tag="neurospec.stats", inputs=[corpus_file, model_dir],
                       writer="neurospec collect")       # raises NeurospecError naming the path and the reason
     clear_folder(out)                                    # its entries, all but the lock file
     with writing(out, "neurospec ppl"):                  # OUT/.lock; a second writer: "... in use by pid N (...)"
@@ -95,7 +95,7 @@ def _tagged(document: Any, tag: Tag) -> bool:
 class RunKind:
     """What a kind of run folder holds and which command writes it; every message about such a folder uses it.
 
-    ``RunKind("attribution.json", "neurospec.measure.attribution", version=1, writer="neurospec attribute",
+    ``RunKind("attribution.json", "neurospec.attribution", version=1, writer="neurospec attribute",
     what="attribution scores", overwrite=False, own_folder=False)``
     """
 
@@ -357,7 +357,7 @@ def read_run_document(folder: PathLike, meta_file: str, fmt: str, version: int, 
                       redo: str) -> dict[str, Any]:
     """The JSON document of a run folder (statistics, attribution, a study run), checked for format and version.
 
-    ``read_run_document("runs/stats", "stats.json", "neurospec.measure.stats", 1, what="statistics",
+    ``read_run_document("runs/stats", "stats.json", "neurospec.stats", 1, what="statistics",
     command="neurospec collect", redo="collect it again")``: every failure names the file and the fix.
     """
     kind = RunKind(meta_file, fmt, version=version, writer=command, what=what, redo=redo)

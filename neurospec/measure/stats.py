@@ -43,7 +43,7 @@ from neurospec.util.errors import FileFormatError, NeurospecError, ShapeMismatch
 from neurospec.util.io import file_fingerprint
 from neurospec.version import __version__
 
-FORMAT = "neurospec.measure.stats"
+FORMAT = "neurospec.stats"
 VERSION = 1
 META_FILE = "stats.json"
 TENSOR_FILE = "stats.safetensors"

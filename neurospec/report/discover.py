@@ -54,7 +54,7 @@ RESULT_TYPES: dict[str, type] = {
 FORMATS: dict[str, str] = {NEURON_SET_FORMAT: "neurons", **{cls.FORMAT: kind for kind, cls in RESULT_TYPES.items()}}
 
 # neurospec formats that are internals of a run, not results: left out without a note
-INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.measure.stats", "neurospec.measure.attribution",
+INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.stats", "neurospec.attribution",
                                               "neurospec.intervention",
                                               "neurospec.report"})  # report.json: the figures a report wrote
 

@@ -14,7 +14,10 @@ and ``{target}``, the target's English name; ``target_name=`` overrides the name
     {target}:
 
 ``template="reference"`` is the amplification paper's code's prompt. Generation is greedy,
-``max_new_tokens=50`` (METHODS section 2); the output is cut at its first newline and stripped.
+``max_new_tokens=50`` (METHODS section 2); the output is cut at its first newline and stripped. Generation
+stops at that newline (``stop_at_newline=True``, the default): what follows it is never scored, so a row
+stops there and the batch when every row has (``keep_outputs`` then holds the text up to the newline;
+``stop_at_newline=False`` generates all 50 tokens, with the same scores).
 Metrics (:mod:`neurospec.evaluate.tasks.mt_metrics`): chrF++ (primary, with a seeded bootstrap interval over
 sentences) and BLEU with sacrebleu's ``zh`` / ``char`` / ``13a`` tokenizer by target language.
 
@@ -85,7 +88,7 @@ class TranslationTask(Task):
 
     metric = "chrf++"
     option_defaults = {"template": "default", "target_name": None, "max_new_tokens": 50, "fmt": None,
-                       "bootstrap": 1000, "seed": 0, "keep_outputs": False}
+                       "bootstrap": 1000, "seed": 0, "keep_outputs": False, "stop_at_newline": True}
 
     def pairs(self, language: str, data_dir, split) -> list[TranslationPair]:
         """The (id, English, ``language``) pairs: the registry entry's loader."""
@@ -108,7 +111,8 @@ class TranslationTask(Task):
         prompts = [translation_prompt(template, pair.source, key, opts["target_name"]) for pair in pairs]
         generations = generate_texts(model, tokenizer, prompts, fmt=opts["fmt"] or PLAIN,
                                      max_new_tokens=opts["max_new_tokens"], batch_size=batch_size,
-                                     intervention=intervention)
+                                     intervention=intervention,
+                                     stop_strings=["\n"] if opts["stop_at_newline"] else ())
         hypotheses = [clean_output(g.text) for g in generations]
         references = [pair.reference for pair in pairs]
         scores = translation_scores(hypotheses, references, key, bootstrap=opts["bootstrap"], seed=opts["seed"])
