@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from neurospec.util.errors import NeurospecError, NeurospecWarning
 from neurospec.util.text import printable
-from neurospec.verbs.base import check_not_an_input, values_provenance
+from neurospec.verbs.base import values_provenance
 from neurospec.version import __version__
 
 app = typer.Typer(
@@ -185,9 +185,6 @@ def command_provenance(model=None) -> dict:
         ctx = ctx.parent
     verb = " ".join(reversed(names[:-1])) if len(names) > 1 else (names[0] if names else "")
     return values_provenance(f"neurospec {verb.removeprefix('neurospec ')}".strip(), params, model)
-
-
-not_an_input = check_not_an_input   # the CLI's name for it
 
 
 @contextlib.contextmanager

@@ -17,10 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, not_an_input, split_names, user_errors, warnings_after
+from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, split_names, user_errors, warnings_after
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_torch_save, json_text
+from neurospec.verbs.base import check_not_an_input
 from neurospec.verbs.measure import NeuronsImportOptions, neurons_import
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def make_intervention(
 
     with user_errors(), writing(out, "neurospec intervention make", file=True):
         chosen = Recipe.parse(recipe, "--recipe")
-        not_an_input(out, "--out", {"--neurons": neurons})
+        check_not_an_input(out, "--out", {"--neurons": neurons})
         written = write_intervention(chosen, neurons, group, out, ActivationStats.load(stats) if stats else None)
         console.print(escape(f"wrote {written}"), soft_wrap=True)
 
