@@ -166,7 +166,7 @@ def stage_lape() -> None:
         neurons = run(f"select-{label}", f"lape_{label}.json", "select", "lape", "--stats", stats, "--top-rate",
                       str(rate), "--out", run.folder / f"lape_{label}.json")
         ppl = run(f"ppl-{label}", f"ppl_{label}", "ppl", "--model", model, "--neurons", neurons, "--corpus-dir",
-                  "flores", "--languages", languages, "--split", "test", "--max-texts", "100",
+                  "flores", "--languages", languages, "--split", "test", "--limit", "100",
                   "--random-seeds", "0", "--batch-size", "32", "--quiet", "--out", run.folder / f"ppl_{label}")
         body["settings"][label] = {"placement": placement(NeuronSet.load(neurons)),
                                    "perplexity": perplexity_findings(_json(ppl / "ppl.json"))}
@@ -311,7 +311,7 @@ def stage_culture() -> None:
     model = ensure_toy("culture", quiet=False)
     run = Runner(RUNS / "culture")
     countries = ",".join(CULTURE_COUNTRIES)
-    toy_prompts = ["--templates", "question", "--format", "plain"]   # a 6.8M model cannot read lettered options
+    toy_prompts = ["--templates", "question", "--prompt-format", "plain"]   # a 6.8M model cannot read lettered options
     attributions = {}
     for data in ("blend", "blend-control", "countryrc"):
         attributions[data] = run(f"attribute-{data}", f"attr_{data}", "attribute", "--model", model, "--data", data,
@@ -323,8 +323,8 @@ def stage_culture() -> None:
     for label, rates in CULTURE_RATES.items():
         neurons = run(f"select-{label}", f"culture_{label}.json", "select", "culture", "--blend", attributions["blend"],
                       "--control", attributions["blend-control"], "--countryrc", attributions["countryrc"], *rates,
-                      "--random-seeds", "1", "--out", run.folder / f"culture_{label}.json")
-        masked = run(f"mask-{label}", f"mask_{label}", "mask-eval", "--model", model, "--neurons", neurons, "--random",
+                      "--random-sets", "1", "--out", run.folder / f"culture_{label}.json")
+        masked = run(f"mask-{label}", f"mask_{label}", "mask-eval", "--model", model, "--neurons", neurons, "--random-neurons",
                      run.folder / f"culture_{label}.random.json", "--benchmarks", "blend,countryrc,qnli",
                      "--split", "test", "--countries", countries, "--limit", "40", *toy_prompts, "--scoring", "loglik",
                      "--batch-size", "32", "--quiet", "--out", run.folder / f"mask_{label}")
@@ -334,9 +334,9 @@ def stage_culture() -> None:
     body["finetune"] = {}
     for layers in ("richest:2", "poorest:2"):
         folder = run(f"finetune-{layers}", f"finetune_{layers.replace(':', '')}", "finetune", "--model", model,
-                     "--neurons", run.folder / "culture_x5.json", "--group", "culture-general", "--layers", layers,
-                     "--data", "qnli", "--samples", "4000", "--lr", "3e-4", "--evaluate", "blend,qnli",
-                     "--eval-limit", "40", "--scoring", "loglik", "--batch-size", "16", "--quiet",
+                     "--neurons", run.folder / "culture_x5.json", "--groups", "culture-general", "--layers", layers,
+                     "--data", "qnli", "--samples", "4000", "--lr", "3e-4", "--benchmarks", "blend,qnli",
+                     "--limit", "40", "--scoring", "loglik", "--batch-size", "16", "--quiet",
                      "--out", run.folder / f"finetune_{layers.replace(':', '')}")
         result = _json(folder / "finetune.json")
         losses = result["training"].pop("losses")

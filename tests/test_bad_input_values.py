@@ -82,7 +82,7 @@ def test_select_culture_refuses_runs_in_the_wrong_role(study, tmp_path, roles, m
 
 
 def test_select_culture_refuses_random_out_equal_to_out(study, tmp_path):
-    refuses([*culture(study), "--random-seeds", 1, "--random-out", "culture.json"], match=r"--random-out .*--out",
+    refuses([*culture(study), "--random-sets", 1, "--random-out", "culture.json"], match=r"--random-out .*--out",
             watch=[study, tmp_path], cwd=tmp_path)
 
 
@@ -150,7 +150,7 @@ LSS_ITEMS = ["--parallel", "ntrex", "--languages", "en,fr", "--limit", 2, "--boo
     (["lss", *LSS_ITEMS, "--recipe", "add:-1e999"], r"--recipe 'add:-1e999'.*finite"),
     (["steer", "--prompts", "en=eng_Latn.txt", "--recipe", "set:p_max*1e400"], r"--recipe .*finite"),
     (["ppl", "--corpus", "fr=fra_Latn.txt", "--recipe", "scale*-1e999"], r"--recipe .*finite"),
-    (["eval", "xcopa", "--languages", "et", "--targets", "fr", "--limit", 2, "--recipe", "set:1e999"],
+    (["eval", "xcopa", "--languages", "et", "--groups", "fr", "--limit", 2, "--recipe", "set:1e999"],
      r"--recipe .*finite"),
 ], ids=["sweep-factors-nan", "sweep-factors-inf", "sweep-values", "sweep-recipe-inf", "sweep-recipe-nan", "lss",
         "steer", "ppl", "eval"])
@@ -165,7 +165,7 @@ def test_mask_eval_refuses_a_non_finite_factor_up_front(study, tmp_path):
 
 
 def test_intervention_make_refuses_a_non_finite_recipe(study, tmp_path):
-    refuses(["intervention", "make", "--neurons", study / "lape.json", "--group", "fr", "--recipe", "scale*1e999",
+    refuses(["intervention", "make", "--neurons", study / "lape.json", "--groups", "fr", "--recipe", "scale*1e999",
              "--out", tmp_path / "i.json"], match=r"--recipe 'scale\*1e999'.*finite", watch=[study, tmp_path],
             cwd=tmp_path)
 
@@ -280,9 +280,9 @@ def test_select_lape_api_refuses_one_language(study):
 
 
 def test_mask_eval_refuses_random_baselines_without_random_groups(study, tmp_path):
-    refuses(["mask-eval", "--model", study / "model", "--neurons", study / "lape.json", "--random", study / "lape.json",
+    refuses(["mask-eval", "--model", study / "model", "--neurons", study / "lape.json", "--random-neurons", study / "lape.json",
              "--benchmarks", "qnli", "--limit", 1, "--quiet", "--out", tmp_path / "mask"],
-            match=r"--random .*lape\.json.*no random<seed>:<group> group", watch=[study, tmp_path], cwd=tmp_path)
+            match=r"--random-neurons .*lape\.json.*no random<seed>:<group> group", watch=[study, tmp_path], cwd=tmp_path)
 
 
 def test_masking_conditions_refuse_groups_without_baselines(study):
@@ -308,7 +308,7 @@ def test_ppl_refuses_one_language_given_twice(study, tmp_path):
 
 
 def test_ppl_targets_naming_one_group_twice_give_one_row(study, tmp_path):
-    done = run_cli(["ppl", *model_args(study), "--corpus", "fr=fra_Latn.txt", "--targets", "fr,fra,fra_Latn",
+    done = run_cli(["ppl", *model_args(study), "--corpus", "fr=fra_Latn.txt", "--groups", "fr,fra,fra_Latn",
                     "--random-seeds", "0", "--out", tmp_path / "ppl"], cwd=study)
     assert done.returncode == 0, done.stderr
     saved = json.loads((tmp_path / "ppl" / "ppl.json").read_text())

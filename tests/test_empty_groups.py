@@ -95,7 +95,7 @@ def without_provenance(document):
 @pytest.mark.parametrize("verb", list(OUTPUTS))
 def test_every_verb_skips_an_empty_group_and_records_it(study, tmp_path, verb):
     # eval's default targets are the evaluated languages' groups: name them (one empty among them)
-    targets = (["--targets", "fr,de"], ["--targets", "fr"]) if verb == "eval" else ([], [])
+    targets = (["--groups", "fr,de"], ["--groups", "fr"]) if verb == "eval" else ([], [])
     result = invoke(study, verb, "neurons.json", tmp_path / "with", *targets[0])
     document = json.loads((tmp_path / "with" / OUTPUTS[verb]).read_text())
     check_skipped(result, document)
@@ -109,7 +109,7 @@ def test_every_verb_skips_an_empty_group_and_records_it(study, tmp_path, verb):
 
 @pytest.mark.parametrize("verb", list(OUTPUTS))
 def test_asking_for_only_empty_groups_is_an_error_that_writes_nothing(study, tmp_path, verb):
-    target = ["--targets", "de"]
+    target = ["--groups", "de"]
     result = invoke(study, verb, "neurons.json", tmp_path / "out", *target)
     assert result.exit_code == 2, result.output
     assert "every group asked for has no neurons" in result.output and EMPTY in result.output
@@ -128,7 +128,7 @@ def test_mask_eval_and_finetune(study, tmp_path):
     assert refused.exit_code == 2 and "every group asked for has no neurons" in refused.output
     assert not (tmp_path / "refused").exists()
     # finetune ranks layers by one group's neurons: an empty group ranks nothing
-    refused = run("finetune", *common, "--group", EMPTY, "--layers", "richest:1", "--data", "qnli", "--samples", 2,
+    refused = run("finetune", *common, "--groups", EMPTY, "--layers", "richest:1", "--data", "qnli", "--samples", 2,
                   "--evaluate", "qnli", "--eval-limit", 2, "--out", tmp_path / "ft")
     assert refused.exit_code == 2 and EMPTY in refused.output and not (tmp_path / "ft").exists()
 

@@ -10,6 +10,7 @@ from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, 
 
 from neurospec.core.edits import Edit
 from neurospec.data.lss_items import ParallelItem, cut_sentence, items_from_parallel, load_lss_items, parallel_sentences
+from neurospec.evaluate.intervals import newcombe_paired, wilson, wilson_share
 from neurospec.evaluate.lss import lss_matrix, steering_shift
 from neurospec.evaluate.scoring import score_continuations
 from neurospec.interventions.recipes import Recipe
@@ -54,7 +55,8 @@ def test_an_intervention_that_raises_the_target_answer_shifts_every_item():
     push = Edit.set({"down_in": {1: torch.tensor([0])}}, 1000.0)
     cell = steering_shift(model, tok(), letter_items(), "eng_Latn", "fra_Latn", intervention=push, bootstrap=200)
     assert cell.n == 4 and cell.excluded == 0
-    assert cell.lss == 1.0 and cell.ci95 == (1.0, 1.0)
+    z = 1.959963984540054
+    assert cell.lss == 1.0 and cell.ci95 == pytest.approx((4 / (4 + z * z), 1.0))  # Wilson at 4 of 4: no collapse
     # D0 and DI equal an independent scoring of the two answers
     t = tok()
     prompts = PROMPTS["eng_Latn"]
@@ -93,7 +95,7 @@ def test_matrix_cells_and_paired_random_control_equal_direct_computations(tmp_pa
     stats = sentence_stats(model, tmp_path)
     items = parallel_items()
     matrix = lss_matrix(model, tok(), items, neurons, recipe="set:p_max*5", stats=stats, controls=("random", "other"),
-                        random_seed=3, bootstrap=200)
+                        random_seeds=(3,), bootstrap=200)
     assert set(matrix.cells) == {(s, t) for s in TEXTS for t in TEXTS if s != t}
     recipe = Recipe.parse("set:p_max*5")
     cell = matrix.cells[("eng_Latn", "fra_Latn")]
@@ -123,6 +125,30 @@ def test_matrix_cells_and_paired_random_control_equal_direct_computations(tmp_pa
     assert pooled["controls"]["random"]["margin"] == pytest.approx(sum(margins) / len(margins))
     low, high = pooled["controls"]["random"]["margin_ci95"]
     assert low <= pooled["controls"]["random"]["margin"] <= high
+
+
+def test_intervals_are_wilson_for_shares_newcombe_for_margins_and_named(tmp_path):
+    """Shares of items get Wilson intervals, a cell's margin over a control Newcombe's paired interval, the pooled
+    LSS a Wilson interval over the distinct items; lss.json names each method."""
+    model = tiny_llama()
+    items = parallel_items()
+    matrix = lss_matrix(model, tok(), items, neuron_set(model), recipe="set:p_max*5", stats=sentence_stats(model, tmp_path),
+                        controls=("random",), bootstrap=200)
+    for cell in matrix.cells.values():
+        ours = [float(di - d0 > 0) for d0, di in zip(cell.d0.tolist(), cell.di.tolist())]
+        assert cell.ci95 == wilson(int(sum(ours)), len(ours))
+        control = cell.control_records["random"]
+        theirs = [float(di - d0 > 0) for d0, di in zip(cell.d0.tolist(), control.di)]
+        assert control.ci95 == wilson(int(sum(theirs)), len(theirs))
+        assert control.margin_ci95 == newcombe_paired(ours, theirs)
+        assert control.margin_ci95[0] < control.margin_ci95[1]   # a width even where every item agrees
+    pooled = matrix.pooled_record()
+    assert pooled.items == len(items) < pooled.n
+    assert pooled.ci95 == wilson_share(pooled.lss, len(items))  # conservative: an item's cells count once
+    saved = json.loads(matrix.save(tmp_path / "lss").read_text())
+    assert saved["interval_method"] == {"lss": "wilson", "margin": "newcombe paired score",
+                                        "pooled_lss": "wilson over distinct items",
+                                        "pooled_margin": "clustered percentile bootstrap over items"}
 
 
 def test_the_cut_of_a_parallel_sentence():

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from neurospec.cli.main import app
 from neurospec.pipeline import ConfigError, load_study, run_study
 from neurospec.pipeline.config import Reference
+from neurospec.util.errors import RenamedWarning
 
 runner = CliRunner()
 
@@ -30,7 +31,7 @@ steps:
   culture-attr:
     verb: attribute
     data: blend
-    format: plain
+    prompt_format: plain
     countries: [China, Spain]
   ppl:
     neurons: $lape
@@ -58,12 +59,19 @@ def _line_of(text: str, needle: str) -> int:
     return next(number for number, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+def test_an_old_option_key_is_read_as_its_new_name_with_a_warning(folder):
+    old = GOOD.replace("    prompt_format: plain", "    format: plain")
+    with pytest.warns(RenamedWarning, match=r"study.yaml:\d+: step 'culture-attr': format is now prompt_format"):
+        study = load_study(_write(folder, old))
+    assert study.step("culture-attr").values["prompt_format"] == "plain"
+
+
 def test_a_good_config_is_read_with_its_references_and_options(folder):
     study = load_study(_write(folder, GOOD))
     assert [step.name for step in study.steps] == ["collect", "lape", "culture-attr", "ppl"]
     assert study.step("lape").values["stats"] == Reference("collect")
     assert study.step("lape").upstream == ["collect"]
-    assert study.step("culture-attr").values["fmt"] == "plain"           # `format` is the flag of option fmt
+    assert study.step("culture-attr").values["prompt_format"] == "plain"
     assert study.step("culture-attr").values["countries"] == ["China", "Spain"]
     assert study.step("collect").values["quiet"] is True                  # from defaults
     assert "quiet" not in study.step("lape").values                       # select lape has no --quiet

@@ -2,8 +2,9 @@
 
 The run folder (built once per session, shared with test_report_browser.py through :func:`shared_run`)
 holds a language neuron set and its random baseline, ppl, lss, a sweep, steer, an `eval xwinograd`
-table, a culture neuron set with attention sites and its random baseline, mask-eval and finetune,
-plus a study.json, a config.yaml, a statistics folder and unrelated JSON (which must be left out).
+table, a culture neuron set with attention sites and its random baseline, mask-eval and finetune, a
+statistics folder and an attribution run, plus a study.json, a config.yaml and unrelated JSON (which
+must be left out).
 Every number of every table on the page is checked against values this file reads from the JSON
 itself (:func:`expected_tables`), never through the report's code.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from neurospec.data.items import MCItem
 from neurospec.util.errors import EmptyGroupWarning
 
 STEPS = [  # study.json: deliberately not in path order
@@ -36,10 +38,14 @@ STEPS = [  # study.json: deliberately not in path order
     ("never-ran", "ppl", "missing"),
 ]
 
+DONE = {"status": "complete", "this_run": "ran"}
+STEP_RECORDS = {"finetune": {"status": "complete", "this_run": "skipped"}, "never-ran": {"status": "pending"}}
+
 # section order the page must follow (study.json steps; culture.json's step owns culture.random.json)
 SECTION_ORDER = ["lape.json", "lape.random.json", "ppl/ppl.json", "steer/steer.json", "lss/lss.json",
                  "sweep/sweep.json", "xwinograd/xwinograd.json", "culture.json", "culture.random.json",
-                 "mask/mask_eval.json", "ft/finetune.json"]
+                 "mask/mask_eval.json", "ft/finetune.json",
+                 "attr/attribution.json", "stats_work/stats/stats.json"]  # no step owns these two: by path
 
 FIGURES = {  # artifact -> the figure slugs its section must show
     "lape.json": ["lape-per-layer", "lape-overlap"],
@@ -53,9 +59,18 @@ FIGURES = {  # artifact -> the figure slugs its section must show
     "xwinograd/xwinograd.json": ["xwinograd-scores"],
     "mask/mask_eval.json": ["mask-mask-eval-change", "mask-mask-eval-related-blend"],
     "ft/finetune.json": ["ft-finetune-accuracy"],
+    "attr/attribution.json": ["attr-attribution-scores"],
+    "stats_work/stats/stats.json": ["stats-work-stats-distribution", "stats-work-stats-languages"],
 }
 
 _RUN: dict[str, Path] = {}
+
+ATTRIBUTION_ITEMS = [
+    MCItem("Which city is the capital of France?", ("Paris", "Rome", "Berlin", "Madrid"), 0, "France", "q1"),
+    MCItem("She went to the market and bought", ("bread", "a car", "trains"), 2, "Spain", "q2"),
+    MCItem("Trains leave", ("every hour", "never", "at noon", "soon"), 3, "Spain", "q3"),
+    MCItem("The man broke his toe.", ("yes", "no"), 0, "UK", "q4"),
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -77,6 +92,7 @@ def build_run(root: Path) -> Path:
     from neurospec.evaluate.perplexity import perplexity_matrix
     from neurospec.evaluate.steering import prompts_from_parallel, steer_generation
     from neurospec.evaluate.sweep import sweep
+    from neurospec.measure.attribution import attribute
     from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
     from neurospec.select import select_random
     from neurospec.select.culture import select_random_pooled
@@ -95,7 +111,9 @@ def build_run(root: Path) -> Path:
     lape.save(run / "lape.json")
     select_random(lape, seed=0).save(run / "lape.random.json")
     (run / "stats_work").mkdir()
-    stats = sentence_stats(model, run / "stats_work")  # statistics: an internal format the report leaves out
+    stats = sentence_stats(model, run / "stats_work")  # statistics: drawn in a section of their own
+    attribute(model, tokenizer, ATTRIBUTION_ITEMS, sites=("gate_pre", "q"), batch_size=3, quiet=True,
+              out=run / "attr")  # attribution scores: drawn in a section of their own
     perplexity_matrix(model, tokenizer, TEXTS, lape, random_seeds=(0,)).save(run / "ppl")
     items = items_from_parallel(parallel_sentences("ntrex", ["en", "fr", "de"]), limit=6)
     lss_matrix(model, tokenizer, items, lape, recipe="set:p_max*4", stats=stats, controls=("random", "other"),
@@ -131,8 +149,9 @@ def build_run(root: Path) -> Path:
                   "--quiet", "--out", run / "ft"]):
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 0, result.output
-    (run / "study.json").write_text(json.dumps(
-        {"model": "tests/tiny-llama", "steps": [{"name": n, "verb": v, "out": o} for n, v, o in STEPS]}))
+    (run / "study.json").write_text(json.dumps(  # what `neurospec run` records: the last step never ran
+        {"model": "tests/tiny-llama", "steps": [{"name": n, "verb": v, "out": o, **STEP_RECORDS.get(n, DONE)}
+                                                for n, v, o in STEPS]}))
     (run / "config.yaml").write_text("model: tests/tiny-llama\nlanguages: [en, fr, de]\nnote: <b>escaped</b>\n")
     (run / "notes.json").write_text(json.dumps({"hello": "not an artifact"}))
     (run / "scratch.json").write_text("{ half a file of something else")
@@ -200,13 +219,18 @@ def ppl_tables(doc) -> dict:
     names = [r["name"] for r in doc["rows"]]
     out = {"change": [[n, *[doc["change_ppl"][n][lang] for lang in languages]] for n in names if n != "none"],
            "ppl": [[n, *[doc["cells"][n][lang]["ppl"] for lang in languages]] for n in names]}
-    selectivity = []
-    for group, entry in doc["summary"].items():
-        for which, values in entry.items():
-            if which != "language":
-                selectivity.append([group, *[values[k][f] for k in ("ppl", "nll")
-                                             for f in ("own", "mean_other", "selectivity")]])
-    out["selectivity"] = selectivity
+    if "intervals" in doc:  # every change with its paired bootstrap interval, a row per (row, language)
+        ci = doc["intervals"]
+        out["change-intervals"] = [[n, ci["texts"][lang], doc["change_ppl"][n][lang], *ci["change_ppl"][n][lang],
+                                    doc["change_nll"][n][lang], *ci["change_nll"][n][lang]]
+                                   for n in names if n != "none" for lang in languages]
+    for kind in ("ppl", "nll"):  # own versus other: the difference, and the ratio only where the file gives one
+        out[f"contrast-{kind}"] = [
+            [group, v["own"], *_pair(v.get("own_ci")), v["mean_other"], *_pair(v.get("mean_other_ci")),
+             v["own"] - v["mean_other"], *_pair(v.get("difference_ci")),
+             v["selectivity"] if "selectivity_ci" in v else None, *_pair(v.get("selectivity_ci"))]
+            for group, entry in doc["summary"].items() for which, values in entry.items() if which != "language"
+            for v in [values[kind]]]
     return out
 
 
@@ -238,7 +262,8 @@ def sweep_tables(run: Path, label: str, doc) -> dict:
 
 def steer_tables(doc) -> dict:
     return {"share": [[t["row"], t["k"], t["n"], t["share"], *t["ci95"], t["baseline"]["k"], t["baseline"]["n"],
-                       t["baseline"]["share"], *t["baseline"]["ci95"]] for t in doc["table"]]}
+                       t["baseline"]["share"], *t["baseline"]["ci95"], t["change"], *t["change_ci95"]]
+                      for t in doc["table"]]}
 
 
 def downstream_tables(doc) -> dict:
@@ -279,6 +304,69 @@ def finetune_tables(doc) -> dict:
                            for name, e in doc["evaluation"].items()]}
 
 
+class Near:
+    """A number computed here in another order of operations than the report's: equal to within ``rel``."""
+
+    def __init__(self, value: float, rel: float = 1e-5):
+        self.value, self.rel = float(value), rel
+
+    def holds(self, shown: float) -> bool:
+        return math.isclose(shown, self.value, rel_tol=self.rel, abs_tol=1e-12)
+
+    def __repr__(self) -> str:
+        return f"Near({self.value!r})"
+
+
+def lape_entropy_numpy(p: np.ndarray) -> np.ndarray:
+    """LAPE per neuron (layers, width) from probabilities (languages, layers, width) float32, as METHODS.md
+    defines it: q = p / sum_k p, H = -sum q ln q, +inf where no p_k exceeds the 95% rank of all p."""
+    flat = np.sort(p.reshape(-1), kind="stable")
+    tau = flat[round(0.95 * flat.size) - 1]
+    total = p.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(total > 0, p / total, 0).astype(np.float32)
+        entropy = -np.where(q > 0, q * np.log(q), 0).sum(axis=0)
+    entropy[(p > tau).sum(axis=0) == 0] = np.inf
+    return entropy.astype(np.float64)
+
+
+def stats_tables(path: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    tensors = load_file(path.parent / doc["tensor_file"])
+    tokens, counted = tensors["tokens"], np.flatnonzero(tensors["tokens"] > 0)
+    p32 = tensors["active"][counted].astype(np.float32) / tokens[counted].astype(np.float32)[:, None, None]
+    p = p32.astype(np.float64)
+    entropy = lape_entropy_numpy(p32)
+    qs = (0.05, 0.25, 0.5, 0.75, 0.95)
+    layers = []
+    for layer in range(doc["num_layers"]):
+        finite = entropy[layer][np.isfinite(entropy[layer])]
+        spread = [Near(v) for v in np.quantile(finite, qs)] if finite.size else [None] * len(qs)
+        layers.append([f"L{layer}", *[float(v) for v in np.quantile(p[:, layer, :], qs)], *spread,
+                       int((~np.isfinite(entropy[layer])).sum())])
+    languages = [[doc["languages"][i], int(tokens[i]), *[float(v) for v in p[row].mean(axis=1)]]
+                 for row, i in enumerate(counted)]
+    return {"layers": layers, "languages": languages}
+
+
+def attribution_tables(path: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    tensors = load_file(path.parent / doc["tensor_file"])
+    examples = sum(doc["counts"].values())
+    rows = []
+    for site in doc["sites"]:
+        per_example = tensors[f"scores.{site}"].sum(axis=0) / examples  # (layers, width)
+        for layer in range(doc["num_layers"]):
+            values = per_example[layer]
+            rows.append([site, *[Near(v, 1e-9) for v in np.quantile(values, (0.05, 0.25, 0.5, 0.75, 0.95, 0.99))],
+                         Near(values.max(), 1e-9)])
+    return {"layers": rows}
+
+
 def expected_tables(run: Path) -> dict[tuple[str, str], list[list]]:
     """(artifact label, table id) -> rows: the row's label, then every numeric (or missing) cell in order."""
     out = {}
@@ -286,9 +374,13 @@ def expected_tables(run: Path) -> dict[tuple[str, str], list[list]]:
              "neurospec.lss_matrix": lss_tables, "neurospec.steering": steer_tables,
              "neurospec.downstream": downstream_tables, "neurospec.mask_eval": mask_tables,
              "neurospec.finetune": finetune_tables}
+    folders = {"neurospec.stats": stats_tables, "neurospec.attribution": attribution_tables}
     for label in SECTION_ORDER:
         doc = load(run, label)
-        tables = sweep_tables(run, label, doc) if doc["format"] == "neurospec.sweep" else kinds[doc["format"]](doc)
+        if doc["format"] in folders:
+            tables = folders[doc["format"]](run / label)
+        else:
+            tables = sweep_tables(run, label, doc) if doc["format"] == "neurospec.sweep" else kinds[doc["format"]](doc)
         out.update({(label, table): rows for table, rows in tables.items()})
     study = load(run, "study.json")
     settings = len(load(run, "sweep/sweep.json")["curve"])  # the sweep step also wrote one lss.json per setting
@@ -364,6 +456,8 @@ def assert_same_rows(key, got: list[list], want: list[list]) -> None:
         for shown, value in zip(g[1:], w[1:]):
             if value is None:
                 assert shown is None, f"{key}, row {w[0]}: {shown} where the JSON has no value"
+            elif isinstance(value, Near):
+                assert shown is not None and value.holds(float(shown)), f"{key}, row {w[0]}: {shown} is not {value}"
             else:
                 assert shown == repr(value), f"{key}, row {w[0]}: data-value {shown} but the JSON has {value!r}"
 
@@ -376,17 +470,43 @@ def png_is_drawn(path: Path) -> None:
     assert (pixels < 200).mean() > 0.01, f"{path} has almost nothing drawn"
 
 
+FIGURE_LINK = re.compile(r"figures/[a-z0-9-]+\.png")  # each figure's PNG file beside the page: a link, never loaded
+
+
 def external_references(html: str) -> list[str]:
     """Anything on the page that could make the browser fetch something."""
     problems = re.findall(r"https?:", html, flags=re.I)
-    stripped = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    stripped = re.sub(r"data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]+", "", html)
     problems += re.findall(r".{0,30}//.{0,30}", stripped)
     problems += [s for s in re.findall(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", html, flags=re.I)
                  if not s.startswith("data:")]
     problems += [h for h in re.findall(r"""\bhref\s*=\s*["']?([^"'\s>]*)""", html, flags=re.I)
-                 if not (h.startswith("#") or h == "data:,")]
+                 if not (h.startswith("#") or h == "data:," or FIGURE_LINK.fullmatch(h))]
     problems += re.findall(r"url\(|@import|<script|<iframe|<object|<embed", html, flags=re.I)
     return problems
+
+
+def svg_references(svg: str) -> list[str]:
+    """Anything in an SVG figure that could make the browser fetch something (its xmlns names are not fetched)."""
+    stripped = re.sub(r'\bxmlns(:\w+)?="[^"]*"', "", svg)
+    problems = re.findall(r".{0,30}https?:.{0,30}", stripped, flags=re.I)
+    problems += [h[:40] for h in re.findall(r"""\bhref\s*=\s*["']([^"']*)""", stripped) if not h.startswith(("#", "data:"))]
+    problems += re.findall(r"url\((?!#)|@import|<script|<foreignObject|<iframe", stripped, flags=re.I)
+    return problems
+
+
+def page_figures(html: str) -> dict[str, tuple[str, bytes, int, int]]:
+    """figure slug -> (image type, the embedded bytes, width and height attributes) of every figure on the page."""
+    import base64
+
+    found = re.findall(r'<figure data-figure="([^"]+)"><img src="data:image/([a-z+]+);base64,([A-Za-z0-9+/=]+)" '
+                       r'width="(\d+)" height="(\d+)"', html)
+    return {slug: (kind, base64.b64decode(data), int(w), int(h)) for slug, kind, data, w, h in found}
+
+
+def svg_texts(svg: bytes) -> list[str]:
+    """The texts drawn in a matplotlib SVG (it writes each as a comment before its glyphs)."""
+    return re.findall(r"<!-- (.*?) -->", svg.decode("utf-8"), flags=re.S)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -400,13 +520,18 @@ def test_every_expected_figure_is_a_drawn_png(report):
     assert {p.stem for p in figures.glob("*.png")} == expected
     for slug in sorted(expected):
         png_is_drawn(figures / f"{slug}.png")
-    html = html_path.read_text(encoding="utf-8")
-    on_page = re.findall(r'<figure data-figure="([^"]+)"><img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert {slug for slug, _ in on_page} == expected
-    import base64
-
-    for slug, data in on_page:  # the embedded image is the written file
-        assert base64.b64decode(data) == (figures / f"{slug}.png").read_bytes(), slug
+    on_page = page_figures(html_path.read_text(encoding="utf-8"))
+    assert set(on_page) == expected
+    for slug, (kind, svg, width, height) in on_page.items():  # the page shows an SVG; the file is its 200-dpi PNG
+        assert kind == "svg+xml", slug
+        text = svg.decode("utf-8")
+        assert text.lstrip().startswith(("<?xml", "<svg")) and text.rstrip().endswith("</svg>"), slug
+        assert svg_references(text) == [], slug
+        size = re.search(r'<svg[^>]*?width="([0-9.]+)pt" height="([0-9.]+)pt"', text)
+        inches = float(size.group(1)) / 72, float(size.group(2)) / 72
+        with Image.open(figures / f"{slug}.png") as png:
+            assert abs(png.width - inches[0] * 200) <= 2 and abs(png.height - inches[1] * 200) <= 2, (slug, png.size)
+        assert (width, height) == (round(inches[0] * 112), round(inches[1] * 112)), slug  # 112 CSS px per inch
 
 
 def test_page_references_nothing_outside(report):
@@ -429,12 +554,20 @@ def test_sections_follow_study_steps_and_skip_non_artifacts(report):
     html = html_path.read_text(encoding="utf-8")
     order = re.findall(r'<section class="artifact" id="[^"]+" data-kind="[^"]+" data-artifact="([^"]+)"', html)
     assert order == SECTION_ORDER
-    for name in ("stats.json", "notes.json", "sweep/00-set_p_max/lss.json"):
-        assert f'data-artifact="{name}"' not in html.replace("stats_work/stats/", "")
+    for name in ("notes.json", "sweep/00-set_p_max/lss.json"):  # statistics and attribution runs are drawn
+        assert f'data-artifact="{name}"' not in html
     assert "scratch.json" in html and "not valid JSON" in html  # listed as left out
     assert "tests/tiny-llama" in html and "never-ran" in html
     for label in SECTION_ORDER:
         assert f"<code>{label}</code>" in html.split("<main")[0]  # table of contents
+
+
+def test_every_step_shows_what_the_latest_run_did_with_it(report):
+    top = report[1].read_text(encoding="utf-8").split("<main")[0]
+    steps = re.findall(r'<tr><th scope="row">([^<]+)</th><td>[^<]*</td><td><code>[^<]*</code></td>'
+                       r'<td class="status [^"]+">([^<]+)</td>', top)
+    words = {"finetune": "skipped (unchanged)", "never-ran": "not run"}
+    assert steps == [(name, words.get(name, "done")) for name, _, _ in STEPS]
 
 
 def test_groups_without_neurons_are_named_where_they_are_missing(report):
@@ -553,3 +686,118 @@ def test_numbers_shown_match_their_values(report):
                     continue
                 shown = float(text.replace("\u2212", "-").replace("+", ""))
                 assert math.isclose(shown, float(value), rel_tol=1e-3, abs_tol=1e-3), (key, text, value)
+
+
+# ------------------------------------------------------------------------------------------------
+# figures: what they leave out, their colour scales, their titles
+
+
+def test_figures_leave_out_groups_without_neurons_while_the_tables_keep_them(report):
+    run, html_path = report
+    html = html_path.read_text(encoding="utf-8")
+    figures = page_figures(html)
+    assert load(run, "culture.json")["groups"]["Spain"] == {}
+    for slug in ("culture-per-layer", "culture-overlap"):
+        drawn = svg_texts(figures[slug][1])
+        assert "Spain" not in drawn and "China" in drawn and "Iran" in drawn, (slug, drawn)
+    tables = page_tables(html)
+    assert "Spain" in [row[0] for row in table_rows(tables[("culture.json", "overlap-shared")])]
+
+
+def test_steering_draws_a_panel_per_target_with_its_lines(report):
+    run, html_path = report
+    table = load(run, "steer/steer.json")["table"]
+    drawn = svg_texts(page_figures(html_path.read_text(encoding="utf-8"))["steer-share"][1])
+    targets = list(dict.fromkeys(line["target"] for line in table))
+    assert [text for text in drawn if text.startswith("target ")] == [f"target {t}" for t in targets]
+    assert any(line["k"] == 0 for line in table)  # a share of 0 is drawn (a dot at 0), not an empty bar
+
+
+def test_perplexity_heatmap_states_its_colour_scale_and_writes_one_precision(report):
+    run, html_path = report
+    doc = load(run, "ppl/ppl.json")
+    changes = [doc["change_ppl"][row["name"]][lang] for row in doc["rows"] if row["kind"] != "none"
+               for lang in doc["languages"]]
+    largest = max(abs(v) for v in changes)
+    decimals = max(0, min(4, 2 - math.floor(math.log10(largest))))
+    drawn = svg_texts(page_figures(html_path.read_text(encoding="utf-8"))["ppl-change"][1])
+    written = [text for text in drawn if re.fullmatch(r"[+-]\d+\.\d+", text) and len(text.split(".")[1]) == decimals]
+    assert written == [f"{v:+.{decimals}f}" for v in changes]
+    assert "PPL change" in drawn
+    assert any(re.fullmatch(r"\((symmetric log colour scale, linear within ±[0-9.e-]+|linear colour scale)\)", t)
+               for t in drawn), drawn
+
+
+def test_change_scale_is_symmetric_log_when_one_cell_dominates():
+    from matplotlib.colors import SymLogNorm
+
+    from neurospec.report.plots import change_scale, fixed_decimals
+
+    values = [[50.0, 0.1, -0.2], [0.05, -0.3, None], [0.02, 0.4, -0.06]]
+    norm, words = change_scale(values)
+    assert isinstance(norm, SymLogNorm) and words.startswith("symmetric log colour scale")
+    quartile = np.quantile([abs(v) for row in values for v in row if v], 0.25)
+    assert quartile / 10 < norm.linthresh <= quartile  # linear within the smallest quarter of the changes
+    assert norm(0.0) == pytest.approx(0.5) and norm(50.0) == pytest.approx(1.0) and norm(-50.0) == pytest.approx(0)
+    for v in (0.1, 0.3, 5.0):
+        assert norm(v) + norm(-v) == pytest.approx(1.0)
+    assert norm(0.1) - 0.5 > 0.1  # a linear scale to 50 would put it 0.001 from white
+    even, words = change_scale([[0.2, -0.3], [0.25, 0.1]])
+    assert not isinstance(even, SymLogNorm) and words == "linear colour scale"
+    assert fixed_decimals(values) == 1 and fixed_decimals([[0.43, -0.001]]) == 3
+
+
+def test_long_titles_wrap_inside_the_figure(tmp_path):
+    from neurospec.report.plots import PAD_INCHES, draw
+
+    title = ("Overlap between groups: colour = Jaccard index, numbers = shared neurons, for every pair of the "
+             "twenty languages of this study, drawn on a narrow figure")
+    figure = draw("t", title, lambda fig: fig.add_subplot().plot([0, 1], [0, 1]), size=(3.0, 2.5), alt="a line")
+    lines = [t for t in svg_texts(figure.svg) if t in title]
+    assert len(lines) > 1 and " ".join(lines) == title  # every word drawn, on several lines
+    width_pt = float(re.search(r'<svg[^>]*?width="([0-9.]+)pt"', figure.svg.decode()).group(1))
+    assert width_pt <= (3.0 + 2 * PAD_INCHES) * 72 + 1  # the title did not widen the figure
+
+
+def _neuron_file(source: Path, target: Path, model_id: str, fingerprint: str | None = None) -> None:
+    doc = json.loads(source.read_text(encoding="utf-8"))
+    doc["meta"]["model_id"] = model_id
+    if fingerprint:
+        doc["meta"]["source"] = {"provenance": {"model": {"id": model_id, "fingerprint": fingerprint}}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _model_fact(html: str) -> tuple[str, str]:
+    found = re.search(r'<dt>model</dt><dd(?: title="([^"]*)")?>([^<]*)</dd>', html.split("<main")[0])
+    return found.group(2), found.group(1) or ""
+
+
+@pytest.mark.parametrize("recorded, shown", [
+    ("/root/.cache/huggingface/hub/models--google--gemma-3-270m/snapshots/0123abc", "google/gemma-3-270m"),
+    ("/home/me/.cache/neurospec/toy/small-bae15ab65ef3", "toy:small"),
+    ("runs/my-model", "runs/my-model"),
+])
+def test_model_is_named_as_given_with_the_fingerprint_in_a_tooltip(report, tmp_path, recorded, shown):
+    from neurospec.report import write_report
+
+    run = tmp_path / "run"
+    _neuron_file(report[0] / "lape.json", run / "lape.json", recorded, "sha256:feedbeef")
+    name, tooltip = _model_fact(write_report(run).read_text(encoding="utf-8"))
+    assert name == shown and "sha256:feedbeef" in tooltip
+    assert (f"recorded as: {recorded}" in tooltip) == (recorded != shown)
+    (run / "config.yaml").write_text("model: gemma-3-270m\n", encoding="utf-8")  # what the user wrote wins
+    name, tooltip = _model_fact(write_report(run).read_text(encoding="utf-8"))
+    assert name == "gemma-3-270m" and "sha256:feedbeef" in tooltip and f"recorded as: {recorded}" in tooltip
+
+
+def test_unfinished_statistics_are_named_not_drawn(report, tmp_path):
+    from neurospec.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(report[0] / "stats_work" / "stats", run / "stats")
+    doc = json.loads((run / "stats" / "stats.json").read_text(encoding="utf-8"))
+    (run / "stats" / "stats.json").write_text(json.dumps({**doc, "complete": False}), encoding="utf-8")
+    html = write_report(run).read_text(encoding="utf-8")
+    assert 'data-artifact="stats/stats.json"' in html and "unfinished" in html
+    assert "<img" not in html

@@ -68,20 +68,24 @@ def test_file_round_trips_byte_for_byte(run, label):
 
 
 # the keys, in order, of each kind's objects as the writers wrote them before the result types existed: the
-# types must keep every file exactly as it was
+# types must keep every file exactly as it was (issue 24 appended keys for intervals after the old ones, which
+# keep their places: ppl's intervals and the summary's *_ci, lss's and steer's interval_method, steer's change)
 KEYS = {
     "ppl/ppl.json": {
-        "": "format version recipe languages rows cells change_ppl change_nll summary empty_groups settings",
+        "": "format version recipe languages rows cells change_ppl change_nll summary empty_groups settings intervals",
         "rows.0": "name kind group seed neurons",
         "cells.none.eng_Latn": "ppl mean_nll nll tokens texts",
         "summary.fra_Latn": "language neurons random0:fra_Latn",
         "summary.fra_Latn.neurons": "ppl nll",
-        "summary.fra_Latn.neurons.ppl": "own mean_other selectivity",
+        "summary.fra_Latn.neurons.ppl": "own mean_other selectivity own_ci mean_other_ci difference difference_ci "
+                                        "selectivity_ci selectivity_note",
+        "intervals": "method confidence bootstrap seed texts change_ppl change_nll",
         "recipe": "name op value kind factor positions",
     },
     "lss/lss.json": {
         "": "format version recipe sources targets lss mean_offdiagonal mean_d0 degenerate pooled empty_groups cells "
-            "settings",
+            "settings interval_method",
+        "interval_method": "lss margin pooled_lss pooled_margin",
         "cells.0": "source target n excluded_identical missing lss ci95 mean_d0 mean_di controls ids d0 di",
         "cells.0.controls.random": "seed lss ci95 margin margin_ci95 di",
         "cells.0.controls.other": "group lss ci95 margin margin_ci95 di",
@@ -93,9 +97,9 @@ KEYS = {
         "curve.0": "recipe value factor positions mean_lss pooled_lss pooled_lss_ci95 mean_d0 folder",
     },
     "steer/steer.json": {
-        "": "format version recipe sources rows table empty_groups settings",
+        "": "format version recipe sources rows table empty_groups settings interval_method",
         "rows.0": "name kind group target seed",
-        "table.0": "row kind target source k n share ci95 baseline",
+        "table.0": "row kind target source k n share ci95 baseline change change_ci95",
         "table.0.baseline": "k n share ci95",
     },
     "xwinograd/xwinograd.json": {
@@ -133,8 +137,38 @@ def test_files_keep_their_keys(run, label):
         assert list(value) == keys.split(), (label, path)
 
 
+COVERED_ELSEWHERE = {"neurospec.lmeval": "test_lmeval_verb.py"}  # needs lm-eval: round-tripped in its own module
+
+
+OLDER = {  # label -> what a file written before issue 24's intervals lacks (it must still read, and write back)
+    "lss/lss.json": ["interval_method"],
+    "sweep/01-set_p_max_x4/lss.json": ["interval_method"],
+    "steer/steer.json": ["interval_method", "table.*.change", "table.*.change_ci95"],
+}
+
+
+@pytest.mark.parametrize("label", [*OLDER, "ppl/ppl.json"])
+def test_files_written_before_the_intervals_still_read(run, label):
+    doc = document(run, label)
+    if label == "ppl/ppl.json":  # no intervals, and the summary's first three keys with the raw ratio
+        del doc["intervals"]
+        for entry in doc["summary"].values():
+            for which, kinds in entry.items():
+                if which != "language":
+                    for kind, values in kinds.items():
+                        ratio = values["own"] / values["mean_other"] if values["mean_other"] != 0 else None
+                        kinds[kind] = {"own": values["own"], "mean_other": values["mean_other"], "selectivity": ratio}
+    for key in OLDER.get(label, []):
+        parent, _, last = key.rpartition(".")
+        holders = [doc] if not parent else [line for line in doc["table"]]
+        for holder in holders:
+            del holder[last]
+    result = ARTIFACTS[label].from_json(doc, label)
+    assert result.to_json() == doc and "interval_method" not in doc and "intervals" not in doc
+
+
 def test_every_result_format_is_covered():
-    assert set(TYPES) == {cls.FORMAT for cls in ARTIFACTS.values()}
+    assert set(TYPES) == {cls.FORMAT for cls in ARTIFACTS.values()} | set(COVERED_ELSEWHERE)
     assert all(cls.VERSION == 1 for cls in TYPES.values())
 
 

@@ -9,6 +9,7 @@ import torch
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
 
 from neurospec.data.lss_items import parallel_sentences
+from neurospec.evaluate.intervals import newcombe_paired, wilson
 from neurospec.evaluate.scoring import generate_texts
 from neurospec.evaluate.steering import LanguageIdentifier, prompts_from_parallel, steer_generation
 from neurospec.interventions.recipes import Recipe
@@ -76,6 +77,22 @@ def test_shares_count_the_identified_languages(tmp_path):
     assert len(saved["table"]) == 2 * 2
     lines = (tmp_path / "steer" / "generations.jsonl").read_text().splitlines()
     assert len(lines) == 3 * 2 * 3
+    # intervals: Wilson for each share, Newcombe's paired interval for the change on the same prompts
+    generations = [json.loads(line) for line in lines]
+    assert saved["interval_method"] == {"share": "wilson", "change": "newcombe paired score"}
+    for line in saved["table"]:
+        steered = in_target(generations, line["row"], line["source"], line["target"])
+        baseline = in_target(generations, "none", line["source"], line["target"])
+        assert line["ci95"] == list(wilson(sum(steered), 3)) and line["baseline"]["ci95"] == list(wilson(sum(baseline), 3))
+        assert line["change"] == line["share"] - line["baseline"]["share"]
+        assert line["change_ci95"] == list(newcombe_paired(steered, baseline))
+        assert line["change_ci95"][0] <= line["change"] <= line["change_ci95"][1]
+        assert line["change_ci95"][0] < line["change_ci95"][1]
+
+
+def in_target(generations: list[dict], row: str, source: str, target: str) -> list[bool]:
+    """Per prompt of ``source``, in order: whether ``row``'s continuation was identified as ``target``."""
+    return [g["language"] == target for g in generations if (g["row"], g["source"]) == (row, source)]
 
 
 def test_prompts_from_parallel_and_bad_input():

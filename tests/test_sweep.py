@@ -8,6 +8,7 @@ import pytest
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
 
 from neurospec.data.lss_items import items_from_parallel
+from neurospec.evaluate.intervals import wilson
 from neurospec.evaluate.lss import lss_matrix
 from neurospec.evaluate.sweep import recipe_grid, sweep
 from neurospec.util.errors import NeurospecError
@@ -38,6 +39,8 @@ def test_sweep_picks_the_highest_mean_lss_and_saves_every_setting(tmp_path):
     for c in saved["curve"]:
         setting = json.loads((tmp_path / "sweep" / c["folder"] / "lss.json").read_text())
         assert c["pooled_lss"] == setting["pooled"]["lss"] and c["pooled_lss_ci95"] == setting["pooled"]["ci95"]
-    assert saved["curve"][0]["pooled_lss"] == 0.0 and saved["curve"][0]["pooled_lss_ci95"] == [0.0, 0.0]
+    # nothing shifted: a Wilson interval over the distinct items, not a bootstrap's collapsed [0, 0]
+    assert saved["curve"][0]["pooled_lss"] == 0.0 and saved["curve"][0]["pooled_lss_ci95"] == list(wilson(0, n))
+    assert saved["settings"]["interval_method"] == "wilson over distinct items"
     with pytest.raises(NeurospecError, match="pass stats="):
         sweep(model, tok(), items, neurons, ["set:p_max"])

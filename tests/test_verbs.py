@@ -65,14 +65,14 @@ def test_options_classes_are_keyword_dataclasses(verb):
 
 def test_from_values_converts_and_names_the_flag():
     options = verb_spec("ppl").options
-    built = options.from_values({"model": "m", "out": "runs/x", "max_texts": "4", "corpus": "fr=a.txt",
+    built = options.from_values({"model": "m", "out": "runs/x", "limit": "4", "corpus": "fr=a.txt",
                                  "quiet": "true", "languages": ["en", "fr"], "batch_size": "16"})
-    assert built.max_texts == 4 and built.out == Path("runs/x") and built.corpus == ["fr=a.txt"]
+    assert built.limit == 4 and built.out == Path("runs/x") and built.corpus == ["fr=a.txt"]
     assert built.quiet is True and built.languages == "en,fr" and built.batch_size == "16"
     with pytest.raises(NeurospecError, match=r"--max-length '1' is below its minimum 2"):
         options.from_values({"model": "m", "out": "o", "max_length": "1"})
-    with pytest.raises(NeurospecError, match=r"--max-texts 'four' is not a valid int"):
-        options.from_values({"model": "m", "out": "o", "max_texts": "four"})
+    with pytest.raises(NeurospecError, match=r"--limit 'four' is not a valid int"):
+        options.from_values({"model": "m", "out": "o", "limit": "four"})
     with pytest.raises(NeurospecError, match=r"--batch-size 'lots': give a whole number of sequences \(e.g. 8\), or auto"):
         options.from_values({"model": "m", "out": "o", "batch_size": "lots"})
     with pytest.raises(NeurospecError, match=r"--batch-size '0': give at least 1 sequence, or auto"):
@@ -86,7 +86,7 @@ def test_from_values_converts_and_names_the_flag():
 def test_convert_refuses_a_float_for_an_int_and_a_word_for_a_switch():
     spec = verb_spec("ppl").options.fields()
     with pytest.raises(NeurospecError):
-        convert(spec["max_texts"], 2.5)
+        convert(spec["limit"], 2.5)
     with pytest.raises(NeurospecError):
         convert(spec["quiet"], "yes please")
 

@@ -75,7 +75,7 @@ def test_attribute_with_a_shared_model_equals_the_engine_and_is_stamped(study, c
 
 def test_select_culture_returns_and_saves_the_selection_and_its_baselines(study, tmp_path):
     root, _ = study
-    selection = select_culture(selection_options(root, tmp_path / "culture.json", random_seeds="2"))
+    selection = select_culture(selection_options(root, tmp_path / "culture.json", random_sets="2"))
     runs = [AttributionScores.load(root / name) for name in ("blend", "blend-control", "countryrc")]
     expected = select_culture_general(*runs, mlp_rate=0.02, attention_rate=0.02).union(
         select_culture_specific(*runs, countries=["China", "Iran"], rate=0.02))
@@ -85,12 +85,12 @@ def test_select_culture_returns_and_saves_the_selection_and_its_baselines(study,
     assert selection.random == NeuronSet.load(selection.random_out) == select_random_pooled(saved, seeds=range(2))
     for neurons in (saved, NeuronSet.load(selection.random_out)):
         record = neurons.meta.source["provenance"]
-        assert record["command"] == "neurospec select culture" and record["options"]["random_seeds"] == 2
+        assert record["command"] == "neurospec select culture" and record["options"]["random_sets"] == 2
         assert record["options"]["z_threshold"] == 0.5 and "out" not in record["options"]
         assert set(record["inputs"]) == {"blend", "control", "countryrc"}
 
 
-def test_select_culture_without_random_seeds_writes_only_the_selection(study, tmp_path):
+def test_select_culture_without_random_sets_writes_only_the_selection(study, tmp_path):
     root, _ = study
     selection = select_culture(selection_options(root, tmp_path / "general.json", kind="general"))
     assert selection.random is None and selection.random_out is None
@@ -101,7 +101,7 @@ def test_select_culture_without_random_seeds_writes_only_the_selection(study, tm
 @pytest.mark.parametrize("more, match", [
     ({"kind": "all"}, r"--kind 'all': use general, specific or both"),
     ({"z_threshold": "nan"}, r"--z nan: give a finite number"),
-    ({"random_seeds": "1", "random_out": "SAME"}, r"--random-out .* is the --out")])
+    ({"random_sets": "1", "random_out": "SAME"}, r"--random-out .* is the --out")])
 def test_select_culture_refuses_bad_options_before_writing(study, tmp_path, more, match):
     root, _ = study
     out = tmp_path / "culture.json"
@@ -113,7 +113,7 @@ def test_select_culture_refuses_bad_options_before_writing(study, tmp_path, more
 
 def test_mask_eval_with_a_shared_model_equals_the_engine(study, tmp_path):
     root, lm = study
-    selection = select_culture(selection_options(root, tmp_path / "culture.json", random_seeds="1"))
+    selection = select_culture(selection_options(root, tmp_path / "culture.json", random_sets="1"))
     options = MaskEvalOptions.from_values({
         "model": str(root / "model"), "neurons": str(tmp_path / "culture.json"),
         "random": str(tmp_path / "culture.random.json"), "groups": "culture-general,China", "benchmarks": "blend,qnli",

@@ -63,7 +63,7 @@ def test_steer_with_a_shared_model_equals_the_engine_and_is_stamped(study, tmp_p
     prompts = tmp_path / "en.txt"
     prompts.write_text("The cat sat on\n\nShe went to\nA third one\n", encoding="utf-8")
     options = SteerOptions.from_values({**inputs(root, tmp_path / "steer"), "prompts": [f"en={prompts}"],
-                                        "limit": "2", "targets": "fr", "max_new_tokens": "3",
+                                        "limit": "2", "groups": "fr", "max_new_tokens": "3",
                                         "candidates": "study", "random_seeds": "0", "quiet": "false"})
     result = steer(options, lm=lm)
     neurons, stats = engine_inputs(root)
@@ -118,7 +118,7 @@ def test_sweep_runs_the_grid_and_records_its_values_option(study, tmp_path):
 def test_eval_with_a_shared_model_equals_the_engine(study, tmp_path):
     root, lm = study
     table = evaluate_task(EvalOptions.from_values({**inputs(root, tmp_path / "xcopa"), "task": "xcopa",
-                                                   "languages": "et,it", "targets": "fr", "limit": "3",
+                                                   "languages": "et,it", "groups": "fr", "limit": "3",
                                                    "quiet": "true"}), lm=lm)
     neurons, stats = engine_inputs(root)
     api = self_cross(lm.model, lm.tokenizer, "xcopa", ["et", "it"], neurons, stats=stats, targets=["fr"], limit=3)
@@ -157,7 +157,7 @@ def test_langid_candidates():
 
 def test_a_list_option_error_names_its_flag_outside_the_command_line(study, tmp_path):
     root, lm = study
-    options = LssOptions.from_values({**inputs(root, tmp_path / "out"), **LSS_VALUES, "targets": "fr,,de"})
-    with pytest.raises(NeurospecError, match="^--targets 'fr,,de' has an empty item"):
+    options = LssOptions.from_values({**inputs(root, tmp_path / "out"), **LSS_VALUES, "groups": "fr,,de"})
+    with pytest.raises(NeurospecError, match="^--groups 'fr,,de' has an empty item"):
         lss(options, lm=lm)
     assert not (tmp_path / "out").exists()

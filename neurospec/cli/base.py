@@ -24,14 +24,63 @@ from neurospec.util.text import printable
 from neurospec.verbs.base import values_provenance
 from neurospec.version import __version__
 
+
+class VerbGroup(typer.core.TyperGroup):
+    """A group of ``neurospec`` verbs: an old flag of a verb (:mod:`neurospec.verbs.renames`) is taken as its new
+    one with a one-line deprecation warning, and switches show no ``<bool>`` value in ``--help`` (they take none)."""
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not isinstance(command, typer.core.TyperGroup):
+            names = []
+            while ctx.parent is not None:          # the groups below the root (``select``), not the program's name
+                names.insert(0, ctx.info_name or "")
+                ctx = ctx.parent
+            path = " ".join([*names, command.name or name or ""]).strip()
+            rest = new_flags(path, rest)
+            plain_switches(command, ctx)
+        return name, command, rest
+
+    def get_params(self, ctx):
+        plain_switches(self, ctx)
+        return super().get_params(ctx)
+
+
+def plain_switches(command, ctx) -> None:
+    """Give every switch of ``command`` (``--help`` too) an empty value name in its help line."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+def new_flags(verb: str, args: list[str]) -> list[str]:
+    """``args`` of ``neurospec VERB`` with each old flag (``--targets fr`` or ``--targets=fr``) replaced by its new
+    one, with a deprecation warning."""
+    from neurospec.verbs.renames import old_flags, renamed_message
+
+    renamed = old_flags(verb)
+    result = []
+    for arg in args:
+        if arg == "--":
+            result += args[len(result):]
+            break
+        flag, equals, value = arg.partition("=")
+        if flag in renamed:
+            err_console.print(f"[bold yellow]warning:[/] [yellow]{escape(renamed_message(verb, flag, renamed[flag]))}[/]")
+            arg = renamed[flag] + equals + value
+        result.append(arg)
+    return result
+
+
 app = typer.Typer(
+    cls=VerbGroup,
     name="neurospec",
     help="Neuron-level analysis of language models: find, inspect, switch off and amplify neurons.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-neurons_app = typer.Typer(help="Inspect, import and export neuron files.", no_args_is_help=True)
+neurons_app = typer.Typer(cls=VerbGroup, help="Inspect, import and export neuron files.", no_args_is_help=True)
 app.add_typer(neurons_app, name="neurons")
 
 console = Console(highlight=False, emoji=False)  # group names such as random0:Spain: are no emoji codes
@@ -231,7 +280,10 @@ def _current_value(name: str):
 # --------------------------------------------------------------------------------------------
 # Options and helpers of the verbs that load a model
 
-MODEL = typer.Option(..., "--model", help="Hub id or local folder of the model.")
+MODEL = typer.Option(..., "--model", help="Hub id, local folder, .gguf file or built-in name of the model.")
+REVISION = typer.Option(None, "--revision", help="Branch, tag or commit of a hub model (recorded in every result).")
+MODEL_ARG = typer.Option([], "--model-arg", help="KEY=VALUE for from_pretrained (repeatable; true/false and numbers "
+                         "are converted), e.g. --model-arg attn_implementation=eager.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Sequences per forward call.")
 BATCH_AUTO = typer.Option("auto", "--batch-size", help="Sequences per forward call, or auto: the largest that fits "
                           "(tried on a GPU; on a CPU estimated against a quarter of the free memory, at most 8).")

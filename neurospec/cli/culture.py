@@ -4,11 +4,11 @@
     neurospec attribute --model M --data blend-control --split find --templates all --out runs/attr/blend-control
     neurospec attribute --model M --data countryrc --split find --out runs/attr/countryrc    # the reference's 4 prompts
     neurospec select culture --blend runs/attr/blend --control runs/attr/blend-control \\
-        --countryrc runs/attr/countryrc --random-seeds 10 --out culture.json
-    neurospec mask-eval --model M --neurons culture.json --random culture.random.json \\
+        --countryrc runs/attr/countryrc --random-sets 10 --out culture.json
+    neurospec mask-eval --model M --neurons culture.json --random-neurons culture.random.json \\
         --benchmarks blend,countryrc,qnli,mrpc --limit 200 --out runs/mask
     neurospec finetune --model M --neurons culture.json --layers richest:4 --data qnli --samples 10000 \\
-        --evaluate blend,qnli --out runs/ft-richest
+        --benchmarks blend,qnli --out runs/ft-richest
 
 Each writes JSON (and CSV for tables) and prints a short summary; the same verbs are Python functions in
 neurospec.verbs.culture. Registered on :data:`neurospec.cli.main.app` when that module is imported.
@@ -29,7 +29,9 @@ from neurospec.cli.base import (
     DEVICE_MAP,
     DTYPE,
     MODEL,
+    MODEL_ARG,
     QUIET,
+    REVISION,
     TRUST,
     app,
     console,
@@ -54,7 +56,8 @@ _DATA_PATH = typer.Option([], "--path", help="name=FILE for a set read from a lo
 _COUNTRIES = typer.Option(None, "--countries", help="Only these countries, e.g. China,Iran,US (any name BLEnD knows).")
 _TEMPLATES = typer.Option("blend", "--templates", help="Prompt templates: blend, question_first, options_first, terse, "
                           "all of these, or question (the bare question, with --target answer).")
-_FORMAT = typer.Option("auto", "--format", help="auto (chat with the {\"answer_choice\":\" prefill when the tokenizer has a "
+_FORMAT = typer.Option("auto", "--prompt-format", help="auto (chat with the {\"answer_choice\":\" prefill when the tokenizer "
+                       "has a "
                        "chat template, else plain), chat, plain.")
 _SCORING = typer.Option("vocab", "--scoring", help="vocab: the argmax over the whole vocabulary must be the gold "
                         "letter (the paper's); letter: the argmax over the option letters only; loglik: the "
@@ -66,14 +69,14 @@ _ATTRIBUTE_TEMPLATES = typer.Option(
     "of these (with the {\"answer_choice\":\" prefill); countryrc (the reference's 4 CountryRC prompts, no prefill) "
     "or one of countryrc_letter_1/2, countryrc_number_1/2; question (the bare question, with --target answer). "
     "--data countryrc --templates blend is neurospec's earlier CountryRC protocol.")
-_ATTRIBUTE_FORMAT = typer.Option("auto", "--format", help="auto (chat when the tokenizer has a chat template, else "
+_ATTRIBUTE_FORMAT = typer.Option("auto", "--prompt-format", help="auto (chat when the tokenizer has a chat template, else "
                                  "plain), chat, plain. In chat, BLEnD templates get the {\"answer_choice\":\" "
                                  "prefill; the CountryRC prompts never do (as the reference).")
 
 
 @app.command("attribute")
 def attribute_command(
-    model: str = MODEL,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
     data: str = typer.Option(..., "--data", help="blend, blend-control, countryrc, or any set of `mask-eval --benchmarks`."),
     out: Path = typer.Option(..., "--out", help="Run folder: attribution.json + scores.safetensors."),
     path: list[str] = _DATA_PATH,
@@ -81,7 +84,7 @@ def attribute_command(
                               "test, or all."),
     countries: Optional[str] = _COUNTRIES,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per country."),
-    templates: str = _ATTRIBUTE_TEMPLATES, fmt: str = _ATTRIBUTE_FORMAT,
+    templates: str = _ATTRIBUTE_TEMPLATES, prompt_format: str = _ATTRIBUTE_FORMAT,
     target: str = typer.Option("letter", "--target", help="letter (the paper) or answer (the gold option's text)."),
     objective: str = typer.Option("prob", "--objective", help="prob (the paper: p * max a*dp/da) or logprob."),
     sites: str = typer.Option("gate_pre,up_pre,q,k,v", "--sites", help="Sites to score."),
@@ -112,7 +115,8 @@ def select_culture_command(
     countryrc_rate: float = typer.Option(0.01, "--countryrc-rate", help="Drop the top fraction by CountryRC score."),
     specific_rate: float = typer.Option(0.003, "--specific-rate", help="Culture-specific: top fraction of the pool."),
     z_threshold: float = typer.Option(0.5, "--z", help="Culture-specific: minimum z-score across countries."),
-    random_seeds: int = typer.Option(0, "--random-seeds", min=0, help="Also write N random baselines per group."),
+    random_sets: int = typer.Option(0, "--random-sets", min=0, help="Also write N random baselines per group (seeds "
+                                    "0..N-1; mask-eval --random-neurons reads them)."),
     random_out: Optional[Path] = typer.Option(None, "--random-out", help="File of the random baselines "
                                               "(default: OUT with .random.json)."),
 ) -> None:
@@ -126,14 +130,21 @@ def select_culture_command(
 
 @app.command("mask-eval")
 def mask_eval_command(
-    model: str = MODEL,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
     neurons: Path = typer.Option(..., "--neurons", exists=True, dir_okay=False, help="NeuronSet JSON (or CULNIG) file."),
     out: Path = typer.Option(..., "--out", help="Output folder: mask_eval.json, accuracy.csv, related_*.csv."),
     groups: Optional[str] = typer.Option(None, "--groups", help="Groups to mask (default: all of --neurons)."),
-    random: Optional[Path] = typer.Option(None, "--random", exists=True, dir_okay=False,
-                                          help="Random baselines (groups random<seed>:<group>)."),
-    mode: str = typer.Option("suppress", "--mode", help="suppress (set to 0) or enhance (multiply by --factor)."),
-    factor: float = typer.Option(2.0, "--factor", help="Enhancement factor."),
+    recipe: str = typer.Option("zero", "--recipe", help="What is done to each group's neurons: zero (suppress, the "
+                               "paper), scale*2 (enhance), set:p_max with --stats..."),
+    random_neurons: Optional[Path] = typer.Option(None, "--random-neurons", exists=True, dir_okay=False,
+                                                  help="Random baselines of select culture --random-sets (groups "
+                                                  "random<seed>:<group>)."),
+    random_seeds: Optional[str] = typer.Option("", "--random-seeds", help="Seeds of size-matched random control "
+                                               "groups drawn here ('' for none, the default)."),
+    stats: Optional[Path] = typer.Option(None, "--stats", help="Statistics folder, for recipes with p_max / "
+                                         "p_median / mean."),
+    mode: Optional[str] = typer.Option(None, "--mode", hidden=True, help="Old form of --recipe: suppress or enhance."),
+    factor: Optional[float] = typer.Option(None, "--factor", hidden=True, help="Old form of --recipe scale*F."),
     benchmarks: str = typer.Option("blend,qnli", "--benchmarks", help="Sets to evaluate: blend, countryrc, culturalbench, "
                                    "normad, worldvaluesbench, qnli, mrpc, commonsenseqa."),
     path: list[str] = _DATA_PATH,
@@ -141,7 +152,7 @@ def mask_eval_command(
                               "or find or all."),
     countries: Optional[str] = _COUNTRIES,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per group of each set."),
-    templates: str = _TEMPLATES, fmt: str = _FORMAT, scoring: str = _SCORING,
+    templates: str = _TEMPLATES, prompt_format: str = _FORMAT, scoring: str = _SCORING,
     seed: int = typer.Option(0, "--seed", help="Seed of the item builders and of the bootstrap."),
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
@@ -155,16 +166,16 @@ def mask_eval_command(
 
 @app.command("finetune")
 def finetune_command(
-    model: str = MODEL,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
     out: Path = typer.Option(..., "--out", help="Output folder: finetune.json (+ the model with --save-model)."),
-    layers: str = typer.Option(..., "--layers", help="richest:K / none:K / poorest:K (by --group's neurons) or 4,5,6."),
+    layers: str = typer.Option(..., "--layers", help="richest:K / none:K / poorest:K (by --groups' neurons) or 4,5,6."),
     neurons: Optional[Path] = typer.Option(None, "--neurons", exists=True, dir_okay=False, help="NeuronSet file."),
-    group: str = typer.Option("culture-general", "--group", help="The group whose neurons rank the layers."),
+    groups: str = typer.Option("culture-general", "--groups", help="The group whose neurons rank the layers (one)."),
     block: str = typer.Option("mlp", "--block", help="mlp or attention: which block of each chosen layer is trained."),
     data: str = typer.Option("qnli", "--data", help="Training set (any --benchmarks name; QNLI in the paper)."),
     train_path: Optional[Path] = typer.Option(None, "--train-path", exists=True,
                                               help="File of the training items of --data (e.g. QNLI's train.tsv, "
-                                                   "as the paper); without it, a set also in --evaluate is cut in "
+                                                   "as the paper); without it, a set also in --benchmarks is cut in "
                                                    "two seeded halves."),
     allow_overlap: bool = typer.Option(False, "--allow-overlap", help="Evaluate on items also trained on (refused "
                                        "by default)."),
@@ -172,10 +183,10 @@ def finetune_command(
     samples: int = typer.Option(10_000, "--samples", min=1, help="Training items (the paper: 10k)."),
     lr: float = typer.Option(3e-5, "--lr", help="Learning rate (the paper: 3e-5)."),
     epochs: int = typer.Option(1, "--epochs", min=1, help="Epochs (the paper: 1)."),
-    evaluate: str = typer.Option("blend,qnli", "--evaluate", help="Sets evaluated before and after training."),
-    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="At most N evaluation items per group."),
+    benchmarks: str = typer.Option("blend,qnli", "--benchmarks", help="Sets evaluated before and after training."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N evaluation items per group."),
     templates: str = typer.Option("blend", "--templates", help="Templates for training and evaluation."),
-    fmt: str = _FORMAT, scoring: str = _SCORING,
+    prompt_format: str = _FORMAT, scoring: str = _SCORING,
     seed: int = typer.Option(0, "--seed", help="Seed of the item shuffle and builders."),
     save_model: bool = typer.Option(False, "--save-model", help="Also save the fine-tuned model into OUT/model."),
     batch_size: int = BATCH, dtype: str = DTYPE, device: Optional[str] = DEVICE,

@@ -15,10 +15,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from neurospec.cli.base import app, console, user_errors
+from neurospec.cli.base import VerbGroup, app, console, user_errors
 from neurospec.util.errors import NeurospecError
 
-data_app = typer.Typer(help="The data sets neurospec reads: list them, fetch them.", no_args_is_help=True)
+data_app = typer.Typer(cls=VerbGroup, help="The data sets neurospec reads: list them, fetch them.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 

@@ -17,7 +17,21 @@ from typing import Optional
 
 import typer
 
-from neurospec.cli.base import BATCH_AUTO, DEVICE, DEVICE_MAP, DTYPE, MODEL, QUIET, TRUST, app, console, done, user_errors
+from neurospec.cli.base import (
+    BATCH_AUTO,
+    DEVICE,
+    DEVICE_MAP,
+    DTYPE,
+    MODEL,
+    MODEL_ARG,
+    QUIET,
+    REVISION,
+    TRUST,
+    app,
+    console,
+    done,
+    user_errors,
+)
 from neurospec.verbs.evaluate import (
     EvalOptions,
     LssOptions,
@@ -31,15 +45,17 @@ from neurospec.verbs.evaluate import (
     sweep,
 )
 
-_NEURONS = typer.Option(None, "--neurons", help="NeuronSet JSON file (neurospec select ...); targets are its groups.")
+_NEURONS = typer.Option(None, "--neurons", help="NeuronSet JSON file (neurospec select ...); the groups are its groups.")
 _STATS = typer.Option(None, "--stats", help="Statistics folder (neurospec collect --mode sentence) for p_max / p_median / mean.")
-_TARGETS = typer.Option(None, "--targets", help="Only these groups of --neurons, e.g. fr,de.")
+_GROUPS = typer.Option(None, "--groups", help="Only these groups of --neurons (any language or country name), e.g. fr,de.")
 _OUT = typer.Option(..., "--out", help="Output folder (JSON + CSV).")
 _LANGUAGES = typer.Option(None, "--languages", help="Languages, e.g. en,fr,zh (any code or name).")
 _PARALLEL = typer.Option(None, "--parallel", help="ntrex or flores: parallel sentences from the shared data "
                          "(or NEUROSPEC_DATA) for --languages.")
 _SPLIT = typer.Option(None, "--split", help="FLORES/SIB-200 split: train, dev, test (default dev; ppl: all).")
-_DATA_DIR = typer.Option(None, "--data-dir", help="Folder of the parallel corpus or task data (default: shared data).")
+_DATA_DIR = typer.Option(None, "--data-dir", help="The data root, as NEUROSPEC_DATA (default: NEUROSPEC_DATA, else the "
+                         "fetched data).")
+_RANDOM_SEEDS = typer.Option("0", "--random-seeds", help="Seeds of size-matched random control groups ('' for none).")
 _LIMIT = typer.Option(None, "--limit", min=1, help="Only the first N items / sentences per language.")
 
 
@@ -48,14 +64,17 @@ _LIMIT = typer.Option(None, "--limit", min=1, help="Only the first N items / sen
 
 @app.command("ppl")
 def ppl_command(
-    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
+    neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     corpus: list[str] = typer.Option([], "--corpus", help="LANGUAGE=PATH of held-out text (repeatable); as for collect."),
     corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Every language of a folder (or NTREX / SIB-200)."),
     languages: Optional[str] = _LANGUAGES, split: Optional[str] = _SPLIT,
-    max_texts: Optional[int] = typer.Option(None, "--max-texts", min=1, help="First N texts per language (default all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="First N texts per language (default all)."),
     recipe: str = typer.Option("zero", "--recipe", help="What is done to each group's neurons: zero, scale*0.5, set:p_max..."),
-    targets: Optional[str] = _TARGETS,
-    random_seeds: Optional[str] = typer.Option("0", "--random-seeds", help="Seeds of matched random control rows ('' for none)."),
+    groups: Optional[str] = _GROUPS, random_seeds: Optional[str] = _RANDOM_SEEDS,
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Resamples of texts for the paired intervals of "
+                                  "every change (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     bos: str = typer.Option("auto", "--bos", help="auto: the tokenizer's BOS before every text; never: none."),
     max_length: Optional[int] = typer.Option(None, "--max-length", min=2,
                                              help="Window length (default min(max_position, 2048))."),
@@ -72,15 +91,15 @@ def ppl_command(
 
 @app.command("steer")
 def steer_command(
-    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
+    neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     prompts: list[str] = typer.Option([], "--prompts", help="LANGUAGE=FILE, one prompt per line (repeatable)."),
     parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = typer.Option(20, "--limit", min=1, help="Prompts per source."),
     prompt_fraction: float = typer.Option(0.5, "--prompt-fraction",
                                           help="With --parallel: the share of each sentence kept as prompt."),
     recipe: str = typer.Option("set:p_max", "--recipe", help="set:p_max, set:p_median*2, add:runtime:max, ..."),
-    targets: Optional[str] = _TARGETS,
-    random_seeds: Optional[str] = typer.Option("0", "--random-seeds", help="Seeds of matched random control rows."),
+    groups: Optional[str] = _GROUPS, random_seeds: Optional[str] = _RANDOM_SEEDS,
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
     candidates: Optional[str] = typer.Option(None, "--langid-languages", help="Restrict language ID to these (default: all "
                                              "py3langid languages); 'study' = the sources and targets."),
@@ -99,24 +118,26 @@ def steer_command(
 _ITEMS = typer.Option(None, "--items", help="LSS items: JSONL with prompt (or template+subject) and answer per language.")
 _ANSWER_WORDS = typer.Option(1, "--answer-words", min=1, help="Parallel cut: words in the answer (spaced scripts).")
 _ANSWER_CHARS = typer.Option(2, "--answer-chars", min=1, help="Parallel cut: characters in the answer (zh, ja, th...).")
-_SOURCES = typer.Option(None, "--sources", help="Only these source languages (default: the targets' languages).")
-_BOOTSTRAP = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the intervals.")
+_SOURCES = typer.Option(None, "--sources", help="Only these source languages (default: the groups' languages).")
+_BOOTSTRAP = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the pooled margins (cells and "
+                          "shares take Wilson / Newcombe intervals).")
 
 
 @app.command("lss")
 def lss_command(
-    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
+    neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     items: Optional[Path] = _ITEMS, parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES,
     split: Optional[str] = _SPLIT, data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = _LIMIT,
     answer_words: int = _ANSWER_WORDS, answer_chars: int = _ANSWER_CHARS,
     recipe: str = typer.Option("set:p_max", "--recipe", help="set:p_max, set:p_median*2, ..."),
-    targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES,
+    groups: Optional[str] = _GROUPS, sources: Optional[str] = _SOURCES,
     controls: Optional[str] = typer.Option("random,other", "--controls", help="Paired controls: random, other ('' for none)."),
-    random_seed: int = typer.Option(0, "--random-seed"), bootstrap: int = _BOOTSTRAP,
+    random_seeds: Optional[str] = _RANDOM_SEEDS, bootstrap: int = _BOOTSTRAP,
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
-    """Language Steering Shift matrix (source x target) with bootstrap intervals and paired controls."""
+    """Language Steering Shift matrix (source x target) with intervals and paired controls."""
     with user_errors():
         options = LssOptions(**locals())
         matrix = lss(options)
@@ -128,7 +149,8 @@ def lss_command(
 
 @app.command("sweep")
 def sweep_command(
-    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
+    neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     items: Optional[Path] = _ITEMS, parallel: Optional[str] = _PARALLEL, languages: Optional[str] = _LANGUAGES,
     split: Optional[str] = _SPLIT, data_dir: Optional[Path] = _DATA_DIR, limit: Optional[int] = _LIMIT,
     answer_words: int = _ANSWER_WORDS, answer_chars: int = _ANSWER_CHARS,
@@ -137,7 +159,7 @@ def sweep_command(
     values: str = typer.Option("p_max,p_median", "--values", help="Grid: p_max, p_median, mean, numbers, runtime:max..."),
     factors: str = typer.Option("1,2,5,10", "--factors", help="Grid: factors."),
     positions: str = typer.Option("all", "--positions", help="Grid: all, prompt, continuation."),
-    targets: Optional[str] = _TARGETS, sources: Optional[str] = _SOURCES, bootstrap: int = _BOOTSTRAP,
+    groups: Optional[str] = _GROUPS, sources: Optional[str] = _SOURCES, bootstrap: int = _BOOTSTRAP,
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
@@ -151,10 +173,11 @@ def sweep_command(
 @app.command("eval")
 def eval_command(
     task: str = typer.Argument(..., help="xcopa, xwinograd, belebele, include, flores, ntrex."),
-    model: str = MODEL, neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
+    neurons: Optional[Path] = _NEURONS, stats: Optional[Path] = _STATS, out: Path = _OUT,
     languages: str = typer.Option(..., "--languages", help="Evaluated languages, e.g. et,ht,sw."),
     recipe: str = typer.Option("set:p_max", "--recipe", help="Intervention on each target's neurons."),
-    targets: Optional[str] = _TARGETS, limit: Optional[int] = _LIMIT, split: Optional[str] = _SPLIT,
+    groups: Optional[str] = _GROUPS, limit: Optional[int] = _LIMIT, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR,
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,

@@ -20,7 +20,7 @@ from neurospec.cli.base import app
 
 # isort: off
 # Each module registers its verbs on app when imported, in this order (the order `neurospec --help` lists).
-from neurospec.cli import neurons, measure, evaluate, culture, study, data  # noqa: F401
+from neurospec.cli import neurons, measure, evaluate, lmeval, culture, study, data  # noqa: F401
 # isort: on
 
 __all__ = ["app"]

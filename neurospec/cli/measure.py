@@ -17,7 +17,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from neurospec.cli.base import app, command_provenance, console, user_errors, warnings_after
+from neurospec.cli.base import (
+    DEVICE,
+    DEVICE_MAP,
+    DTYPE,
+    MODEL,
+    MODEL_ARG,
+    QUIET,
+    REVISION,
+    TRUST,
+    VerbGroup,
+    app,
+    command_provenance,
+    console,
+    user_errors,
+    warnings_after,
+)
 from neurospec.cli.neurons import counts_table, neuron_set_header
 from neurospec.util.io import json_text
 from neurospec.verbs.measure import (
@@ -41,7 +56,7 @@ from neurospec.verbs.measure import (
 
 @app.command("collect")
 def collect_command(
-    model: str = typer.Option(..., "--model", help="Hub id or local folder of the model."),
+    model: str = MODEL, revision: Optional[str] = REVISION, model_args: list[str] = MODEL_ARG,
     corpus: list[str] = typer.Option([], "--corpus", help="LANGUAGE=PATH (repeatable): a text, .jsonl or .tsv file, an "
                                      "NTREX-128 or SIB-200 folder, or hf:NAME[:CONFIG][@SPLIT]."),
     corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Every language of a folder (LANG.txt files, "
@@ -66,11 +81,8 @@ def collect_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     text_field: str = typer.Option("text", "--text-field", help="Field of JSONL / HF records holding the text."),
     split: Optional[str] = typer.Option(None, "--split", help="SIB-200 split (train, dev, test) or HF split."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (fp32 on CPU, the checkpoint's elsewhere), float32, bfloat16..."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)."),
-    device_map: Optional[str] = typer.Option(None, "--device-map", help="auto: spread a large model over all GPUs."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code from the model's repository."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    dtype: str = DTYPE, device: Optional[str] = DEVICE, device_map: Optional[str] = DEVICE_MAP,
+    trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
     """Activation statistics per language (counts of value > 0, sums, squares, max; per-sentence sample)."""
     with user_errors():
@@ -94,7 +106,7 @@ def _stats_table(stats) -> Table:
     return table
 
 
-stats_app = typer.Typer(help="Inspect activation statistics folders.", no_args_is_help=True)
+stats_app = typer.Typer(cls=VerbGroup, help="Inspect activation statistics folders.", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
 
 
@@ -121,7 +133,7 @@ def stats_show(
         console.print(_stats_table(stats))
 
 
-select_app = typer.Typer(help="Select neurons from activation statistics.", no_args_is_help=True)
+select_app = typer.Typer(cls=VerbGroup, help="Select neurons from activation statistics.", no_args_is_help=True)
 app.add_typer(select_app, name="select")
 
 _STATS = typer.Option(..., "--stats", help="A folder written by `neurospec collect`.")

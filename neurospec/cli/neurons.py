@@ -17,11 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from neurospec.cli.base import GROUP_COLOURS, app, console, neurons_app, split_names, user_errors, warnings_after
+from neurospec.cli.base import GROUP_COLOURS, VerbGroup, app, console, neurons_app, split_names, user_errors, warnings_after
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_torch_save, json_text
-from neurospec.verbs.base import check_not_an_input
+from neurospec.verbs.base import check_not_an_input, one_group
 from neurospec.verbs.measure import NeuronsImportOptions, neurons_import
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def sites(
         console.print(table)
 
 
-intervention_app = typer.Typer(help="Write and check intervention files.", no_args_is_help=True)
+intervention_app = typer.Typer(cls=VerbGroup, help="Write and check intervention files.", no_args_is_help=True)
 app.add_typer(intervention_app, name="intervention")
 
 
@@ -232,7 +232,7 @@ def check_intervention(
 @intervention_app.command("make")
 def make_intervention(
     neurons: Path = typer.Option(..., "--neurons", exists=True, dir_okay=False, help="NeuronSet JSON file."),
-    group: str = typer.Option(..., "--group", help="The group whose neurons are edited, e.g. fr."),
+    groups: str = typer.Option(..., "--groups", help="The group whose neurons are edited (one), e.g. fr."),
     recipe: str = typer.Option(..., "--recipe", help="zero, scale*2, set:p_max, set:p_median*2, add:runtime:max..."),
     out: Path = typer.Option(..., "--out", help="Intervention JSON file to write."),
     stats: Optional[Path] = typer.Option(None, "--stats", help="Statistics folder, for p_max / p_median / mean."),
@@ -244,6 +244,7 @@ def make_intervention(
     with user_errors(), writing(out, "neurospec intervention make", file=True):
         chosen = Recipe.parse(recipe, "--recipe")
         check_not_an_input(out, "--out", {"--neurons": neurons})
+        group = one_group(groups, "an intervention file is made for one group")
         written = write_intervention(chosen, neurons, group, out, ActivationStats.load(stats) if stats else None)
         console.print(escape(f"wrote {written}"), soft_wrap=True)
 
@@ -264,7 +265,7 @@ def languages(
         console.print(table)
 
 
-toy_app = typer.Typer(help="Small multilingual models trained from real text (the project's fixtures).",
+toy_app = typer.Typer(cls=VerbGroup, help="Small multilingual models trained from real text (the project's fixtures).",
                       no_args_is_help=True)
 app.add_typer(toy_app, name="toy")
 
@@ -294,7 +295,7 @@ def toy_train(
 @toy_app.command("blend-accuracy")
 def toy_blend_accuracy(
     model: Path = typer.Argument(..., exists=True, file_okay=False, help="A model folder (the culture toy)."),
-    per_country: int = typer.Option(300, "--per-country", min=1, help="Items sampled per country."),
+    limit: int = typer.Option(300, "--limit", min=1, help="Items sampled per country."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the table as JSON."),
 ) -> None:
     """BLEnD multiple-choice accuracy per country (log-likelihood), with 95% Wilson intervals."""
@@ -304,11 +305,11 @@ def toy_blend_accuracy(
 
     with user_errors(), writing(out, "neurospec toy blend-accuracy", file=True):
         lm = load_model(model)
-        table_data = blend_accuracy(lm.model, lm.tokenizer, per_country=per_country)
+        table_data = blend_accuracy(lm.model, lm.tokenizer, per_country=limit)
         table = Table("country", "accuracy", "95% interval", "n", "chance", "above chance")
         for group, row in table_data.items():
             table.add_row(group, f"{row['accuracy']:.3f}", f"{row['ci95'][0]:.3f}-{row['ci95'][1]:.3f}", str(row["n"]),
                           f"{row['chance']:.2f}", "yes" if row["above_chance"] else "no")
         console.print(table)
         if out:
-            atomic_write_json(out, {"model": str(model), "per_country": per_country, "accuracy": table_data})
+            atomic_write_json(out, {"model": str(model), "per_country": limit, "accuracy": table_data})

@@ -20,7 +20,7 @@ import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -277,6 +277,7 @@ def load_model(
     device_map: str | dict | None = None,
     trust_remote_code: bool = False,
     revision: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
     attn_implementation: str | None = None,
     tokenizer: bool = True,
     allow_missing_weights: bool = False,
@@ -295,7 +296,9 @@ def load_model(
     anyway, with a warning (so does the environment variable ``NEUROSPEC_ALLOW_MISSING_WEIGHTS=1``, for
     the command line). Weights of another size than config.json says are always refused, as are a
     damaged weight file, an invalid config.json and a device this machine lacks. ``quiet`` also silences
-    transformers' own progress bars while loading.
+    transformers' own progress bars while loading. ``revision`` (a hub branch, tag or commit) and ``model_args``
+    (more keyword arguments of ``from_pretrained``, e.g. ``{"attn_implementation": "eager"}``; see
+    :func:`parse_model_args`) are recorded in the provenance of every result.
     """
     import transformers
 
@@ -309,6 +312,7 @@ def load_model(
         kwargs["device_map"] = device_map
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    kwargs.update(checked_model_args(model_args or {}))
     check_exists(name_or_path)
     resolved = resolve_source(name_or_path)
     source = resolved.folder
@@ -332,7 +336,8 @@ def load_model(
         raise
     allow = allow_missing_weights or os.environ.get("NEUROSPEC_ALLOW_MISSING_WEIGHTS") == "1"
     complete = _check_loaded_weights(model, info, name, allow)
-    model.neurospec_loaded_from = {"source": source, "revision": revision, "complete": complete}  # for provenance
+    model.neurospec_loaded_from = {"source": source, "revision": revision, "complete": complete,  # for provenance
+                                   "model_args": {key: model_args[key] for key in sorted(model_args or {})}}
     if device_map is None:
         model.to(device)
     model.eval()
@@ -345,6 +350,53 @@ def load_model(
     loaded = LoadedModel(model, tok, str(name_or_path))
     site_map(loaded.model)  # resolve now: an unsupported architecture fails at load time, with its explanation
     return loaded
+
+
+# from_pretrained arguments neurospec sets from its own options: --model-arg may not give them
+OWN_LOADING_ARGS = {"trust_remote_code": "--trust-remote-code", "revision": "--revision", "torch_dtype": "--dtype",
+                    "dtype": "--dtype", "device_map": "--device-map", "output_loading_info": None,
+                    "pretrained_model_name_or_path": "--model"}
+
+
+def parse_model_args(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["attn_implementation=eager", "low_cpu_mem_usage=true"]`` -> ``{"attn_implementation": "eager",
+    "low_cpu_mem_usage": True}`` (as lm-eval's ``model_args``: true/false, integers and decimals are converted,
+    anything else stays text); a mapping is checked and returned."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return checked_model_args(items)
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, equals, text = str(item).partition("=")
+        key = key.strip()
+        if not equals or not key.isidentifier():
+            raise NeurospecError(f"--model-arg {item!r}: give KEY=VALUE, e.g. --model-arg attn_implementation=eager")
+        if key in parsed:
+            raise NeurospecError(f"--model-arg {key} is given twice; give each key once")
+        parsed[key] = _model_arg_value(text.strip())
+    return checked_model_args(parsed)
+
+
+def _model_arg_value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def checked_model_args(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``arguments`` unless one of them is set by a neurospec option (named in the one-line error)."""
+    for key in arguments:
+        if key in OWN_LOADING_ARGS:
+            use = OWN_LOADING_ARGS[key]
+            raise NeurospecError(f"--model-arg {key}=...: neurospec sets {key} itself"
+                                 + (f"; use {use}" if use else "; leave it out"))
+    return dict(arguments)
 
 
 def empty_model(name_or_path: str | Path, *, trust_remote_code: bool = False) -> nn.Module:

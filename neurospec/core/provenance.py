@@ -135,12 +135,19 @@ def describe_model(model: torch.nn.Module) -> dict[str, Any]:
             "fingerprint": model_fingerprint(model), "weights_fingerprint": weights_fingerprint(model),
             "config_fingerprint": config_fingerprint(model), "class": type(model).__name__,
             "dtype": str(dtype).replace("torch.", "") if dtype is not None else None,
-            "source": getattr(model, "neurospec_source", None)}
+            "source": getattr(model, "neurospec_source", None), **loading_options(model)}
+
+
+def loading_options(model: torch.nn.Module) -> dict[str, Any]:
+    """``{"revision": ..., "model_args": {...}}`` as ``load_model`` was given them (only those given)."""
+    loaded = getattr(model, "neurospec_loaded_from", None) or {}
+    return {key: loaded[key] for key in ("revision", "model_args") if loaded.get(key)}
 
 
 def _from_record(recorded: Mapping[str, Any]) -> dict[str, Any]:
     """A model section recorded elsewhere (stats.json's, an attribution run's, a neuron file's provenance)."""
-    keys = ("id", "model_id", "fingerprint", "weights_fingerprint", "config_fingerprint", "class", "dtype", "source")
+    keys = ("id", "model_id", "fingerprint", "weights_fingerprint", "config_fingerprint", "class", "dtype", "source",
+            "revision", "model_args")
     if "fingerprint" not in recorded and recorded.get("weights_fingerprint") and recorded.get("config_fingerprint"):
         text = f"{recorded['config_fingerprint']}\n{recorded['weights_fingerprint']}"
         recorded = {**recorded, "fingerprint": "sha256:" + hashlib.sha256(text.encode()).hexdigest()}

@@ -2,7 +2,8 @@
 
     from neurospec.data.locate import locate
     folder = locate("blend")                  # NEUROSPEC_DATA/blend, else the verified cache, else an error
-    folder = locate("blend", "my/blend")      # a folder given explicitly always wins
+    folder = locate("blend", "my/blend")      # a folder given explicitly always wins: the data set's own
+    folder = locate("blend", "my/data")       # or a data root holding blend/ (as NEUROSPEC_DATA; --data-dir)
     folder = locate("blend", fetch=True)      # download it when it is nowhere here
 
 Order: an explicit path; then ``$NEUROSPEC_DATA/<folder>`` (a mirror with the layout of the cache, which
@@ -43,6 +44,8 @@ def locate(name: str, explicit: str | os.PathLike | None = None, *, fetch_missin
     """The folder of data set ``name`` (see the module doc for the order); ``explicit`` must exist."""
     if explicit is not None:
         path = Path(explicit).expanduser()
+        if (path / dataset(name).folder).is_dir():   # a data root, laid out as NEUROSPEC_DATA
+            return path / dataset(name).folder
         if not path.exists():
             raise NeurospecError(f"{name} data not found at {path}; fix the path, or leave it out to use the "
                                  f"{name} data set (neurospec data fetch {dataset(name).name})")

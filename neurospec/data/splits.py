@@ -66,6 +66,6 @@ def separate(train_name: str, train: Sequence[MCItem], evaluation: dict[str, lis
     if clashes and not allow_overlap:
         listed = ", ".join(f"{name} ({n} of {len(evaluation[name])})" for name, n in clashes.items())
         raise NeurospecError(f"the training items of {train_name} are also evaluation items of {listed}; give "
-                             f"a separate training file (--train-path) or leave that set out of --evaluate, or "
+                             f"a separate training file (--train-path) or leave that set out of --benchmarks, or "
                              f"pass --allow-overlap to evaluate on trained items knowingly")
     return train, evaluation, {"method": method, "overlap_allowed": allow_overlap, "shared_items": shared}

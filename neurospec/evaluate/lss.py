@@ -11,11 +11,19 @@ For source s, target t and item i with a prompt in s and answers ``o_s``, ``o_t`
 as a continuation), ``D0_i`` without and ``DI_i`` with the intervention, and
 ``LSS(s -> t) = mean_i 1[DI_i - D0_i > 0]`` (METHODS section 2). Items whose two answers tokenise
 identically after the prompt are excluded (and counted): their D is 0 whatever the model does.
-Intervals are percentile bootstraps over items (seeded). The mean D0 is negative when the cut is
-sound (the source answer is the likelier one without intervention); ``degenerate`` flags the opposite.
+The mean D0 is negative when the cut is sound (the source answer is the likelier one without
+intervention); ``degenerate`` flags the opposite.
+
+Intervals (95%, named in lss.json's ``interval_method``): a cell's LSS and a control's LSS are shares
+of independent items, with Wilson score intervals (which keep a width at 0/n and n/n, where a
+percentile bootstrap collapses to [0, 0] or [1, 1]); a cell's margin over a control is a difference of
+two shares on the same items, with Newcombe's paired score interval; pooled over cells, where an item
+appears in many cells, the LSS gets a Wilson interval with the number of distinct items as the trials
+(conservative: it holds however alike an item's cells are) and a margin a percentile bootstrap that
+resamples items with all their cells (seeded by ``seed``, ``bootstrap`` resamples).
 
 Controls, each a paired comparison on the same items (margin = LSS of t's neurons minus the
-control's LSS, bootstrap interval of the per-item difference of the indicators):
+control's LSS):
 ``random``: as many random neurons per layer as t's set (seeded), given the same recipe with t's
 values at those neurons ("random neurons set to their own p_max"); ``other``: the neurons of
 another language u (the next group in order that is neither s nor t) with u's own values.
@@ -32,7 +40,15 @@ import torch
 from neurospec.data.languages import language_of
 from neurospec.data.lss_items import ParallelItem
 from neurospec.data.prompts import PLAIN, EncodedPrompt, PromptFormat, encode, ensure_pad_token
-from neurospec.evaluate.intervals import bootstrap_clustered_mean, bootstrap_mean
+from neurospec.evaluate.intervals import (
+    CLUSTERED_BOOTSTRAP,
+    NEWCOMBE_PAIRED,
+    WILSON,
+    bootstrap_clustered_mean,
+    newcombe_paired,
+    wilson,
+    wilson_share,
+)
 from neurospec.evaluate.scoring import score_encoded
 from neurospec.interventions.conditions import build_conditions
 from neurospec.interventions.recipes import Recipe, match_group
@@ -43,6 +59,8 @@ from neurospec.util.io import atomic_write_json
 from neurospec.util.progress import progress
 
 CONTROLS: tuple[str, ...] = ("random", "other")
+INTERVAL_METHOD = {"lss": WILSON, "margin": NEWCOMBE_PAIRED, "pooled_lss": f"{WILSON} over distinct items",
+                   "pooled_margin": f"{CLUSTERED_BOOTSTRAP} over items"}  # lss.json's interval_method
 
 
 def _continuation_ids(encoded: EncodedPrompt) -> tuple[int, ...]:
@@ -128,7 +146,8 @@ class ShiftCell:
 
     @property
     def ci95(self) -> tuple[float, float] | None:
-        return bootstrap_mean(self.shifted, resamples=self.bootstrap, seed=self.seed) if self.n else None
+        """The 95% Wilson score interval of :attr:`lss` (None without items)."""
+        return wilson(int(self.shifted.sum()), self.n) if self.n else None
 
     @property
     def mean_d0(self) -> float:
@@ -140,8 +159,8 @@ class ShiftCell:
         other = self.shifted_by(di)
         difference = self.shifted - other
         self.control_records[name] = LSSControl(
-            float(other.mean()), bootstrap_mean(other, resamples=self.bootstrap, seed=self.seed),
-            float(difference.mean()), bootstrap_mean(difference, resamples=self.bootstrap, seed=self.seed),
+            float(other.mean()), wilson(int(other.sum()), self.n),
+            float(difference.mean()), newcombe_paired(self.shifted.tolist(), other.tolist()),
             seed=seed, group=group, di=di.tolist())
 
     def record(self, items: bool = True) -> LSSCell:
@@ -214,8 +233,9 @@ class LSSMatrix:
         """Every cell's items together: the LSS and, per control, its LSS and the paired margin over it (None
         without a usable cell).
 
-        Intervals resample items (sentence ids), each with its rows in every cell, since one item
-        appears in many cells. A control's margin pools only the cells that have that control.
+        One item appears in many cells, so its rows are not independent: the LSS gets a Wilson interval with
+        the distinct items as trials, and a margin's interval resamples items (sentence ids), each with its rows
+        in every cell. A control's margin pools only the cells that have that control.
         """
         cells = [cell for cell in self.cells.values() if cell.n]
         if not cells:
@@ -232,8 +252,7 @@ class LSSMatrix:
                                            bootstrap_clustered_mean(difference, having_ids,
                                                                     resamples=having[0].bootstrap, seed=having[0].seed))
         return PooledLSS(len(ids), len(set(ids)), float(shifted.mean()),
-                         bootstrap_clustered_mean(shifted, ids, resamples=cells[0].bootstrap, seed=cells[0].seed),
-                         controls)
+                         wilson_share(float(shifted.mean()), len(set(ids))), controls)
 
     def pooled(self) -> dict[str, Any]:
         """:meth:`pooled_record` as lss.json holds it (``{}`` without a usable cell)."""
@@ -245,7 +264,7 @@ class LSSMatrix:
         per-item D0 and DI."""
         return LSSRecord(self.recipe, self.sources, self.targets, self.mean_offdiagonal, self.mean_d0,
                          self.pooled_record(), [cell.record(items) for cell in self.cells.values()], self.settings,
-                         self.empty_groups)
+                         self.empty_groups, interval_method=dict(INTERVAL_METHOD))
 
     def to_json(self, items: bool = True) -> dict[str, Any]:
         return self.record(items).to_json()
@@ -263,14 +282,17 @@ class LSSMatrix:
 
 def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, recipe: Recipe | str = "set:p_max",
                stats=None, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
-               controls: Sequence[str] = (), random_seed: int = 0, fmt: PromptFormat = PLAIN, batch_size: int = 8,
+               controls: Sequence[str] = (), random_seeds: Sequence[int] = (0,), fmt: PromptFormat = PLAIN,
+               batch_size: int = 8,
                bootstrap: int = 1000, seed: int = 0,
                on_cell: Callable[[ShiftCell], None] | None = None, quiet: bool = True) -> LSSMatrix:
     """LSS of every source -> target pair, intervening on the target group's neurons with ``recipe``.
 
     Sources and targets are language keys present both in the items and as groups of ``neurons``
     (all of them by default); a target whose group has no neurons is skipped and listed in ``empty_groups``
-    (:mod:`neurospec.interventions.targets`). ``controls`` is any of ``random`` and ``other`` (module docstring).
+    (:mod:`neurospec.interventions.targets`). ``controls`` is any of ``random`` and ``other`` (module docstring);
+    the random control is drawn once per seed of ``random_seeds`` (named ``random``, or ``random<seed>`` when there
+    are several).
     """
     from neurospec.core.sites import site_map
 
@@ -292,7 +314,7 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
     named = list(group_of.values())
     source_group = {source: next((g for g, lang in groups.items() if lang == source), None) for source in sources}
     built = build_conditions(neurons, recipe, named if explicit else None, verb="lss", default=named, stats=stats,
-                             random_seeds=(random_seed,) if "random" in controls else (),
+                             random_seeds=tuple(random_seeds) if "random" in controls else (),
                              other_sources=list(source_group.values()) if "other" in controls else None)
     targets = [target for target in targets if group_of[target] in built.targets]  # bad input failed above
     pad_id = ensure_pad_token(tokenizer)
@@ -311,9 +333,10 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                 di = requests.scores(model, pad_id, built[group].edit, batch_size)
                 cell = ShiftCell(source, target, requests.ids, d0, di, len(requests.excluded), requests.missing,
                                  bootstrap, seed)
-                for control in built.random_of(group):
-                    cell.add_control("random", requests.scores(model, pad_id, control.edit, batch_size),
-                                     seed=control.seed)
+                randoms = built.random_of(group)
+                for control in randoms:
+                    name = "random" if len(randoms) == 1 else f"random{control.seed}"
+                    cell.add_control(name, requests.scores(model, pad_id, control.edit, batch_size), seed=control.seed)
                 other = built.other_for(group, source_group[source]) if "other" in controls else None
                 if other is not None:
                     cell.add_control("other", requests.scores(model, pad_id, other.edit, batch_size), group=other.group)
@@ -321,7 +344,9 @@ def lss_matrix(model, tokenizer, items: Sequence[ParallelItem], neurons, *, reci
                 bar.advance(1, items=len(requests.ids))
                 if on_cell:
                     on_cell(cell)
-    settings = {"controls": list(controls), "random_seed": random_seed, "bootstrap": bootstrap, "seed": seed,
+    seeds = list(dict.fromkeys(random_seeds))
+    settings = {"controls": list(controls), **({"random_seed": seeds[0]} if len(seeds) == 1 else {"random_seeds": seeds}),
+                "bootstrap": bootstrap, "seed": seed,
                 "items": len(items)}
     return LSSMatrix(sources, targets, cells, recipe, settings, built.empty)
 

@@ -38,6 +38,7 @@ from neurospec.data.prompts import PLAIN, PromptFormat
 from neurospec.evaluate.intervals import bootstrap_mean
 from neurospec.evaluate.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
 from neurospec.interventions.conditions import BASELINE, MODES, build_conditions, mode_recipe, random_group
+from neurospec.interventions.recipes import Recipe
 from neurospec.results.masking import MaskBenchmark, MaskCell, MaskingRecord, MaskSummaryRow, RuleAccuracy
 from neurospec.results.tables import write_matrix_csv
 from neurospec.util.errors import NeurospecError
@@ -62,18 +63,24 @@ class Conditions(dict):
 
 def masking_conditions(neurons, groups: Sequence[str] | None = None, *, mode: Literal["suppress", "enhance"] = "suppress",
                        factor: float = 2.0, random=None, sites: Sequence[str] | None = None,
-                       random_option: str | None = None) -> dict[str, Edit | None]:
+                       random_option: str | None = None, recipe: Recipe | str | None = None,
+                       random_seeds: Sequence[int] = (), stats=None) -> dict[str, Edit | None]:
     """``{"none": None, group: Edit, ..., "random<seed>:<group>": Edit, ...}`` for :func:`mask_eval`.
+
+    ``recipe`` (any intervention recipe, e.g. ``zero`` or ``scale*2``) replaces ``mode`` and ``factor`` (masking's
+    names of ``zero`` and ``scale*FACTOR``); ``random_seeds`` also draws size-matched random groups, as ppl does.
 
     ``random`` is a NeuronSet of random baselines (e.g. :func:`neurospec.select.culture.select_random_pooled`);
     its groups for the chosen ``groups`` are added, and every chosen group must have at least one (else a
-    NeurospecError, naming ``random`` as ``random_option``, e.g. the CLI's ``--random FILE``). A group without
+    NeurospecError, naming ``random`` as ``random_option``, e.g. the CLI's ``--random-neurons FILE``). A group without
     neurons gets no condition: it is skipped with a warning and kept, with the reason, in the result's
     ``empty_groups`` (:mod:`neurospec.interventions.targets`).
     """
-    recipe = mode_recipe(mode, factor)
-    built = build_conditions(neurons, recipe, groups, verb=f"mask-eval ({mode})", random_set=random,
-                             random_option=random_option, sites=sites, exact_names=True)
+    label = mode if recipe is None else Recipe.parse(recipe, "--recipe").name
+    recipe = mode_recipe(mode, factor) if recipe is None else Recipe.parse(recipe, "--recipe")
+    built = build_conditions(neurons, recipe, groups, verb=f"mask-eval ({label})", random_set=random,
+                             random_option=random_option, random_seeds=random_seeds, stats=stats, sites=sites,
+                             exact_names=True)
     return Conditions(built.edits(), built.empty)
 
 

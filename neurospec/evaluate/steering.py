@@ -13,7 +13,9 @@ intervention), each target group with ``recipe`` applied to its neurons, and per
 (the generated text only, not the prompt) is identified offline with py3langid, whose model is in
 its wheel and which covers all 18 languages of the amplification paper, Haitian and Quechua
 included (lingua-language-detector lacks both; docs/evaluation.md). A continuation without letters
-counts as no language. Shares carry 95% Wilson intervals.
+counts as no language. Shares carry 95% Wilson intervals (which keep a width at 0 of 4 and 4 of 4);
+a row's change from the unmodified model's share (the same prompts, so paired) carries Newcombe's paired
+score interval (steer.json's ``interval_method`` names both).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from neurospec.data.languages import language_of
 from neurospec.data.prompts import PLAIN, PromptFormat
-from neurospec.evaluate.intervals import wilson
+from neurospec.evaluate.intervals import NEWCOMBE_PAIRED, WILSON, newcombe_paired, wilson
 from neurospec.evaluate.scoring import generate_texts
 from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.interventions.recipes import Recipe
@@ -118,10 +120,17 @@ class SteeringResult:
         outputs = self.outputs[row][source]
         return ShareOf(sum(o["language"] == language for o in outputs), len(outputs))
 
+    def in_language(self, row: str, source: str, language: str) -> list[bool]:
+        """Per prompt of ``source``, in order: whether ``row``'s continuation was identified as ``language``."""
+        return [o["language"] == language for o in self.outputs[row][source]]
+
     def lines(self) -> list[SteeringLine]:
-        """One line per (target row, source): its share in the target, and the unmodified model's share there."""
+        """One line per (target row, source): its share in the target, the unmodified model's share there, and
+        the paired interval of the change between them (the same prompts under both)."""
         return [SteeringLine(row.name, row.kind, row.target, source, self.share(row.name, source).record(),
-                             self.share("none", source, row.target).record())
+                             self.share("none", source, row.target).record(),
+                             newcombe_paired(self.in_language(row.name, source, row.target),
+                                             self.in_language("none", source, row.target)))
                 for row in self.rows if row.target is not None for source in self.sources]
 
     def table(self) -> list[dict[str, Any]]:
@@ -131,7 +140,7 @@ class SteeringResult:
     def record(self) -> SteeringRecord:
         """What steer.json holds: everything but the generations (:class:`neurospec.results.steering.SteeringRecord`)."""
         return SteeringRecord(self.recipe, self.sources, list(self.rows), self.lines(), self.settings,
-                              self.empty_groups)
+                              self.empty_groups, interval_method={"share": WILSON, "change": NEWCOMBE_PAIRED})
 
     def to_json(self) -> dict[str, Any]:
         return self.record().to_json()

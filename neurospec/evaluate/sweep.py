@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from neurospec.evaluate.lss import LSSMatrix, lss_matrix
+from neurospec.evaluate.lss import INTERVAL_METHOD, LSSMatrix, lss_matrix
 from neurospec.interventions.recipes import Recipe, RecipeValue, parse_recipes
 from neurospec.results.sweep import SweepPoint, SweepRecord
 from neurospec.util.errors import EmptyGroupWarning, NeurospecError
@@ -51,7 +51,7 @@ class SweepResult:
 
     def points(self) -> list[SweepPoint]:
         """Per setting: the recipe, its factor and value, the mean off-diagonal LSS, the pooled LSS of all
-        cells' items with its interval (items resampled), and the mean D0."""
+        cells' items with its Wilson interval (the distinct items as trials), and the mean D0."""
         points = []
         for i, m in enumerate(self.matrices):
             pooled = m.pooled_record()
@@ -98,4 +98,5 @@ def sweep(model, tokenizer, items, neurons, recipes: Sequence[Recipe | str], *, 
         matrices.append(matrix)
         if on_setting:
             on_setting(matrix)
-    return SweepResult(matrices, {"bootstrap": bootstrap, "seed": seed, "items": len(items)})
+    return SweepResult(matrices, {"bootstrap": bootstrap, "seed": seed, "items": len(items),
+                                  "interval_method": INTERVAL_METHOD["pooled_lss"]})

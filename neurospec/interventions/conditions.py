@@ -196,7 +196,7 @@ def build_conditions(neurons, recipe: Recipe | str | None, targets: TargetGroups
     is a :class:`TargetGroups` already chosen; None takes ``default`` (else every group). ``verb`` names the caller
     in warnings and errors. ``random_seeds`` draws size-matched random conditions (outside every group's neurons
     with ``random_exclude``); ``random_set`` takes them from a set of ``random<seed>:<group>`` groups instead
-    (``random_option`` names it in errors, e.g. ``--random FILE``). ``other_sources``: build the ``other``
+    (``random_option`` names it in errors, e.g. ``--random-neurons FILE``). ``other_sources``: build the ``other``
     condition of every target for each of these source groups (None: a source without a group). The empty-group
     rule and the order are in the module docstring.
     """
@@ -248,7 +248,7 @@ def given_random_conditions(random_set, groups: Sequence[str], recipe: Recipe, s
         shown = ", ".join(random_set.groups[:6]) + (", ..." if len(random_set.groups) > 6 else "") or "none"
         raise NeurospecError(
             f"{label} has no random<seed>:<group> group for {', '.join(missing)} (its groups: {shown}): give random "
-            "baselines made for these groups, e.g. by `neurospec select culture --random-seeds N`")
+            "baselines made for these groups, e.g. by `neurospec select culture --random-sets N`")
     conditions = []
     for name in random_set.groups:
         group = random_group(name)

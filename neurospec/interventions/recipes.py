@@ -39,7 +39,7 @@ from neurospec.core.operations import (  # noqa: F401 - CORPUS_STATISTICS: publi
     check_operation,
     operation_from_json,
 )
-from neurospec.data.languages import language_of
+from neurospec.neurons.neuron_set import match_group
 from neurospec.util.errors import NeurospecError
 
 RecipeValue = Union[None, str, float, RuntimeStatistic]
@@ -227,19 +227,6 @@ def write_intervention(recipe: "Recipe | str", neurons_path: str | Path, group: 
                                       recipe.positions)], out.parent.resolve())
     spec.save(out)
     return out
-
-
-def match_group(name: str, groups) -> str:
-    """The group of ``groups`` that ``name`` denotes: itself, or the same language under another code
-    (``fr`` for ``fra_Latn``). Unknown names raise an error listing the groups."""
-    groups = list(groups)
-    if name in groups:
-        return name
-    key = language_of(name)
-    matches = [g for g in groups if key is not None and language_of(g) == key]
-    if len(matches) == 1:
-        return matches[0]
-    raise NeurospecError(f"no group {name!r} in the neuron set; it has: {', '.join(groups) or 'none'}")
 
 
 def parse_recipes(texts, option: str | None = None) -> list[Recipe]:

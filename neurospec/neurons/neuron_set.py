@@ -295,6 +295,32 @@ def _combine(op: str, a: GroupData, b: GroupData) -> GroupData:
     return out
 
 
+def match_group(name: str, groups: Iterable[str]) -> str:
+    """The group of ``groups`` that ``name`` denotes: itself, or the same language (``fr`` for ``fra_Latn``) or
+    country (``United Kingdom`` for ``UK``) under another name, when exactly one group is it. Unknown names raise
+    an error listing the groups."""
+    from neurospec.data.languages import language_of
+
+    groups = list(groups)
+    if isinstance(name, str) and name in groups:
+        return name
+    for key_of in (language_of, _country_of):
+        key = key_of(name) if isinstance(name, str) else None
+        matches = [g for g in groups if key is not None and key_of(g) == key]
+        if len(matches) == 1:
+            return matches[0]
+    raise NeurospecError(f"no group {name!r} in the neuron set; it has: {', '.join(groups) or 'none'}")
+
+
+def _country_of(name: str) -> str | None:
+    from neurospec.data.languages import resolve_country
+
+    try:
+        return resolve_country(name).key
+    except NeurospecError:
+        return None
+
+
 def _as_names(groups: GroupSpec) -> list[str] | None:
     if groups is None:
         return None
@@ -401,18 +427,21 @@ class NeuronSet:
         name = f"neuron file '{self.path}'" if self.path else "neuron set"
         return f"{name} (model {self.meta.model_id})" if self.meta.model_id else name
 
-    def _group(self, group: str) -> GroupData:
+    def group_name(self, group: str) -> str:
+        """``lape.group_name("French")`` -> ``'fra_Latn'``: the group ``group`` names (:func:`match_group`: the
+        name itself, or the same language or country under another name)."""
         try:
-            return self._groups[group]
-        except (KeyError, TypeError):
+            return match_group(group, self._groups)
+        except NeurospecError:
             existing = ", ".join(map(repr, self._groups)) or "none"
             raise NeurospecError(f"unknown group {group!r} in {self._label()}: the groups are {existing}.") from None
 
+    def _group(self, group: str) -> GroupData:
+        return self._groups[self.group_name(group)]
+
     def _names(self, groups: GroupSpec) -> list[str]:
         names = list(self._groups) if groups is None else _as_names(groups)
-        for name in names:
-            self._group(name)
-        return names
+        return [self.group_name(name) for name in names]
 
     def _check_layer(self, layer: int) -> int:
         if not _is_int(layer) or not 0 <= layer < self.num_layers:
@@ -530,15 +559,15 @@ class NeuronSet:
 
     def select(self, *groups: str | Sequence[str]) -> "NeuronSet":
         """``ns.select("fr", "es")`` (or ``ns.select(["fr", "es"])``): a new set with those groups, in that order."""
-        names = list(groups[0]) if len(groups) == 1 and not isinstance(groups[0], str) else list(groups)
+        given = list(groups[0]) if len(groups) == 1 and not isinstance(groups[0], str) else list(groups)
+        names = [self.group_name(name) for name in given]
         if len(set(names)) != len(names):
-            raise NeurospecError(f"select: group names repeat in {names}")
-        return self._derived({name: self._group(name) for name in names})
+            raise NeurospecError(f"select: group names repeat in {given}")
+        return self._derived({name: self._groups[name] for name in names})
 
     def rename(self, mapping: Mapping[str, str]) -> "NeuronSet":
         """``ns.rename({"en": "eng_Latn"})``: the same set with some groups renamed (order kept)."""
-        for old in mapping:
-            self._group(old)
+        mapping = {self.group_name(old): new for old, new in mapping.items()}
         names = [mapping.get(name, name) for name in self._groups]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:

@@ -22,7 +22,7 @@ The file::
 A step's options are its verb's command-line options, with ``_`` or ``-``. Paths are relative to the
 config file; a path option may name a registered data set instead (``ntrex128``, ``flores``), read
 from the mirror or the cache of ``neurospec data fetch``. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path
-inside it, and ``$NAME.random`` a companion file it writes (``select culture --random-seeds N``). Every mistake -- a misspelt key,
+inside it, and ``$NAME.random`` a companion file it writes (``select culture --random-sets N``). Every mistake -- a misspelt key,
 an unknown step or verb, a missing path, a value the verb refuses, a reference to a later step, a
 data set that is not here (with the command that fetches it) -- is refused here, naming the file and line.
 """
@@ -33,6 +33,7 @@ import contextlib
 import difflib
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,7 +41,7 @@ from typing import Any, Iterator
 from neurospec.pipeline.values import Model, Reference
 from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
 from neurospec.pipeline.yaml_lines import LineMap, load_yaml_with_lines
-from neurospec.util.errors import ConfigError, NeurospecError
+from neurospec.util.errors import ConfigError, NeurospecError, RenamedWarning
 
 TOP_LEVEL_KEYS = ("title", "model", "data", "defaults", "steps")
 STEP_NAME = re.compile(r"^[A-Za-z][\w-]*$")
@@ -170,6 +171,8 @@ def datasets_read(step: Step) -> dict[str, int]:
         return {}
     found: dict[str, int] = {}
     for option, value in step.values.items():
+        if option in step.verb.kind.foreign:  # lm-eval's task xcopa is not neurospec's data set xcopa
+            continue
         for item in value if isinstance(value, list) else [value]:
             if not isinstance(item, str):
                 continue
@@ -188,8 +191,12 @@ def datasets_in_config(path: str | Path) -> list[str]:
     document = load_yaml_with_lines(Path(path))
     steps = document.get("steps") if isinstance(document, dict) else None
     found: list[str] = []
-    for options in (steps or {}).values():
-        for value in (options or {}).values() if isinstance(options, dict) else ():
+    for step_name, options in (steps or {}).items():
+        verb = options.get("verb", step_name) if isinstance(options, dict) else None
+        kind = STEP_VERBS.get(verb) if isinstance(verb, str) else None
+        for key, value in options.items() if isinstance(options, dict) else ():
+            if kind is not None and str(key).replace("-", "_") in kind.foreign:
+                continue
             for item in value if isinstance(value, list) else [value]:
                 for word in str(item).split(","):
                     name = dataset_named(word.strip())
@@ -297,7 +304,11 @@ def _step(name: str, options: Any, line: int, defaults: LineMap, model: Model | 
 
 
 def _option_name(step: Step, key: Any, path: Path, line: int) -> str:
-    option = step.verb.option_named(str(key)) or str(key).replace("-", "_")
+    renamed = step.verb.renamed_option(str(key))
+    if renamed is not None:
+        warnings.warn(f"{_where(path, line)}: step {step.name!r}: {key} is now {renamed}; the old name goes in the "
+                      "next release", RenamedWarning, stacklevel=2)
+    option = renamed or step.verb.option_named(str(key)) or str(key).replace("-", "_")
     if option == "out" or option in step.verb.kind.output_options:
         raise ConfigError(f"{_where(path, line)}: step {step.name!r} sets {key!r}, but the pipeline chooses where "
                           f"steps write (RUN_DIR/{step.name}); remove it and refer to the output as ${step.name}")

@@ -27,6 +27,7 @@ class VerbKind:
     resumable: bool = False            # has --resume for an unfinished --out folder
     companions: dict = field(default_factory=dict)   # extra outputs: name -> suffix replacing .json
     output_options: tuple = ()         # options naming further files it writes (set by the pipeline, not the user)
+    foreign: tuple = ()                # options naming things of another program (lm-eval tasks), never data sets
 
 
 STEP_VERBS: dict[str, VerbKind] = {
@@ -43,6 +44,7 @@ STEP_VERBS: dict[str, VerbKind] = {
     "lss": VerbKind("folder"),
     "sweep": VerbKind("folder"),
     "eval": VerbKind("folder"),
+    "lmeval": VerbKind("folder", foreign=("tasks",)),
     "mask-eval": VerbKind("folder"),
     "finetune": VerbKind("folder"),
 }
@@ -68,6 +70,17 @@ class Verb:
             return key
         return next((name for name, spec in self.options.items()
                      if spec.flag and spec.flag.lstrip("-").replace("-", "_") == key), None)
+
+    def renamed_option(self, key: str) -> str | None:
+        """The option an old config key of this verb now is (``targets`` -> ``groups``, ``format`` ->
+        ``prompt_format``; :data:`neurospec.verbs.renames.RENAMED`), or None."""
+        from neurospec.verbs.renames import RENAMED, flag_of
+
+        key = key.replace("-", "_")
+        if self.option_named(key) is not None:
+            return None
+        return next((new for old, new in RENAMED.get(self.name, {}).items()
+                     if key in (old, flag_of(old).lstrip("-").replace("-", "_"))), None)
 
     @property
     def keys(self) -> list[str]:

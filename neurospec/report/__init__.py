@@ -5,9 +5,10 @@
     path = write_report("runs/study", out="reports/study")
 
 The page (``report.html``) has the run's facts, a table of contents and one section per artifact
-(neuron sets, ppl, lss, sweep, steer, eval, mask-eval, finetune), each figure followed by the table
-of its numbers; figures are embedded as data: URIs and also written to ``figures/<slug>.png``. It
-loads nothing from the network and needs no script. A malformed artifact raises
+(neuron sets, ppl, lss, sweep, steer, eval, mask-eval, finetune, statistics, attribution scores, ...),
+each figure followed by the table of its numbers; figures are embedded as SVG data: URIs and also
+written as 200-dpi PNG files to ``figures/<slug>.png``. It loads nothing from the network, needs no
+script and fits any window width. A malformed artifact raises
 :class:`ReportError` naming the file and leaves no partial report. Parts: discover (finding
 artifacts), sections/ (one builder per kind), plots (matplotlib), html (the page), writer.
 See docs/report.md.

@@ -79,7 +79,8 @@ class Table:
 
 @dataclass
 class Figure:
-    """A rendered figure: ``name`` is unique within its section; ``png`` the image bytes."""
+    """A rendered figure: ``name`` is unique within its section; ``png`` the high-dpi PNG bytes (the file beside
+    the page), ``svg`` the SVG bytes (on the page); ``width`` x ``height`` its size on the page in CSS pixels."""
 
     name: str
     title: str
@@ -88,6 +89,7 @@ class Figure:
     height: int
     alt: str
     caption: str = ""
+    svg: bytes = b""
     slug: str = ""  # set by the writer: unique over the whole report, the PNG's file name
 
 
@@ -107,7 +109,7 @@ class Section:
     artifact: str
     title: str
     step: str | None = None
-    facts: list[tuple[str, str]] = field(default_factory=list)
+    facts: list[tuple[str, str] | tuple[str, str, str]] = field(default_factory=list)  # (label, value[, tooltip])
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)

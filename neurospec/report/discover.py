@@ -10,7 +10,9 @@ folder holds ``study.json`` (``{"steps": [{"name": ..., "verb": ..., "out": "rel
 written by a pipeline), artifacts follow the order of its steps and carry their step's name; the
 others come after, sorted by path. Without it every artifact is sorted by path.
 
-Statistics, attribution runs, intervention files and JSON of other programs are left out. A file
+Statistics folders (``stats.json``) and attribution runs (``attribution.json``) are artifacts of kinds
+``stats`` and ``attribution``, drawn from their tensors; intervention files and JSON of other programs
+are left out. A file
 that cannot be parsed is an error when it is recognisably a neurospec artifact (a known artifact
 file name, or a ``"neurospec.`` format tag near its start) and is listed in ``skipped`` otherwise.
 """
@@ -23,11 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from neurospec.measure.attribution import FORMAT as ATTRIBUTION_FORMAT
+from neurospec.measure.attribution import VERSION as ATTRIBUTION_VERSION
+from neurospec.measure.stats import FORMAT as STATS_FORMAT
+from neurospec.measure.stats import VERSION as STATS_VERSION
 from neurospec.report.fields import ReportError
 from neurospec.results import (
     NEURON_SET_FORMAT,
     DownstreamTable,
     FinetuneRecord,
+    LmevalResult,
     LSSRecord,
     MaskingRecord,
     PerplexityMatrix,
@@ -48,24 +55,34 @@ RESULT_TYPES: dict[str, type] = {
     "downstream": DownstreamTable,
     "mask_eval": MaskingRecord,
     "finetune": FinetuneRecord,
+    "lmeval": LmevalResult,
+}
+
+# run folders of tensors, read by their own loaders (the manifest's format -> kind, the command, the version)
+RUN_FOLDER_KINDS: dict[str, tuple[str, str, int]] = {
+    STATS_FORMAT: ("stats", "neurospec collect", STATS_VERSION),
+    ATTRIBUTION_FORMAT: ("attribution", "neurospec attribute", ATTRIBUTION_VERSION),
 }
 
 # format tag -> artifact kind drawn by the report
-FORMATS: dict[str, str] = {NEURON_SET_FORMAT: "neurons", **{cls.FORMAT: kind for kind, cls in RESULT_TYPES.items()}}
+FORMATS: dict[str, str] = {NEURON_SET_FORMAT: "neurons", **{cls.FORMAT: kind for kind, cls in RESULT_TYPES.items()},
+                           **{tag: kind for tag, (kind, _, _) in RUN_FOLDER_KINDS.items()}}
 
 # neurospec formats that are internals of a run, not results: left out without a note
-INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.stats", "neurospec.attribution",
-                                              "neurospec.intervention",
+INTERNAL_FORMATS: frozenset[str] = frozenset({"neurospec.intervention",
                                               "neurospec.report"})  # report.json: the figures a report wrote
 
 # the command that writes each kind (for error messages)
 COMMANDS: dict[str, str] = {"neurons": "neurospec select ... / neurospec neurons import",
-                            **{kind: cls.COMMAND for kind, cls in RESULT_TYPES.items()}}
+                            **{kind: cls.COMMAND for kind, cls in RESULT_TYPES.items()},
+                            **{kind: command for kind, command, _ in RUN_FOLDER_KINDS.values()}}
 
 # the artifact version this neurospec reads, per kind
-VERSIONS: dict[str, int] = {"neurons": 1, **{kind: cls.VERSION for kind, cls in RESULT_TYPES.items()}}
+VERSIONS: dict[str, int] = {"neurons": 1, **{kind: cls.VERSION for kind, cls in RESULT_TYPES.items()},
+                            **{kind: version for kind, _, version in RUN_FOLDER_KINDS.values()}}
 STUDY_FILE = "study.json"
-_KNOWN_NAMES = frozenset({"ppl.json", "lss.json", "sweep.json", "steer.json", "mask_eval.json", "finetune.json"})
+_KNOWN_NAMES = frozenset({"ppl.json", "lss.json", "sweep.json", "steer.json", "mask_eval.json", "finetune.json",
+                         "lmeval.json"})
 _HEAD = 4096
 
 
@@ -86,7 +103,7 @@ class Artifact:
         return f"regenerate it with `{COMMANDS[self.kind]}` or remove it from the run folder"
 
     def result(self) -> Result:
-        """The artifact as its result type (:data:`RESULT_TYPES`; not for neuron sets), read once.
+        """The artifact as its result type (:data:`RESULT_TYPES`; not for neuron sets or run folders), read once.
 
         A malformed file raises :class:`ReportError` naming the file, the field and the fix."""
         if self.cached is None:

@@ -1,11 +1,13 @@
-"""The report page as one self-contained HTML document: inline CSS, images as data: URIs, no script.
+"""The report page as one self-contained HTML document: inline CSS, figures as SVG data: URIs, no script.
 
     from neurospec.report.html import render
     text = render(page)                   # a Page from neurospec.report.page.build_page
 
 Every table is ``<table data-artifact="<artifact label>" data-table="<id>">``; every numeric cell
 is ``<td data-value="<repr of the exact number>">shown text</td>``, so the page can be checked
-against the JSON it was drawn from. All text is escaped; the page loads nothing from anywhere.
+against the JSON it was drawn from. All text is escaped; the page loads nothing from anywhere. Each figure
+links its 200-dpi PNG file (``figures/<slug>.png``, beside the page). The layout is responsive: figures
+shrink to the page's width and wide tables scroll inside their own box, so nothing runs off a narrow window.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from html import escape
 from neurospec.report.content import Cell, Figure, Section, Table
 from neurospec.report.discover import FORMATS
 from neurospec.report.page import Page
+from neurospec.report.plots import PNG_DPI
 
 OPEN_ROWS = 30  # longer tables start folded (a <details> element, no script needed)
 
@@ -26,17 +29,21 @@ body { margin: 0; color: var(--ink); background: #fff; font: 15px/1.5 system-ui,
        Roboto, "Helvetica Neue", Arial, sans-serif; }
 header.top { background: var(--soft); border-bottom: 1px solid var(--line); padding: 1.2rem 0 0.8rem; }
 .wrap { max-width: 1280px; margin: 0 auto; padding: 0 1.5rem; }
+@media (max-width: 700px) { .wrap { padding: 0 0.8rem; } body { font-size: 14px; } }
 h1 { font-size: 1.6rem; margin: 0 0 0.6rem; }
 h2 { font-size: 1.3rem; margin: 0 0 0.3rem; }
 h3 { font-size: 1.05rem; margin: 1.2rem 0 0.4rem; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.88em;
-       background: var(--soft); padding: 0.05em 0.3em; border-radius: 3px; }
+       background: var(--soft); padding: 0.05em 0.3em; border-radius: 3px; overflow-wrap: anywhere; }
+main, section, .block, figure, details { min-width: 0; max-width: 100%; }
+p, li, dd, summary, figcaption { overflow-wrap: anywhere; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15rem 1rem; margin: 0.5rem 0; }
 dl.facts dt { color: var(--muted); }
-dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
+dl.facts dd[title] { text-decoration: underline dotted var(--muted); cursor: help; }
 pre.config { background: #fff; border: 1px solid var(--line); padding: 0.6rem; overflow-x: auto; max-height: 24rem;
              font-size: 0.82rem; }
-nav.toc { border-bottom: 1px solid var(--line); padding: 0.8rem 0; }
+nav.toc { border-bottom: 1px solid var(--line); padding-top: 0.8rem; padding-bottom: 0.8rem; }
 nav.toc ol { columns: 2 22rem; margin: 0.3rem 0 0; padding-left: 1.4rem; }
 nav.toc a { color: var(--accent); text-decoration: none; }
 nav.toc a:hover { text-decoration: underline; }
@@ -51,7 +58,8 @@ td.status.failed, td.status.interrupted { color: var(--warn); font-weight: 700; 
 td.status.not { color: var(--muted); }
 p.empty { font-size: 1.1rem; padding: 2rem 0; }
 figure { margin: 1rem 0 0.5rem; }
-figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); background: #fff; }
+figcaption a { color: var(--accent); white-space: nowrap; }
 figcaption { color: var(--muted); font-size: 0.88rem; margin-top: 0.3rem; max-width: 70rem; }
 figcaption b { color: var(--ink); }
 details.table { margin: 0.6rem 0 1rem; }
@@ -96,18 +104,25 @@ def render_table(table: Table, artifact: str) -> str:
 
 
 def render_figure(figure: Figure) -> str:
-    data = base64.b64encode(figure.png).decode("ascii")
-    return (f'<figure data-figure="{_attr(figure.slug)}"><img src="data:image/png;base64,{data}" '
+    """``<figure>``: the SVG as a data: URI at its page size (shrinking with the page), the caption, a link to
+    the PNG file; a figure without SVG bytes shows its PNG."""
+    kind, payload = ("svg+xml", figure.svg) if figure.svg else ("png", figure.png)
+    data = base64.b64encode(payload).decode("ascii")
+    return (f'<figure data-figure="{_attr(figure.slug)}"><img src="data:image/{kind};base64,{data}" '
             f'width="{figure.width}" height="{figure.height}" alt="{_attr(figure.alt)}">'
             f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)} "
-            f"<span class=\"file\">(figures/{escape(figure.slug)}.png)</span></figcaption></figure>")
+            f'<a class="file" href="figures/{_attr(figure.slug)}.png">PNG, {PNG_DPI} dpi</a></figcaption></figure>')
 
 
-def _facts(items: list[tuple[str, str]]) -> str:
+def _facts(items: list[tuple[str, str] | tuple[str, str, str]]) -> str:
+    """``<dl>`` of (label, value) pairs; a third element is the value's tooltip (its title attribute)."""
     if not items:
         return ""
-    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
-    return f'<dl class="facts">{rows}</dl>'
+    rows = []
+    for label, value, *tooltip in items:
+        title = f' title="{_attr(tooltip[0])}"' if tooltip and tooltip[0] else ""
+        rows.append(f"<dt>{escape(label)}</dt><dd{title}>{escape(value)}</dd>")
+    return f'<dl class="facts">{"".join(rows)}</dl>'
 
 
 def render_section(section: Section) -> str:
@@ -177,5 +192,5 @@ def render(page: Page) -> str:
             f"<title>{escape(page.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             f'<header class="top"><div class="wrap">{"".join(header)}</div></header>\n{toc}\n'
             f'<main class="wrap">\n{body}\n</main>\n'
-            '<footer class="wrap">Written by <code>neurospec report</code>. Every figure is also a PNG file in '
-            "<code>figures/</code> beside this page.</footer>\n</body>\n</html>\n")
+            '<footer class="wrap">Written by <code>neurospec report</code>. Every figure is also a PNG file '
+            f"({PNG_DPI} dpi) in <code>figures/</code> beside this page.</footer>\n</body>\n</html>\n")

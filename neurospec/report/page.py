@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from neurospec.interventions.targets import selection_reason
 from neurospec.report.content import Figure, Section
-from neurospec.report.discover import Artifact, Discovery
+from neurospec.report.discover import RUN_FOLDER_KINDS, Artifact, Discovery
 from neurospec.report.runinfo import RunFacts, run_facts
 from neurospec.report.sections import SECTIONS, sweep_section, sweep_setting_labels
 from neurospec.util.progress import progress
@@ -55,7 +55,10 @@ def _unique(name: str, used: set[str]) -> str:
 
 def groups_without_neurons(artifact: Artifact) -> dict[str, str]:
     """The groups an artifact records as skipped for having no neurons (``empty_groups``), or, for a neuron set,
-    its groups that hold none; each with the reason ("no neurons selected by ...")."""
+    its groups that hold none; each with the reason ("no neurons selected by ..."); none for a statistics or
+    attribution folder."""
+    if artifact.kind in {kind for kind, _, _ in RUN_FOLDER_KINDS.values()}:
+        return {}
     if artifact.kind != "neurons":
         return dict(artifact.result().empty_groups)
     data = artifact.data

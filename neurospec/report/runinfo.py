@@ -5,19 +5,23 @@
     facts.items                           # [("run folder", ...), ("model", ...), ("neurospec", ...), ...]
     facts.config_text                     # config.yaml (or study.json's config) as text, or None
 
-The model comes from config.yaml or study.json (a ``model`` entry) when the run has them, else from
-the neuron sets' ``meta.model_id``. Versions: the one writing the report and those recorded in the
-artifacts.
+The model is named as the user gave it: the ``model`` entry of config.yaml or study.json when the run
+has them, else the names the artifacts record (a result's ``provenance.model``, a neuron set's
+``meta.model_id``, a statistics or attribution folder's ``model``), a cached copy named by what it is a
+copy of (``toy:small``, ``google/gemma-3-270m``, a built-in name) rather than by its folder. The
+fingerprints and the names as recorded go in the value's tooltip. Versions: the one writing the report
+and those recorded in the artifacts.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable, Mapping
 
-from neurospec.report.discover import Discovery
+from neurospec.report.discover import Artifact, Discovery
 from neurospec.version import __version__
 
 CONFIG_FILE = "config.yaml"
@@ -29,7 +33,7 @@ class RunFacts:
     """``items`` (label, value) pairs; ``config_name``/``config_text``; ``steps`` rows (name, verb, out, status,
     found); ``outcome`` a sentence when the study did not complete (failed, interrupted, still running)."""
 
-    items: list[tuple[str, str]] = field(default_factory=list)
+    items: list[tuple[str, str] | tuple[str, str, str]] = field(default_factory=list)
     config_name: str | None = None
     config_text: str | None = None
     steps: list[tuple[str, str, str, str, int]] = field(default_factory=list)
@@ -49,10 +53,84 @@ def _model_of(config: Any) -> str | None:
     return None
 
 
+_HUB_CACHE = re.compile(r"models--([^/\\]+?)--([^/\\]+)")
+_TOY_CACHE = re.compile(r"[/\\]toy[/\\]([a-z0-9_]+)-[0-9a-f]{6,}[/\\]?$")
+
+
+def display_name(recorded: str) -> str:
+    """The name a user gives for a model recorded as ``recorded``: a Hugging Face cache folder
+    (``.../models--google--gemma-3-270m/snapshots/abc``) -> ``google/gemma-3-270m``; a toy model's cache folder
+    (``~/.cache/neurospec/toy/small-1a2b3c4d``) -> ``toy:small``; anything else as it is."""
+    hub = _HUB_CACHE.search(recorded)
+    if hub:
+        return f"{hub.group(1)}/{hub.group(2)}"
+    toy = _TOY_CACHE.search(recorded)
+    if toy:
+        return f"toy:{toy.group(1)}"
+    return recorded
+
+
+def section_name(section: Mapping[str, Any]) -> str | None:
+    """The user's name of the model a provenance (or statistics, attribution) model section describes: its
+    built-in name, else its ``id`` / ``model_id`` as :func:`display_name` shows it; None when it records none."""
+    source = section.get("source")
+    if isinstance(source, Mapping) and isinstance(source.get("builtin"), str):
+        return source["builtin"]
+    for key in ("id", "model_id"):
+        if isinstance(section.get(key), str) and section[key]:
+            return display_name(section[key])
+    return None
+
+
+def model_sections(artifact: Artifact) -> list[dict[str, Any]]:
+    """The model sections an artifact records: a result's ``provenance.model``, a neuron set's ``meta.model_id``
+    and the provenance in its ``meta.source``, a statistics or attribution folder's ``model``."""
+    data = artifact.data
+    found: list[Any] = []
+    provenance_record = data.get("provenance")
+    if isinstance(provenance_record, dict):
+        found.append(provenance_record.get("model"))
+    meta = data.get("meta")
+    if artifact.kind == "neurons" and isinstance(meta, dict):
+        if isinstance(meta.get("model_id"), str):
+            found.append({"id": meta["model_id"]})
+        source = meta.get("source")
+        if isinstance(source, dict) and isinstance(source.get("provenance"), dict):
+            found.append(source["provenance"].get("model"))
+    if artifact.kind in ("stats", "attribution"):
+        found.append(data.get("model"))
+    return [dict(section) for section in found if isinstance(section, dict)]
+
+
+def model_tooltip(sections: Iterable[Mapping[str, Any]], shown: Iterable[str]) -> str:
+    """The tooltip of a model name: the fingerprints, revisions and names as recorded (those not shown)."""
+    sections = list(sections)
+    shown = set(shown)
+    lines = []
+    for key, words in (("fingerprint", "model fingerprint"), ("weights_fingerprint", "weights fingerprint"),
+                       ("revision", "revision")):
+        values = dict.fromkeys(str(s[key]) for s in sections if s.get(key))
+        lines += [f"{words}: {value}" for value in values]
+    recorded = dict.fromkeys(str(s.get("id") or s.get("model_id")) for s in sections
+                             if (s.get("id") or s.get("model_id")))
+    lines += [f"recorded as: {name}" for name in recorded if name not in shown]
+    return "\n".join(lines)
+
+
+def model_fact(given: Iterable[str], sections: Iterable[Mapping[str, Any]]) -> tuple[str, str, str]:
+    """``("model", shown name(s), tooltip)``: the names the user gave (else the recorded ones, as
+    :func:`section_name` shows them) with the fingerprints in the tooltip."""
+    sections = list(sections)
+    names = list(dict.fromkeys(given)) or list(dict.fromkeys(
+        name for name in (section_name(s) for s in sections) if name))
+    shown = ", ".join(names) if names else "not recorded in these artifacts"
+    return "model", shown, model_tooltip(sections, names)
+
+
 def run_facts(found: Discovery) -> RunFacts:
     facts = RunFacts()
     facts.items.append(("run folder", str(found.run_dir)))
-    models: list[str] = []
+    given: list[str] = []
     config_path = found.run_dir / CONFIG_FILE
     if config_path.is_file():
         text = config_path.read_text(encoding="utf-8", errors="replace")
@@ -65,24 +143,22 @@ def run_facts(found: Discovery) -> RunFacts:
         except Exception:  # a config the report cannot parse is still shown as text
             model = None
         if model:
-            models.append(model)
+            given.append(model)
     if found.study is not None:
         model = _model_of(found.study) or _model_of(found.study.get("config"))
         if model:
-            models.append(model)
+            given.append(model)
         if facts.config_text is None and isinstance(found.study.get("config"), dict):
             facts.config_name = "study.json: config"
             facts.config_text = json.dumps(found.study["config"], indent=1, ensure_ascii=False)
     versions: list[str] = []
+    sections: list[dict[str, Any]] = []
     for artifact in found.artifacts:
+        sections += model_sections(artifact)
         meta = artifact.data.get("meta") if artifact.kind == "neurons" else None
-        if isinstance(meta, dict):
-            if isinstance(meta.get("model_id"), str):
-                models.append(meta["model_id"])
-            if isinstance(meta.get("neurospec_version"), str):
-                versions.append(meta["neurospec_version"])
-    models = list(dict.fromkeys(models))
-    facts.items.append(("model", ", ".join(models) if models else "not recorded in these artifacts"))
+        if isinstance(meta, dict) and isinstance(meta.get("neurospec_version"), str):
+            versions.append(meta["neurospec_version"])
+    facts.items.append(model_fact(given, sections))
     recorded = ", ".join(dict.fromkeys(versions))
     facts.items.append(("neurospec", f"{__version__} (this report)" + (f"; artifacts written by {recorded}"
                                                                         if recorded else "")))

@@ -4,6 +4,7 @@
     matrix = read("runs/ppl/ppl.json")              # a PerplexityMatrix, whatever verb wrote the file
     matrix.summary()["fra_Latn"], read("runs/lss/lss.json").pooled.lss
     LSSRecord.from_json(document, "runs/lss/lss.json")   # from JSON already parsed
+    tables = load("runs/study")                     # {"ppl": DataFrame, "lss": ...}: tidy tables (needs pandas)
 
 One class per format (:data:`TYPES`), each with ``FORMAT``, ``VERSION``, ``COMMAND`` (the command that writes
 it), ``to_json()`` and ``from_json(document, where, fix=None)``. ``from_json`` checks every field and that the
@@ -23,20 +24,22 @@ from typing import Any, Union
 from neurospec.results.downstream import DownstreamTable, TaskScore
 from neurospec.results.fields import ResultError
 from neurospec.results.finetune import FinetuneRecord, FinetuneResult
+from neurospec.results.lmeval import LmevalResult
 from neurospec.results.lss import LSSRecord
 from neurospec.results.masking import MaskingRecord
 from neurospec.results.perplexity import PerplexityMatrix
 from neurospec.results.steering import SteeringRecord
 from neurospec.results.sweep import SweepRecord
+from neurospec.results.tidy import load, write_tidy_csv
 
 Result = Union[PerplexityMatrix, LSSRecord, SweepRecord, SteeringRecord, DownstreamTable, MaskingRecord,
-               FinetuneRecord]
+               FinetuneRecord, LmevalResult]
 
 NEURON_SET_FORMAT = "neurospec.neuronset"  # an artifact, but no result: neurospec.neurons reads it
 
 #: format id -> the result type that reads and writes it
 TYPES: dict[str, type] = {cls.FORMAT: cls for cls in (PerplexityMatrix, LSSRecord, SweepRecord, SteeringRecord,
-                                                      DownstreamTable, MaskingRecord, FinetuneRecord)}
+                                                      DownstreamTable, MaskingRecord, FinetuneRecord, LmevalResult)}
 
 
 def from_document(document: Any, where: str, fix: str | None = None) -> Result:
@@ -71,4 +74,4 @@ def read(path: str | os.PathLike) -> Result:
 
 __all__ = ["TYPES", "NEURON_SET_FORMAT", "Result", "ResultError", "read", "from_document", "PerplexityMatrix",
            "LSSRecord", "SweepRecord", "SteeringRecord", "DownstreamTable", "TaskScore", "MaskingRecord",
-           "FinetuneRecord", "FinetuneResult"]
+           "FinetuneRecord", "FinetuneResult", "LmevalResult", "load", "write_tidy_csv"]

@@ -6,9 +6,11 @@
     record.mean_offdiagonal, record.mean_d0, record.degenerate
 
 Built by :meth:`neurospec.evaluate.lss.LSSMatrix.record` from the per-item scores (METHODS section 2; the
-statistics and their bootstrap intervals are computed there, with torch). A record holds what the file holds:
-each cell's LSS, interval, mean D0 and controls, and (unless the file was written without items) every item's
-D0 and DI. ``lss`` (the sources x targets view of the cells) and ``degenerate`` are computed from the record.
+statistics and their intervals are computed there; ``interval_method`` names the method of each kind of
+interval, absent from files written before it, whose intervals are all percentile bootstraps). A record holds
+what the file holds: each cell's LSS, interval, mean D0 and controls, and (unless the file was written without
+items) every item's D0 and DI. ``lss`` (the sources x targets view of the cells) and ``degenerate`` are computed
+from the record.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ Interval = tuple[float, float]
 @dataclass
 class LSSControl:
     """A paired control of one cell: its LSS on the same items and the cell's margin over it (both with 95%
-    bootstrap intervals); ``seed`` (random neurons) or ``group`` (another language's neurons) says which; ``di``
+    intervals: Wilson for the LSS, Newcombe's paired score interval for the margin); ``seed`` (random neurons)
+    or ``group`` (another language's neurons) says which; ``di``
     the control's DI per item, when the file keeps items."""
 
     lss: float
@@ -118,7 +121,7 @@ class PooledControl:
 @dataclass
 class PooledLSS:
     """Every cell's items together: ``n`` item-cells of ``items`` distinct items, the LSS with its interval
-    (items resampled), and per control its pooled LSS and margin."""
+    (Wilson, the distinct items as trials), and per control its pooled LSS and margin (items resampled)."""
 
     n: int
     items: int
@@ -157,6 +160,7 @@ class LSSRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     empty_groups: dict[str, str] = field(default_factory=dict)  # target group -> why it has no column (no neurons)
     provenance: dict[str, Any] | None = None  # what `neurospec lss` adds to the file (the command, the model)
+    interval_method: dict[str, str] | None = None  # kind of interval -> its method (None: an older file)
 
     @property
     def lss(self) -> dict[str, dict[str, float]]:
@@ -184,6 +188,8 @@ class LSSRecord:
             "pooled": self.pooled.to_json() if self.pooled is not None else {}, "empty_groups": self.empty_groups,
             "cells": [cell.to_json() for cell in self.cells], "settings": self.settings,
         }
+        if self.interval_method is not None:
+            out["interval_method"] = self.interval_method
         if self.provenance is not None:
             out["provenance"] = self.provenance
         return out
@@ -200,6 +206,7 @@ class LSSRecord:
         provenance = doc["provenance"].object() if "provenance" in doc else None
         record = cls(read_recipe(doc["recipe"]), sources, targets, doc["mean_offdiagonal"].number(),
                      doc["mean_d0"].number(), PooledLSS.from_json(doc["pooled"]), cells, doc["settings"].object(),
-                     doc["empty_groups"].text_map(), provenance)
+                     doc["empty_groups"].text_map(), provenance,
+                     doc["interval_method"].text_map() if "interval_method" in doc else None)
         check_rewrites(doc, record.to_json())
         return record

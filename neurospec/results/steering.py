@@ -8,7 +8,10 @@
 Built by :meth:`neurospec.evaluate.steering.SteeringResult.record`, which also keeps every generation (in
 generations.jsonl, not in this file). Rows are ``none``, each target group and per seed
 ``random<seed>:<group>``; a line of the table is a target row and a source: the share of its continuations in
-the row's target language, and the unmodified model's share in that language (``baseline``).
+the row's target language, and the unmodified model's share in that language (``baseline``), each with its 95%
+Wilson interval, and the ``change`` (share minus baseline share: the same prompts, so a paired difference) with
+Newcombe's paired score interval (``change_ci95``; absent from files written before it, as is the record's
+``interval_method``).
 """
 
 from __future__ import annotations
@@ -80,15 +83,25 @@ class SteeringLine:
     source: str
     steered: Share
     baseline: Share
+    change_ci95: tuple[float, float] | None = None  # Newcombe's paired interval of ``change`` (None: an older file)
+
+    @property
+    def change(self) -> float:
+        """The steered share minus the unmodified model's share in the target language, on the same prompts."""
+        return self.steered.share - self.baseline.share
 
     def to_json(self) -> dict[str, Any]:
-        return {"row": self.row, "kind": self.kind, "target": self.target, "source": self.source,
-                **self.steered.to_json(), "baseline": self.baseline.to_json()}
+        out = {"row": self.row, "kind": self.kind, "target": self.target, "source": self.source,
+               **self.steered.to_json(), "baseline": self.baseline.to_json()}
+        if self.change_ci95 is not None:
+            out.update(change=self.change, change_ci95=interval_json(self.change_ci95))
+        return out
 
     @classmethod
     def from_json(cls, doc: Doc) -> "SteeringLine":
+        change_ci95 = doc["change_ci95"].interval() if "change_ci95" in doc else None
         return cls(doc["row"].text(), doc["kind"].text(), doc["target"].text(), doc["source"].text(),
-                   Share.from_json(doc), Share.from_json(doc["baseline"]))
+                   Share.from_json(doc), Share.from_json(doc["baseline"]), change_ci95)
 
 
 @dataclass
@@ -106,12 +119,15 @@ class SteeringRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no row (no neurons)
     provenance: dict[str, Any] | None = None  # what `neurospec steer` adds to the file (the command, the model)
+    interval_method: dict[str, str] | None = None  # kind of interval -> its method (None: an older file)
 
     def to_json(self) -> dict[str, Any]:
         out = {"format": self.FORMAT, "version": self.VERSION, "recipe": self.recipe.to_json(),
                "sources": self.sources, "rows": [row.to_json() for row in self.rows],
                "table": [line.to_json() for line in self.table], "empty_groups": self.empty_groups,
                "settings": self.settings}
+        if self.interval_method is not None:
+            out["interval_method"] = self.interval_method
         if self.provenance is not None:
             out["provenance"] = self.provenance
         return out
@@ -124,6 +140,7 @@ class SteeringRecord:
         record = cls(read_recipe(doc["recipe"]), doc["sources"].texts(),
                      [SteeringRow.from_json(row) for row in doc["rows"].list()],
                      [SteeringLine.from_json(line) for line in doc["table"].list()], doc["settings"].object(),
-                     doc["empty_groups"].text_map(), provenance)
+                     doc["empty_groups"].text_map(), provenance,
+                     doc["interval_method"].text_map() if "interval_method" in doc else None)
         check_rewrites(doc, record.to_json())
         return record

@@ -38,3 +38,8 @@ class EmptyGroupWarning(NeurospecWarning):
 class OtherWeightsWarning(NeurospecWarning):
     """A neuron file or statistics folder was made on other weights than the model it is used with (the shapes
     match, the fingerprints differ; see :mod:`neurospec.core.provenance`)."""
+
+
+class RenamedWarning(NeurospecWarning, FutureWarning):
+    """An option or argument was given under its old name; it still works for one release (the message names
+    the new one). A FutureWarning, so Python shows it by default."""

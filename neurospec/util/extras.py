@@ -5,7 +5,8 @@
 
 The core (load_model, record, intervene, NeuronSet, collect, select_lape) needs torch, transformers and
 safetensors alone; each extra adds one job: ``cli`` (typer, rich, pyyaml), ``report`` (matplotlib), ``eval``
-(sacrebleu, py3langid), ``models`` (accelerate, gguf); ``all`` is every one of them.
+(sacrebleu, py3langid), ``models`` (accelerate, gguf), ``tables`` (pandas: ``neurospec.results.load``); ``all`` is
+every one of them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import ModuleType
 from neurospec.util.errors import NeurospecError
 
 EXTRAS = {"typer": "cli", "rich": "cli", "yaml": "cli", "matplotlib": "report", "sacrebleu": "eval",
-          "py3langid": "eval", "accelerate": "models", "gguf": "models"}
+          "py3langid": "eval", "accelerate": "models", "gguf": "models", "pandas": "tables"}
 
 
 def missing_extra(module: str, purpose: str = "this") -> NeurospecError:

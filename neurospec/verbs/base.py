@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,6 +28,27 @@ from neurospec.util.errors import NeurospecError
 from neurospec.util.text import printable
 
 OUTPUT_OPTIONS = ("out", "random_out", "run_dir")
+
+
+def verb_options(verb: str) -> Callable[[type], type]:
+    """``@verb_options("ppl")`` over an options class: a keyword-only dataclass of verb ``verb`` whose constructor
+    (and :meth:`VerbOptions.from_values`) also takes the verb's old option names
+    (:data:`neurospec.verbs.renames.RENAMED`), with a deprecation warning."""
+    from neurospec.verbs.renames import RENAMED, take_renamed
+
+    def decorate(cls: type) -> type:
+        cls = dataclasses.dataclass(kw_only=True)(cls)
+        cls.VERB = verb
+        if RENAMED.get(verb):
+            plain_init = cls.__init__
+
+            @functools.wraps(plain_init)
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                plain_init(self, *args, **take_renamed(verb, kwargs))
+
+            cls.__init__ = __init__
+        return cls
+    return decorate
 
 
 def option(default: Any = dataclasses.MISSING, *, flag: str | None = None, min: float | None = None,
@@ -70,6 +92,8 @@ def _unwrap(annotation: Any) -> Any:
 class VerbOptions:
     """Base of every verb's options dataclass."""
 
+    VERB: typing.ClassVar[str] = ""
+
     @classmethod
     def fields(cls) -> dict[str, FieldSpec]:
         """Every option by Python name, in declaration order."""
@@ -92,7 +116,10 @@ class VerbOptions:
     @classmethod
     def from_values(cls, values: Mapping[str, Any]):
         """The options from plain values (strings, numbers, lists, paths), converted and checked."""
+        from neurospec.verbs.renames import take_renamed
+
         specs = cls.fields()
+        values = take_renamed(cls.VERB, values)
         unknown = sorted(set(values) - set(specs))
         if unknown:
             raise NeurospecError(f"unknown option {unknown[0]!r}; the options are {', '.join(specs)}")
@@ -188,10 +215,13 @@ def values_provenance(command: str, values: Mapping[str, Any], model: Any = None
 
 
 def stamp_result(written: Path, verb: str, options: VerbOptions, model: Any = None, main: str | None = None) -> Path:
-    """Add the provenance of ``verb`` run with ``options`` to the JSON result ``written`` (or ``written / main``)."""
+    """Add the provenance of ``verb`` run with ``options`` to the JSON result ``written`` (or ``written / main``),
+    then write its tidy table ``<name>.tidy.csv`` beside it (:func:`neurospec.results.tidy.write_tidy_csv`)."""
     from neurospec.core.provenance import stamp
+    from neurospec.results.tidy import write_tidy_csv
 
     stamp(Path(written) / main if main else Path(written), options_provenance(verb, options, model))
+    write_tidy_csv(Path(written) / main if main else Path(written))
     return Path(written)
 
 
@@ -211,17 +241,30 @@ def split_list(text: str | list | None, flag: str, *, allow_empty: bool = False,
     return names
 
 
+def one_group(groups: str, why: str) -> str:
+    """``--groups`` where a verb takes exactly one group (``why`` says why, in the error)."""
+    names = split_list(groups, "--groups") or []
+    if len(names) != 1:
+        raise NeurospecError(f"--groups {groups!r}: {why}; name one group")
+    return names[0]
+
+
 @dataclasses.dataclass(kw_only=True)
 class ModelOptions(VerbOptions):
     """The options of every verb that loads a model."""
 
     model: str
+    revision: str | None = None
+    model_args: list[str] = option([], flag="--model-arg")
     dtype: str = "auto"
     device: str | None = None
     device_map: str | None = None
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
+        from neurospec.core.models import parse_model_args
+
+        parse_model_args(self.model_args)                        # checked before any work too
         if isinstance(getattr(self, "batch_size", None), str):   # "auto" or a number, checked before any work
             from neurospec.core.batch_size import parse
 
@@ -238,17 +281,19 @@ class ModelOptions(VerbOptions):
 
     def model_key(self) -> tuple:
         """What identifies the loaded model: two steps with the same key can share one."""
-        return (self.model, self.dtype, self.device, self.device_map, self.trust_remote_code)
+        return (self.model, self.revision, tuple(self.model_args), self.dtype, self.device, self.device_map,
+                self.trust_remote_code)
 
 
 def load_for(options: ModelOptions, lm: Any = None) -> Any:
     """``lm`` when the caller passes a loaded model (the pipeline shares one per study), else the model of ``options``."""
     if lm is not None:
         return lm
-    from neurospec.core.models import load_model
+    from neurospec.core.models import load_model, parse_model_args
 
     return load_model(options.model, dtype=options.dtype, device=rank_device(options.device),
                       device_map=options.device_map, trust_remote_code=options.trust_remote_code,
+                      revision=options.revision, model_args=parse_model_args(options.model_args),
                       quiet=bool(getattr(options, "quiet", False)))
 
 

@@ -26,12 +26,15 @@ from neurospec.verbs.base import (
     VerbOptions,
     check_not_an_input,
     load_for,
+    one_group,
     option,
     options_provenance,
     progress_printer,
     split_list,
     stamp_result,
+    verb_options,
 )
+from neurospec.verbs.evaluate import load_inputs, parse_recipe, parse_seeds
 from neurospec.verbs.measure import save_selection
 
 ITEM_TOKENS = 256      # what --batch-size auto plans for: a multiple-choice prompt with its options
@@ -66,7 +69,7 @@ def blend_templates(names: str) -> list:
 
 
 def prompt_format(name: str, tokenizer):
-    """``--format``: auto (chat with BLEnD's JSON prefill when ``tokenizer`` has a chat template, else plain),
+    """``--prompt-format``: auto (chat with BLEnD's JSON prefill when ``tokenizer`` has a chat template, else plain),
     chat or plain."""
     from neurospec.data.blend import blend_prompt_format
     from neurospec.data.prompts import PLAIN
@@ -74,7 +77,7 @@ def prompt_format(name: str, tokenizer):
     if name == "auto":
         name = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
     if name not in ("chat", "plain"):
-        raise NeurospecError(f"--format {name!r}: use auto, chat or plain")
+        raise NeurospecError(f"--prompt-format {name!r}: use auto, chat or plain")
     return blend_prompt_format() if name == "chat" else PLAIN
 
 
@@ -100,12 +103,12 @@ def attribute_templates(names: str, data: str) -> list:
 
 
 def attribute_format(name: str, tokenizer, chosen_templates: list):
-    """``--format`` of ``attribute``: the CountryRC prompts take the chat template without a prefill."""
+    """``--prompt-format`` of ``attribute``: the CountryRC prompts take the chat template without a prefill."""
     from neurospec.data.countryrc import CountryRCTemplate, countryrc_prompts
 
     if chosen_templates and all(isinstance(t, CountryRCTemplate) for t in chosen_templates):
         if name not in ("auto", "chat", "plain"):
-            raise NeurospecError(f"--format {name!r}: use auto, chat or plain")
+            raise NeurospecError(f"--prompt-format {name!r}: use auto, chat or plain")
         chat = name == "chat" or (name == "auto" and bool(getattr(tokenizer, "chat_template", None)))
         return countryrc_prompts(chat=chat)[1]
     return prompt_format(name, tokenizer)
@@ -165,7 +168,7 @@ def check_finite(numbers: dict[str, float]) -> None:
 # attribute
 
 
-@dataclass(kw_only=True)
+@verb_options("attribute")
 class AttributeOptions(ModelOptions):
     """Options of ``neurospec attribute``: activation x gradient scores per country."""
 
@@ -176,7 +179,7 @@ class AttributeOptions(ModelOptions):
     countries: str | None = None
     limit: int | None = option(None, min=1)
     templates: str = "auto"
-    fmt: str = option("auto", flag="--format")
+    prompt_format: str = "auto"
     target: str = "letter"
     objective: str = "prob"
     sites: str = "gate_pre,up_pre,q,k,v"
@@ -199,7 +202,7 @@ def attribute(options: AttributeOptions, *, lm=None):
         chosen_templates = attribute_templates(options.templates, options.data)
         lm = load_for(options, lm)
         scores = attribution.attribute(
-            lm.model, lm.tokenizer, chosen_items, fmt=attribute_format(options.fmt, lm.tokenizer, chosen_templates),
+            lm.model, lm.tokenizer, chosen_items, fmt=attribute_format(options.prompt_format, lm.tokenizer, chosen_templates),
             templates=chosen_templates, target=options.target, objective=options.objective,
             sites=split_list(options.sites, "--sites") or [],
             batch_size=options.batch_for(lm, tokens=ITEM_TOKENS, backward=True), out=options.out,
@@ -222,7 +225,7 @@ def say_accuracy(scores, say) -> None:
 # select culture
 
 
-@dataclass(kw_only=True)
+@verb_options("select culture")
 class SelectCultureOptions(VerbOptions):
     """Options of ``neurospec select culture``: culture-general and culture-specific neurons."""
 
@@ -237,7 +240,7 @@ class SelectCultureOptions(VerbOptions):
     countryrc_rate: float = 0.01
     specific_rate: float = 0.003
     z_threshold: float = option(0.5, flag="--z")
-    random_seeds: int = option(0, min=0)
+    random_sets: int = option(0, min=0)
     random_out: Path | None = None
 
     def random_path(self) -> Path:
@@ -247,7 +250,7 @@ class SelectCultureOptions(VerbOptions):
 
 @dataclass
 class CultureSelection:
-    """What ``select culture`` wrote: the selection and (with ``random_seeds``) its random baselines."""
+    """What ``select culture`` wrote: the selection and (with ``random_sets``) its random baselines."""
 
     neurons: Any                 # NeuronSet, saved at ``out``
     out: Path
@@ -263,9 +266,9 @@ def select_culture(options: SelectCultureOptions) -> CultureSelection:
     with writing([options.out, options.random_path()], "neurospec select culture", file=True):
         check_selection_options(options)
         chosen = save_selection(culture_selection(options), options.out, "select culture", options)
-        if not options.random_seeds:
+        if not options.random_sets:
             return CultureSelection(chosen, options.out)
-        random = select_random_pooled(chosen, seeds=range(options.random_seeds))
+        random = select_random_pooled(chosen, seeds=range(options.random_sets))
         save_selection(random, options.random_path(), "select culture", options)
         return CultureSelection(chosen, options.out, random, options.random_path())
 
@@ -277,7 +280,7 @@ def check_selection_options(options: SelectCultureOptions) -> None:
     check_finite({"--mlp-rate": options.mlp_rate, "--attention-rate": options.attention_rate,
                   "--countryrc-rate": options.countryrc_rate, "--specific-rate": options.specific_rate,
                   "--z": options.z_threshold})
-    if options.random_seeds:
+    if options.random_sets:
         check_not_an_input(options.random_path(), "--random-out", {"--out": options.out})
 
 
@@ -306,23 +309,26 @@ def culture_selection(options: SelectCultureOptions):
 # mask-eval
 
 
-@dataclass(kw_only=True)
+@verb_options("mask-eval")
 class MaskEvalOptions(ModelOptions):
     """Options of ``neurospec mask-eval``: accuracy with neuron groups suppressed or enhanced."""
 
     neurons: Path
     out: Path
     groups: str | None = None
-    random: Path | None = None
-    mode: str = "suppress"
-    factor: float = 2.0
+    recipe: str = "zero"
+    random_neurons: Path | None = None
+    random_seeds: str | None = ""
+    stats: Path | None = None
+    mode: str | None = None          # deprecated: --recipe zero (suppress) or scale*FACTOR (enhance)
+    factor: float | None = None      # deprecated, with mode
     benchmarks: str = "blend,qnli"
     path: list[str] = option([])
     split: str = "test"
     countries: str | None = None
     limit: int | None = option(None, min=1)
     templates: str = "blend"
-    fmt: str = option("auto", flag="--format")
+    prompt_format: str = "auto"
     scoring: str = "vocab"
     seed: int = 0
     batch_size: str | int = "auto"
@@ -338,27 +344,48 @@ def mask_eval(options: MaskEvalOptions, *, lm=None):
     from neurospec.neurons.formats import load_neuron_file
 
     with writing(options.out, "neurospec mask-eval"):
-        if not math.isfinite(options.factor):
-            raise NeurospecError(f"--factor {options.factor}: give a finite number, e.g. 2 (NaN or infinity would "
-                                 "make every logit NaN)")
+        chosen_recipe = masking_recipe(options)
         chosen_sets = load_sets(split_list(options.benchmarks, "--benchmarks") or [], data_paths(options.path),
                                 split=options.split, countries=options.countries, limit=options.limit,
                                 seed=options.seed)
         chosen_templates = blend_templates(options.templates)
         lm = load_for(options, lm)
         neuron_set = load_neuron_file(options.neurons, shape=lm.sites)
-        baseline = load_neuron_file(options.random, shape=lm.sites) if options.random is not None else None
-        conditions = masking.masking_conditions(neuron_set, split_list(options.groups, "--groups"), mode=options.mode,
-                                                factor=options.factor, random=baseline,
-                                                random_option=f"--random {options.random}")
+        random_file = options.random_neurons
+        baseline = load_neuron_file(random_file, shape=lm.sites) if random_file is not None else None
+        statistics = load_inputs(None, options.stats, lm, need_neurons=False)[1]
+        conditions = masking.masking_conditions(neuron_set, split_list(options.groups, "--groups"), recipe=chosen_recipe,
+                                                random=baseline, random_option=f"--random-neurons {random_file}",
+                                                random_seeds=parse_seeds(options.random_seeds), stats=statistics)
         result = masking.mask_eval(lm.model, lm.tokenizer, chosen_sets, conditions, scoring=options.scoring,
-                                   fmt=prompt_format(options.fmt, lm.tokenizer), templates=chosen_templates,
+                                   fmt=prompt_format(options.prompt_format, lm.tokenizer), templates=chosen_templates,
                                    kinds={n: MC_SETS[n].kind for n in chosen_sets},
                                    batch_size=options.batch_for(lm, tokens=ITEM_TOKENS),
                                    seed=options.seed, quiet=options.quiet)
         say_masking(result, chosen_sets, progress_printer(options.quiet))
         stamp_result(result.save(options.out), "mask-eval", options, lm.model, "mask_eval.json")
     return result
+
+
+def masking_recipe(options: MaskEvalOptions):
+    """``--recipe``, or the deprecated ``--mode suppress|enhance`` with ``--factor`` (zero / scale*FACTOR)."""
+    import warnings
+
+    from neurospec.interventions.conditions import mode_recipe
+    from neurospec.util.errors import RenamedWarning
+
+    if options.mode is None and options.factor is None:
+        return parse_recipe(options.recipe)
+    if options.recipe != "zero":
+        raise NeurospecError("give --recipe only (--mode and --factor are its old form)")
+    factor = 2.0 if options.factor is None else options.factor
+    if not math.isfinite(factor):
+        raise NeurospecError(f"--factor {factor}: give a finite number, e.g. 2 (NaN or infinity would make every "
+                             "logit NaN)")
+    recipe = mode_recipe(options.mode or "suppress", factor)
+    warnings.warn(f"neurospec mask-eval: --mode/--factor are now --recipe {recipe.name}; the old names go in the "
+                  "next release", RenamedWarning, stacklevel=3)
+    return recipe
 
 
 def say_masking(result, chosen_sets: dict, say) -> None:
@@ -376,14 +403,14 @@ def say_masking(result, chosen_sets: dict, say) -> None:
 # finetune
 
 
-@dataclass(kw_only=True)
+@verb_options("finetune")
 class FinetuneOptions(ModelOptions):
     """Options of ``neurospec finetune``: train the MLP (or attention) blocks of chosen layers."""
 
     out: Path
     layers: str
     neurons: Path | None = None
-    group: str = "culture-general"
+    groups: str = "culture-general"
     block: str = "mlp"
     data: str = "qnli"
     train_path: Path | None = None
@@ -392,10 +419,10 @@ class FinetuneOptions(ModelOptions):
     samples: int = option(10_000, min=1)
     lr: float = 3e-5
     epochs: int = option(1, min=1)
-    evaluate: str = "blend,qnli"
-    eval_limit: int | None = option(None, min=1)
+    benchmarks: str = "blend,qnli"
+    limit: int | None = option(None, min=1)
     templates: str = "blend"
-    fmt: str = option("auto", flag="--format")
+    prompt_format: str = "auto"
     scoring: str = "vocab"
     seed: int = 0
     save_model: bool = False
@@ -428,6 +455,7 @@ def finetune(options: FinetuneOptions) -> FinetuneRun:
     from neurospec.data.splits import item_ids, separate
     from neurospec.neurons.formats import load_neuron_file
     from neurospec.results.finetune import FinetuneRecord
+    from neurospec.results.tidy import write_tidy_csv
     from neurospec.train import attention_module_names, mlp_module_names, save_finetuned
     from neurospec.util.io import atomic_write_json
 
@@ -438,19 +466,20 @@ def finetune(options: FinetuneOptions) -> FinetuneRun:
         train_files = {**files, options.data: options.train_path} if options.train_path is not None else files
         train_items = load_sets([options.data], train_files, split="find", countries=None, limit=None,
                            seed=options.seed)[options.data]
-        every = load_sets(split_list(options.evaluate, "--evaluate") or [], files, split="test", countries=None,
+        every = load_sets(split_list(options.benchmarks, "--benchmarks") or [], files, split="test", countries=None,
                      limit=None, seed=options.seed)
         train_items, every, split_record = separate(options.data, train_items, every,
                                                     same_source=options.train_path is None, seed=options.seed,
                                                     allow_overlap=options.allow_overlap)
-        evaluated = {name: limit_per_group(chosen, options.eval_limit) for name, chosen in every.items()}
+        evaluated = {name: limit_per_group(chosen, options.limit) for name, chosen in every.items()}
         chosen_templates = blend_templates(options.templates)
         lm = load_for(options)
         origin = options_provenance("finetune", options, lm.model)  # the weights before training changes them
         neuron_set = load_neuron_file(options.neurons, shape=lm.sites) if options.neurons is not None else None
-        chosen_layers = finetune_layers(options.layers, neuron_set, options.group, lm.sites.num_layers)
+        ranking_group = one_group(options.groups, "finetune ranks layers by one group")
+        chosen_layers = finetune_layers(options.layers, neuron_set, ranking_group, lm.sites.num_layers)
         modules = (mlp_module_names if options.block == "mlp" else attention_module_names)(lm.model, chosen_layers)
-        fmt = prompt_format(options.fmt, lm.tokenizer)
+        fmt = prompt_format(options.prompt_format, lm.tokenizer)
         kinds = {n: MC_SETS[n].kind for n in evaluated}
         before = accuracies(lm, evaluated, options, fmt, chosen_templates, kinds)
         trained = train(lm, train_items, modules, options, fmt, chosen_templates[0])
@@ -460,7 +489,7 @@ def finetune(options: FinetuneOptions) -> FinetuneRun:
                                    "ids": trained.item_ids},
                             evaluation={name: item_ids(chosen) for name, chosen in evaluated.items()})
         document = {"format": "neurospec.finetune", "version": 1, "layers": chosen_layers, "block": options.block,
-                    "group": options.group if neuron_set is not None else None, "data": options.data,
+                    "group": ranking_group if neuron_set is not None else None, "data": options.data,
                     "training": trained.to_json(), "splits": split_record,
                     "evaluation": {name: {"kind": kinds[name], "before": before[name], "after": after[name],
                                           "change": after[name]["accuracy"] - before[name]["accuracy"]}
@@ -469,6 +498,7 @@ def finetune(options: FinetuneOptions) -> FinetuneRun:
         record = FinetuneRecord.from_json(document, str(options.out / "finetune.json"))   # checked by its type
         options.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(options.out / "finetune.json", record.to_json())
+        write_tidy_csv(options.out / "finetune.json")
         say_changes(document, progress_printer(options.quiet))
         if options.save_model:
             save_finetuned(lm.model, lm.tokenizer, options.out / "model", result=trained)

@@ -9,13 +9,22 @@ Each writes JSON (and CSV for matrices) into ``out``, stamped with what produced
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from neurospec.measure.run_folder import writing
 from neurospec.util.errors import NeurospecError
-from neurospec.verbs.base import ModelOptions, corpora_from_options, load_for, option, progress_printer, split_list, stamp_result
+from neurospec.verbs.base import (
+    ModelOptions,
+    corpora_from_options,
+    load_for,
+    option,
+    progress_printer,
+    split_list,
+    stamp_result,
+    verb_options,
+)
 
 PROMPT_TOKENS = 128      # what --batch-size auto plans for: a prompt of LSS, steering, multiple choice
 TASK_TOKENS = 512        # a downstream item (a Belebele passage with its question, a translation)
@@ -74,7 +83,7 @@ def lss_items(items: Path | None, parallel: str | None, languages: str | None, s
 # ppl
 
 
-@dataclass(kw_only=True)
+@verb_options("ppl")
 class PplOptions(ModelOptions):
     """Options of ``neurospec ppl``: the perplexity matrix."""
 
@@ -85,10 +94,12 @@ class PplOptions(ModelOptions):
     corpus_dir: Path | None = None
     languages: str | None = None
     split: str | None = None
-    max_texts: int | None = option(None, min=1)
+    limit: int | None = option(None, min=1)
     recipe: str = "zero"
-    targets: str | None = None
+    groups: str | None = None
     random_seeds: str | None = "0"
+    bootstrap: int = option(1000, min=0)
+    seed: int = 0
     bos: str = "auto"
     max_length: int | None = option(None, min=2)
     text_field: str = "text"
@@ -113,17 +124,17 @@ def ppl(options: PplOptions, *, lm=None):
         if twice:
             raise NeurospecError(f"--corpus / --corpus-dir give {', '.join(twice)} more than once (two names of one "
                                  "language are one language): give each language once")
-        texts = {c.language: list(islice(c.texts(), options.max_texts)) for c in corpora}
+        texts = {c.language: list(islice(c.texts(), options.limit)) for c in corpora}
         lm = load_for(options, lm)
         check_length(lm.model, options.max_length, "--max-length")
         neuron_set, statistics = load_inputs(options.neurons, options.stats, lm, need_neurons=False)
         say = progress_printer(options.quiet)
         matrix = perplexity_matrix(
             lm.model, lm.tokenizer, texts, neuron_set, recipe=chosen_recipe,
-            groups=split_list(options.targets, "--targets"), stats=statistics,
+            groups=split_list(options.groups, "--groups"), stats=statistics,
             random_seeds=parse_seeds(options.random_seeds) if neuron_set is not None else (),
             batch_size=options.batch_for(lm, tokens=options.max_length or default_max_length(lm.model)),
-            bos=options.bos, max_length=options.max_length,
+            bos=options.bos, max_length=options.max_length, bootstrap=options.bootstrap, seed=options.seed,
             on_cell=lambda row, lang, r: say(f"{row:>24} {lang:>9}  ppl {r.ppl:10.3f}"), quiet=options.quiet)
         stamp_result(matrix.save(options.out), "ppl", options, lm.model)
     return matrix
@@ -133,7 +144,7 @@ def ppl(options: PplOptions, *, lm=None):
 # steer
 
 
-@dataclass(kw_only=True)
+@verb_options("steer")
 class SteerOptions(ModelOptions):
     """Options of ``neurospec steer``: generation under each target's intervention."""
 
@@ -148,7 +159,7 @@ class SteerOptions(ModelOptions):
     limit: int | None = option(20, min=1)
     prompt_fraction: float = 0.5
     recipe: str = "set:p_max"
-    targets: str | None = None
+    groups: str | None = None
     random_seeds: str | None = "0"
     max_new_tokens: int = option(32, min=1)
     candidates: str | None = option(None, flag="--langid-languages")
@@ -204,7 +215,7 @@ def steer(options: SteerOptions, *, lm=None):
         by_source = steer_prompts(options)
         lm = load_for(options, lm)
         neuron_set, statistics = load_inputs(options.neurons, options.stats, lm)
-        chosen = split_list(options.targets, "--targets")
+        chosen = split_list(options.groups, "--groups")
         candidates = langid_candidates(options.candidates, list(by_source), list(chosen or neuron_set.groups))
         say = progress_printer(options.quiet)
         result = steer_generation(
@@ -225,7 +236,7 @@ def steer(options: SteerOptions, *, lm=None):
 # lss
 
 
-@dataclass(kw_only=True)
+@dataclasses.dataclass(kw_only=True)
 class ShiftItemsOptions(ModelOptions):
     """The options ``lss`` and ``sweep`` share: the neurons, statistics and the items the shift is measured on."""
 
@@ -242,22 +253,22 @@ class ShiftItemsOptions(ModelOptions):
     answer_chars: int = option(2, min=1)
 
 
-@dataclass(kw_only=True)
+@verb_options("lss")
 class LssOptions(ShiftItemsOptions):
     """Options of ``neurospec lss``: the Language Steering Shift matrix."""
 
     recipe: str = "set:p_max"
-    targets: str | None = None
+    groups: str | None = None
     sources: str | None = None
     controls: str | None = "random,other"
-    random_seed: int = 0
+    random_seeds: str | None = "0"
     bootstrap: int = option(1000, min=10)
     batch_size: str | int = "auto"
     quiet: bool = False
 
 
 def lss(options: LssOptions, *, lm=None):
-    """Language Steering Shift matrix (source x target) with bootstrap intervals and paired controls; written to
+    """Language Steering Shift matrix (source x target) with intervals and paired controls; written to
     ``options.out`` and returned (:class:`~neurospec.evaluate.lss.LSSMatrix`). A caller should warn when its
     ``mean_d0`` is not negative (a degenerate cut)."""
     from neurospec.evaluate.lss import lss_matrix
@@ -271,9 +282,9 @@ def lss(options: LssOptions, *, lm=None):
         say = progress_printer(options.quiet)
         matrix = lss_matrix(
             lm.model, lm.tokenizer, items, neuron_set, recipe=chosen_recipe, stats=statistics,
-            sources=split_list(options.sources, "--sources"), targets=split_list(options.targets, "--targets"),
+            sources=split_list(options.sources, "--sources"), targets=split_list(options.groups, "--groups"),
             controls=split_list(options.controls, "--controls", allow_empty=True) or (),
-            random_seed=options.random_seed, batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS),
+            random_seeds=parse_seeds(options.random_seeds), batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS),
             bootstrap=options.bootstrap,
             quiet=options.quiet,
             on_cell=lambda c: say(f"{c.source:>9} -> {c.target:<9} LSS {c.lss:.3f}  n {c.n}  excluded {c.excluded}  "
@@ -290,7 +301,7 @@ def lss(options: LssOptions, *, lm=None):
 # sweep
 
 
-@dataclass(kw_only=True)
+@verb_options("sweep")
 class SweepOptions(ShiftItemsOptions):
     """Options of ``neurospec sweep``: an LSS matrix per intervention setting."""
 
@@ -299,7 +310,7 @@ class SweepOptions(ShiftItemsOptions):
     values: str = "p_max,p_median"
     factors: str = "1,2,5,10"
     positions: str = "all"
-    targets: str | None = None
+    groups: str | None = None
     sources: str | None = None
     bootstrap: int = option(1000, min=10)
     batch_size: str | int = "auto"
@@ -361,7 +372,7 @@ def sweep(options: SweepOptions, *, lm=None):
         settings_done = iter(range(1, len(recipes) + 1))
         result = sweep_settings(
             lm.model, lm.tokenizer, items, neuron_set, recipes, stats=statistics,
-            sources=split_list(options.sources, "--sources"), targets=split_list(options.targets, "--targets"),
+            sources=split_list(options.sources, "--sources"), targets=split_list(options.groups, "--groups"),
             batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS), bootstrap=options.bootstrap, quiet=options.quiet,
             on_setting=lambda m: say(f"setting {next(settings_done)}/{len(recipes)}  {m.recipe.name:>28}  "
                                      f"mean LSS {m.mean_offdiagonal:.3f}"))
@@ -374,7 +385,7 @@ def sweep(options: SweepOptions, *, lm=None):
 # eval
 
 
-@dataclass(kw_only=True)
+@verb_options("eval")
 class EvalOptions(ModelOptions):
     """Options of ``neurospec eval TASK``: a downstream task, self vs cross."""
 
@@ -384,7 +395,7 @@ class EvalOptions(ModelOptions):
     neurons: Path | None = None
     stats: Path | None = None
     recipe: str = "set:p_max"
-    targets: str | None = None
+    groups: str | None = None
     limit: int | None = option(None, min=1)
     split: str | None = None
     data_dir: Path | None = None
@@ -406,7 +417,7 @@ def evaluate_task(options: EvalOptions, *, lm=None):
         say = progress_printer(options.quiet)
         table = self_cross(
             lm.model, lm.tokenizer, options.task, split_list(options.languages, "--languages") or [], neuron_set,
-            recipe=chosen_recipe, stats=statistics, targets=split_list(options.targets, "--targets"),
+            recipe=chosen_recipe, stats=statistics, targets=split_list(options.groups, "--groups"),
             limit=options.limit, batch_size=options.batch_for(lm, tokens=TASK_TOKENS), data_dir=options.data_dir,
             split=options.split,
             on_cell=lambda row, lang, r: say(f"{row:>12} {lang:>9}  {r.metric} {r.score:.4g}  n {r.n}"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from neurospec.verbs.base import (
     options_provenance,
     split_list,
     stamp_result,
+    verb_options,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ class Mode(str, Enum):
     sentence = "sentence"
 
 
-@dataclass(kw_only=True)
+@verb_options("collect")
 class CollectOptions(ModelOptions):
     """Options of ``neurospec collect``: activation statistics per language."""
 
@@ -154,7 +154,7 @@ def load_stats(folder: Path):
 # select lape / all-active / top-mean / random
 
 
-@dataclass(kw_only=True)
+@verb_options("select lape")
 class SelectLapeOptions(VerbOptions):
     """Options of ``neurospec select lape``: language-specific neurons by activation-probability entropy."""
 
@@ -185,7 +185,7 @@ def select_lape(options: SelectLapeOptions):
         return save_selection(neurons, options.out, "select lape", options)
 
 
-@dataclass(kw_only=True)
+@verb_options("select all-active")
 class SelectAllActiveOptions(VerbOptions):
     """Options of ``neurospec select all-active``."""
 
@@ -205,7 +205,7 @@ def select_all_active(options: SelectAllActiveOptions):
         return save_selection(neurons, options.out, "select all-active", options)
 
 
-@dataclass(kw_only=True)
+@verb_options("select top-mean")
 class SelectTopMeanOptions(VerbOptions):
     """Options of ``neurospec select top-mean``."""
 
@@ -226,7 +226,7 @@ def select_top_mean(options: SelectTopMeanOptions):
         return save_selection(neurons, options.out, "select top-mean", options)
 
 
-@dataclass(kw_only=True)
+@verb_options("select random")
 class SelectRandomOptions(VerbOptions):
     """Options of ``neurospec select random``."""
 
@@ -252,7 +252,7 @@ def select_random(options: SelectRandomOptions):
 # neurons import
 
 
-@dataclass(kw_only=True)
+@verb_options("neurons import")
 class NeuronsImportOptions(VerbOptions):
     """Options of ``neurospec neurons import``: a LAPE .pth neuron file as a NeuronSet JSON file."""
 

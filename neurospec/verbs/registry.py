@@ -26,6 +26,7 @@ STEP_FUNCTIONS: dict[str, tuple[str, str, str, bool]] = {
     "lss": ("neurospec.verbs.evaluate", "LssOptions", "lss", True),
     "sweep": ("neurospec.verbs.evaluate", "SweepOptions", "sweep", True),
     "eval": ("neurospec.verbs.evaluate", "EvalOptions", "evaluate_task", True),
+    "lmeval": ("neurospec.verbs.lmeval", "LmevalOptions", "lmeval", True),
     "attribute": ("neurospec.verbs.culture", "AttributeOptions", "attribute", True),
     "select culture": ("neurospec.verbs.culture", "SelectCultureOptions", "select_culture", False),
     "mask-eval": ("neurospec.verbs.culture", "MaskEvalOptions", "mask_eval", True),

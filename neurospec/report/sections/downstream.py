@@ -15,7 +15,7 @@ import numpy as np
 from neurospec.data.languages import language_of
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.plots import GREY, bar_values, ci_errors, colors, draw, rotate_labels
+from neurospec.report.plots import GREY, colors, dots, draw, offsets, rotate_labels
 from neurospec.results.downstream import DownstreamTable
 
 
@@ -57,54 +57,60 @@ def downstream_section(artifact: Artifact) -> Section:
 
 
 def _figure(task, metric, rows, languages, grid):
+    """Left: every row's score per language as a dot with its interval (self cells ringed). Right, when the
+    artifact holds a change: per target the change on its own language and the mean on the others."""
     targets = [r for r in rows if r != "none"]
     palette = [GREY] + colors(max(1, len(targets)))
+    selfs = [next((grid[(r, lang)][3] for lang in languages if grid[(r, lang)][2] == "self"), None) for r in targets]
+    crosses = []
+    for r in targets:
+        values = [grid[(r, lang)][3] for lang in languages if grid[(r, lang)][2] == "cross"
+                  and grid[(r, lang)][3] is not None]
+        crosses.append(sum(values) / len(values) if values else None)
+    changes = any(v is not None for v in selfs + crosses)
 
     def paint(fig):
-        if targets:
+        if changes:
             left, right = fig.subplots(1, 2, width_ratios=[max(2, len(languages)), max(1.5, 0.8 * len(targets))])
         else:
             left, right = fig.add_subplot(), None
-        width = 0.8 / len(rows)
         x = np.arange(len(languages))
-        for i, (row, color) in enumerate(zip(rows, palette)):
+        ring_label = "self cell"
+        for shift, row, color in zip(offsets(len(rows)), rows, palette):
             values = [grid[(row, lang)][0] for lang in languages]
             intervals = [grid[(row, lang)][1] for lang in languages]
-            bars = left.bar(x + (i - (len(rows) - 1) / 2) * width, values, width, color=color,
-                            yerr=ci_errors(values, intervals), capsize=2, error_kw={"linewidth": 0.8},
-                            label="unmodified" if row == "none" else f"{row} neurons")
-            for bar, lang in zip(bars, languages):
-                if grid[(row, lang)][2] == "self":
-                    bar.set_hatch("///")
-                    bar.set_edgecolor("black")
+            dots(left, x + shift, values, intervals, color=color, marker="s" if row == "none" else "o",
+                 label="unmodified" if row == "none" else f"{row} neurons")
+            ringed = [i for i, lang in enumerate(languages) if grid[(row, lang)][2] == "self"
+                      and grid[(row, lang)][0] is not None]
+            left.plot(x[ringed] + shift, [values[i] for i in ringed], linestyle="none", marker="o", markersize=10,
+                      markerfacecolor="none", markeredgecolor="black", markeredgewidth=1.1,
+                      label=ring_label if ringed else None)
+            ring_label = ring_label if not ringed else None
         left.set_xticks(x, labels=languages)
+        left.set_xlim(-0.6, len(languages) - 0.4)
         rotate_labels(left, languages)
         left.set_xlabel("evaluated language")
         left.set_ylabel(metric)
-        left.set_title(f"{metric} per language (hatched: self cell; 95% CI)")
+        left.set_title(f"{metric} per language (ringed: self cell; 95% CI)")
+        left.grid(axis="y", color="#e6e6e6", linewidth=0.6)
         left.legend(loc="best")
         if right is not None:
-            selfs = [next((grid[(r, lang)][3] for lang in languages if grid[(r, lang)][2] == "self"), None)
-                     for r in targets]
-            crosses = []
-            for r in targets:
-                values = [grid[(r, lang)][3] for lang in languages if grid[(r, lang)][2] == "cross"
-                          and grid[(r, lang)][3] is not None]
-                crosses.append(sum(values) / len(values) if values else None)
             xs = np.arange(len(targets))
-            right.bar(xs - 0.2, bar_values(selfs), 0.4, color="#d95f02", hatch="///", edgecolor="black",
-                      label="self")
-            right.bar(xs + 0.2, bar_values(crosses), 0.4, color="#7570b3", label="mean cross")
+            dots(right, xs - 0.12, selfs, color="#d95f02", marker="o", label="self")
+            dots(right, xs + 0.12, crosses, color="#7570b3", marker="D", label="mean cross")
             right.axhline(0, color="black", linewidth=0.8)
             right.set_xticks(xs, labels=targets)
+            right.set_xlim(-0.6, len(targets) - 0.4)
             rotate_labels(right, targets, limit=3)
             right.set_ylabel(f"change in {metric}")
             right.set_title("change against unmodified")
             right.legend(loc="best")
 
     return draw("scores", f"{task}: self vs cross language", paint,
-                size=(max(6.0, 0.55 * len(languages) * len(rows) + 0.6 * len(targets) + 3.5), 3.8),
-                alt=f"Bar charts of {task} {metric} per language and row, and self vs cross change",
+                size=(max(6.0, 0.45 * len(languages) * len(rows) + (0.6 * len(targets) + 2.0 if changes else 0) + 2.5),
+                      3.6),
+                alt=f"Dot plots of {task} {metric} per language and row, and self vs cross change",
                 caption="Left: the score of every row in every language with its 95% interval; the row's own language "
-                        "is hatched. Right: the change against the unmodified model on the own language (self) and "
+                        "is ringed. Right: the change against the unmodified model on the own language (self) and "
                         "its mean on the other languages (cross); the artifact gives no interval for changes.")

@@ -14,7 +14,7 @@ import numpy as np
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.plots import GREY, ci_errors, draw, rotate_labels
+from neurospec.report.plots import GREY, dots, draw, rotate_labels
 from neurospec.results.finetune import FinetuneRecord
 
 
@@ -56,19 +56,18 @@ def _figure(rows):
     def paint(fig):
         ax = fig.add_subplot()
         x = np.arange(len(rows))
-        before = [r[1] for r in rows]
-        after = [r[3] for r in rows]
-        ax.bar(x - 0.2, before, 0.4, color=GREY, yerr=ci_errors(before, [r[2] for r in rows]), capsize=3,
-               label="before")
-        ax.bar(x + 0.2, after, 0.4, color="#1b9e77", yerr=ci_errors(after, [r[4] for r in rows]), capsize=3,
-               label="after")
+        dots(ax, x - 0.12, [r[1] for r in rows], [r[2] for r in rows], color=GREY, marker="s", label="before")
+        dots(ax, x + 0.12, [r[3] for r in rows], [r[4] for r in rows], color="#1b9e77", label="after")
         ax.set_xticks(x, labels=names)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
         rotate_labels(ax, names)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(-0.04, 1.04)
+        ax.grid(axis="y", color="#e6e6e6", linewidth=0.6)
         ax.set_ylabel("accuracy")
         ax.legend(loc="best")
 
     return draw("accuracy", "Accuracy before and after fine-tuning (95% CI)", paint,
-                size=(max(4.0, 1.2 * len(rows) + 2.0), 3.4),
-                alt=f"Bar chart of accuracy before and after fine-tuning on {len(rows)} sets",
-                caption="Each evaluated set before (grey) and after (green) training, with 95% bootstrap intervals.")
+                size=(max(4.0, 1.0 * len(rows) + 2.0), 3.2),
+                alt=f"Dot plot of accuracy before and after fine-tuning on {len(rows)} sets",
+                caption="Each evaluated set before (grey squares) and after (green dots) training, with 95% bootstrap "
+                        "intervals.")

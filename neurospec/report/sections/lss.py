@@ -55,9 +55,9 @@ def lss_section(artifact: Artifact) -> Section:
                   alt=f"Heatmap of LSS for {len(sources)} sources by {len(targets)} targets",
                   caption="Share of items whose answer moves toward the target language when the target's neurons "
                           "are intervened; the diagonal is undefined. Intervals are in the table.")
-    section.add(figure, _cells_table(cells))
+    section.add(figure, _cells_table(cells, record.interval_method))
     if pooled is not None:
-        section.add(_pooled_figure(pooled) if pooled.controls else None, _pooled_table(pooled))
+        section.add(_pooled_figure(pooled) if pooled.controls else None, _pooled_table(pooled, record.interval_method))
     return section
 
 
@@ -72,12 +72,21 @@ def _paint_matrix(fig, ax, sources, targets, values, *, colorbar: bool, annotate
     ax.set_ylabel("source (prompt language)")
 
 
-def _cells_table(cells: dict[tuple[str, str], LSSCell]) -> Table:
+def _methods(interval_method: dict[str, str] | None) -> dict[str, str]:
+    """The method of each kind of interval, as the file names them (older files: percentile bootstraps)."""
+    bootstrap = "percentile bootstrap over items"
+    return interval_method or {"lss": bootstrap, "margin": bootstrap, "pooled_lss": bootstrap,
+                               "pooled_margin": bootstrap}
+
+
+def _cells_table(cells: dict[tuple[str, str], LSSCell], interval_method: dict[str, str] | None = None) -> Table:
     names = sorted({name for c in cells.values() for name in c.controls})
     columns = ["source", "target", "n", "excluded", "LSS", "95% CI low", "95% CI high", "mean D0"]
     for name in names:
         columns += [f"{name}: LSS", f"{name}: margin", f"{name}: margin CI low", f"{name}: margin CI high"]
-    table = Table("cells", "LSS per source and target, with its 95% bootstrap interval and controls", columns)
+    methods = _methods(interval_method)
+    table = Table("cells", f"LSS per source and target with its 95% interval ({methods['lss']}), and each control's "
+                  f"LSS and the paired margin over it ({methods['margin']} interval)", columns)
     for (source, target), cell in cells.items():
         interval = cell.ci95
         row = [label(source), text(target), number(cell.n), number(cell.excluded_identical), number(cell.lss, ".3f"),
@@ -95,8 +104,10 @@ def _cells_table(cells: dict[tuple[str, str], LSSCell]) -> Table:
     return table
 
 
-def _pooled_table(pooled: PooledLSS) -> Table:
-    table = Table("pooled", "Pooled over every cell's items (intervals resample items)",
+def _pooled_table(pooled: PooledLSS, interval_method: dict[str, str] | None = None) -> Table:
+    methods = _methods(interval_method)
+    table = Table("pooled", f"Pooled over every cell's items; 95% intervals: LSS {methods['pooled_lss']}, "
+                  f"margins {methods['pooled_margin']}",
                   ["neurons", "LSS", "95% CI low", "95% CI high", "margin", "margin CI low", "margin CI high"])
     interval = pooled.ci95
     table.add(label("target's own"), number(pooled.lss, ".3f"),
@@ -209,6 +220,8 @@ def _curve_figure(points, best: str):
             low = bar_values([p[3][0] if p[3] else None for p in members])
             high = bar_values([p[3][1] if p[3] else None for p in members])
             ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+            if len(xs) == 1:  # a band needs two points: one setting shows its interval as a whisker
+                ax.errorbar(xs, ys, yerr=[ys - low, high - ys], color=color, capsize=3, linewidth=1)
             ax.plot(xs, ys, marker="o", color=color, label=f"{name} (pooled, 95% CI band)")
             ax.plot(xs, bar_values([p[4] for p in members]), linestyle="--", linewidth=1, color=color,
                     label=f"{name} (mean over cells)")

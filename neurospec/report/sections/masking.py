@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle
 
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
-from neurospec.report.plots import bar_values, ci_errors, colors, draw, heatmap, rotate_labels, symmetric_limit
+from neurospec.report.plots import bar_values, colors, dots, draw, heatmap, offsets, rotate_labels, symmetric_limit
 from neurospec.results.masking import MaskCell, MaskingRecord, MaskSummaryRow
 
 BASELINE = "none"
@@ -111,38 +111,40 @@ def _summary_table(summary: list[MaskSummaryRow]) -> Table:
 
 
 def _change_figure(masked, benchmarks, kinds, overall):
+    """Per masked group a dot per benchmark (its change, with the interval; NLU benchmarks hollow) and a black
+    diamond for the mean change of the group's random baselines; None when no cell holds a change."""
     palette = colors(len(benchmarks))
+    if all(entry[0] is None for entry in overall.values()):
+        return None
 
     def paint(fig):
         ax = fig.add_subplot()
-        width = 0.8 / len(benchmarks)
         x = np.arange(len(masked))
         marked = False
-        for i, (benchmark, color) in enumerate(zip(benchmarks, palette)):
-            values = [overall.get((c, benchmark), (None, None, None))[0] for c in masked]
-            intervals = [overall.get((c, benchmark), (None, None, None))[1] for c in masked]
-            offset = x + (i - (len(benchmarks) - 1) / 2) * width
-            ax.bar(offset, bar_values(values), width, color=color, yerr=ci_errors(values, intervals), capsize=2,
-                   error_kw={"linewidth": 0.8}, hatch="..." if kinds[benchmark] == "nlu" else None,
-                   label=f"{benchmark} ({kinds[benchmark]})")
-            randoms = bar_values([overall.get((c, benchmark), (None, None, None))[2] for c in masked])
+        for shift, benchmark, color in zip(offsets(len(benchmarks)), benchmarks, palette):
+            cells = [overall.get((c, benchmark), (None, None, None)) for c in masked]
+            dots(ax, x + shift, [c[0] for c in cells], [c[1] for c in cells], color=color,
+                 hollow=kinds[benchmark] == "nlu", label=f"{benchmark} ({kinds[benchmark]})")
+            randoms = bar_values([c[2] for c in cells])
             if np.isfinite(randoms).any():
-                ax.plot(offset, randoms, linestyle="none", marker="D", markersize=4, color="black",
+                ax.plot(x + shift + 0.09, randoms, linestyle="none", marker="D", markersize=3.5, color="black",
                         label=None if marked else "mean change of the random baselines")
                 marked = True
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, labels=masked)
+        ax.set_xlim(-0.6, len(masked) - 0.4)
         rotate_labels(ax, masked)
+        ax.grid(axis="y", color="#e6e6e6", linewidth=0.6)
         ax.set_xlabel("masked neurons")
         ax.set_ylabel("accuracy change")
         ax.legend(loc="best")
 
     return draw("change", "Accuracy change when each group's neurons are masked (95% CI)", paint,
-                size=(max(5.5, 0.35 * len(masked) * len(benchmarks) + 2.5), 3.8),
-                alt=f"Bar chart of accuracy change for {len(masked)} masked groups on {len(benchmarks)} benchmarks",
-                caption="Bars: change of accuracy (all items of the benchmark) against the unmodified model, with "
-                        "its paired 95% bootstrap interval; diamonds: the mean change under the group's random "
-                        "baselines; dotted bars: NLU benchmarks.")
+                size=(max(5.5, 0.3 * len(masked) * len(benchmarks) + 2.5), 3.6),
+                alt=f"Dot plot of accuracy change for {len(masked)} masked groups on {len(benchmarks)} benchmarks",
+                caption="Dots: change of accuracy (all items of the benchmark) against the unmodified model, with "
+                        "its paired 95% bootstrap interval; black diamonds: the mean change under the group's random "
+                        "baselines; hollow dots: NLU benchmarks.")
 
 
 def _related_figure(benchmark, rows, columns, values):
@@ -155,7 +157,7 @@ def _related_figure(benchmark, rows, columns, values):
         for i, row in enumerate(rows):
             if row in columns:
                 j = columns.index(row)
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.4))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.4, clip_on=False))
         ax.set_xlabel("evaluated group")
         ax.set_ylabel("masked neurons")
 

@@ -5,7 +5,9 @@
 
 Counts are distinct neurons (site, layer, index) as :class:`neurospec.neurons.neuron_set.NeuronSet` holds them
 (the file is loaded, and so checked, with ``NeuronSet.load``). Random baselines (method ``random`` or
-``random-pooled``, or every group named ``random...``) get their count table only.
+``random-pooled``, or every group named ``random...``) get their count table only. Figures leave out what
+holds no neuron (a group without neurons, named in the section's warnings; a site no group uses); the tables
+keep every group. Up to :data:`LINE_GROUPS` groups are drawn as lines over the layers, more as a heatmap.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import ReportError
 from neurospec.report.plots import colors, draw, grid_shape, heatmap, small_multiples
+from neurospec.report.runinfo import model_fact, model_sections
 from neurospec.util.errors import NeurospecError
 
 MLP_SITES = ("act", "down_in", "gate_pre", "up_pre")
 ATTENTION_SITES = ("q", "k", "v", "o")
+LINE_GROUPS = 8  # more groups than this are drawn as a group x layer heatmap per site
 
 
 def site_family(site: str) -> str:
@@ -48,7 +52,7 @@ def neuron_section(artifact: Artifact) -> Section:
     section = Section("neurons", artifact.label, title, artifact.step)
     sites = ordered_sites(site for group in neurons.groups for site in neurons.sites(group))
     section.facts += [
-        ("method", str(meta.method)), ("model", str(meta.model_id)), ("layers", str(neurons.num_layers)),
+        ("method", str(meta.method)), model_fact([], model_sections(artifact)), ("layers", str(neurons.num_layers)),
         ("widths", ", ".join(f"{s} {w}" for s, w in meta.widths.items()) or "unknown"),
         ("groups", str(len(neurons.groups))), ("distinct neurons", str(neurons.count())),
         ("sites", ", ".join(f"{s} ({site_family(s)})" for s in sites) or "none"),
@@ -64,10 +68,15 @@ def neuron_section(artifact: Artifact) -> Section:
             section.notes.append("A random baseline: its figures are left out; the table gives its counts.")
         section.add(None, table)
         return section
-    section.add(_per_layer_figure(neurons, sites, counts), table)
+    drawn = [g for g in neurons.groups if any(sum(counts[(g, s)]) for s in sites)]
+    drawn_sites = [s for s in sites if any(sum(counts[(g, s)]) for g in drawn)]
+    section.add(_per_layer_figure(drawn, drawn_sites, counts, neurons.num_layers) if drawn_sites else None, table)
     if len(neurons.groups) >= 2:
         shared, jaccard = _overlaps(neurons)
-        section.add(_overlap_figure(neurons.groups, shared, jaccard), *_overlap_tables(neurons.groups, shared, jaccard))
+        keep = [i for i, g in enumerate(neurons.groups) if g in drawn]
+        figure = _overlap_figure([neurons.groups[i] for i in keep], [[shared[i][j] for j in keep] for i in keep],
+                                 [[jaccard[i][j] for j in keep] for i in keep]) if len(keep) >= 2 else None
+        section.add(figure, *_overlap_tables(neurons.groups, shared, jaccard))
     return section
 
 
@@ -82,15 +91,16 @@ def _per_layer_table(neurons: NeuronSet, sites: list[str], counts: dict) -> Tabl
     return table
 
 
-def _per_layer_figure(neurons: NeuronSet, sites: list[str], counts: dict):
-    groups = list(neurons.groups)
+def _per_layer_figure(groups: list[str], sites: list[str], counts: dict, num_layers: int):
+    """Neurons per layer: per site a panel, one line per group (a group x layer heatmap past LINE_GROUPS)."""
+    if len(groups) > LINE_GROUPS:
+        return _per_layer_heatmap(groups, sites, counts, num_layers)
     palette = colors(len(groups))
-    layers = list(range(neurons.num_layers))
+    layers = list(range(num_layers))
     rows, cols = grid_shape(len(sites), 4)
 
     def paint(fig):
-        handles = None
-        for site, ax in zip(sites, small_multiples(fig, len(sites))[1]):
+        for site, ax in zip(sites, small_multiples(fig, len(sites), columns=4)[1]):
             for group, color in zip(groups, palette):
                 ax.plot(layers, counts[(group, site)], marker="o", markersize=3, linewidth=1.2, color=color,
                         label=group)
@@ -100,17 +110,39 @@ def _per_layer_figure(neurons: NeuronSet, sites: list[str], counts: dict):
             ax.set_ylim(bottom=0)
             ax.yaxis.get_major_locator().set_params(integer=True)
             ax.set_xticks(layers if len(layers) <= 16 else layers[::max(1, len(layers) // 8)])
-            handles = ax.get_legend_handles_labels()
-        if handles:
-            fig.legend(*handles, loc="outside lower center", ncols=min(len(groups), legend_columns))
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(len(groups), 6))
 
-    legend_columns = max(3, 4 * cols)
-    legend_rows = -(-len(groups) // legend_columns)
-    return draw("per-layer", "Neurons per layer and group, one panel per site (MLP and attention apart)", paint,
-                size=(max(4.6, 3.4 * cols), 2.7 * rows + 0.7 + 0.22 * legend_rows),
+    legend_rows = -(-len(groups) // 6)
+    return draw("per-layer", "Neurons per layer and group", paint,
+                size=(max(4.6, 3.2 * cols), 2.6 * rows + 0.6 + 0.22 * legend_rows),
                 alt=f"Line charts of neuron counts per layer for {len(groups)} groups at sites {', '.join(sites)}",
-                caption="Distinct neurons per layer; one line per group, one panel per site; MLP sites come first, "
-                        "then attention sites.")
+                caption="Distinct neurons per layer; one line per group, one panel per site (MLP sites first, then "
+                        "attention sites). Groups without neurons and sites no group uses are left out.")
+
+
+def _per_layer_heatmap(groups: list[str], sites: list[str], counts: dict, num_layers: int):
+    layers = [str(layer) for layer in range(num_layers)]
+    rows, cols = grid_shape(len(sites), 2)
+    top = max(max(counts[(g, s)]) for g in groups for s in sites) or 1
+
+    def paint(fig):
+        grid, axes = small_multiples(fig, len(sites), columns=2)
+        mesh = None
+        for site, ax in zip(sites, axes):
+            values = [counts[(group, site)] for group in groups]
+            mesh = heatmap(fig, ax, values, groups, layers, cmap="Blues", vmin=0, vmax=top,
+                           annotate=len(groups) * num_layers <= 250 and num_layers <= 24, fmt=lambda v: f"{v:.0f}")
+            ax.set_title(f"{site_family(site)} site {site}")
+            ax.set_xlabel("layer")
+        if mesh is not None:
+            fig.colorbar(mesh, ax=grid, label="neurons", shrink=0.6)
+
+    panel_w = max(3.0, 0.32 * num_layers + 1.6)
+    return draw("per-layer", "Neurons per layer and group", paint,
+                size=(panel_w * cols + 1.0, (0.24 * len(groups) + 1.3) * rows),
+                alt=f"Heatmaps of neuron counts per layer for {len(groups)} groups at sites {', '.join(sites)}",
+                caption="Distinct neurons per layer (colour); one row per group, one panel per site (MLP sites "
+                        "first). Groups without neurons and sites no group uses are left out.")
 
 
 def _overlaps(neurons: NeuronSet) -> tuple[list[list[int]], list[list[float]]]:
@@ -129,21 +161,26 @@ def _overlaps(neurons: NeuronSet) -> tuple[list[list[int]], list[list[float]]]:
 
 
 def _overlap_figure(groups, shared, jaccard):
+    """Jaccard index off the diagonal (colour, scaled to the largest one), shared neurons written in every cell;
+    the diagonal holds each group's size, uncoloured."""
     n = len(groups)
-    side = max(3.5, min(14.0, 0.45 * n + 2.2))
+    side = max(3.2, min(14.0, 0.42 * n + 2.0))
+    colours = [[None if i == j else value for j, value in enumerate(row)] for i, row in enumerate(jaccard)]
+    top = max((v for row in colours for v in row if v is not None), default=0.0) or 1.0
 
     def paint(fig):
         ax = fig.add_subplot()
         notes = [[str(v) for v in row] for row in shared]
-        heatmap(fig, ax, jaccard, groups, groups, cmap="Blues", vmin=0.0, vmax=1.0, annotations=notes,
-                annotate=n <= 20, colorbar="Jaccard index")
+        heatmap(fig, ax, colours, groups, groups, cmap="Blues", vmin=0.0, vmax=top, annotations=notes,
+                annotate=n <= 24, colorbar="Jaccard index")
         ax.set_xlabel("group")
         ax.set_ylabel("group")
 
-    return draw("overlap", "Overlap between groups: colour = Jaccard index, numbers = shared neurons", paint,
-                size=(side + 1.2, side), alt=f"Heatmap of Jaccard overlap between {n} groups",
-                caption="Jaccard index |A \u2229 B| / |A \u222a B| (colour) and shared neurons |A \u2229 B| (numbers); "
-                        "the diagonal holds each group's size.")
+    return draw("overlap", "Neuron overlap between groups", paint,
+                size=(side + 1.3, side), alt=f"Heatmap of Jaccard overlap between {n} groups",
+                caption="Numbers: shared neurons |A \u2229 B| (on the diagonal, the group's size, grey); colour: the "
+                        "Jaccard index |A \u2229 B| / |A \u222a B|, its scale running to the largest one between two "
+                        "different groups.")
 
 
 def _overlap_tables(groups, shared, jaccard) -> list[Table]:

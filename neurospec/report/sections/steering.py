@@ -5,7 +5,8 @@
 
 Reads the file as a :class:`~neurospec.results.steering.SteeringRecord`: per target row (a group, or
 ``random<seed>:<group>``) and source language, the share ``k / n`` of continuations identified as the row's
-target language with its 95% Wilson interval, and the unmodified model's share in that language (``baseline``).
+target language with its 95% Wilson interval, the unmodified model's share in that language (``baseline``), and
+the change between them with Newcombe's paired interval (the same prompts; absent from older files).
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ def steer_section(artifact: Artifact) -> Section:
                       ("do_sample", "sampling")):
         if key in steering.settings:
             section.facts.append((name, str(steering.settings[key])))
-    table = Table("share", "Share of continuations in the target language (95% Wilson intervals)",
+    paired = any(line.change_ci95 is not None for line in steering.table)
+    table = Table("share", "Share of continuations in the target language (95% Wilson intervals)"
+                  + ("; change: share minus baseline share on the same prompts (95% Newcombe paired interval)"
+                     if paired else ""),
                   ["row", "kind", "target", "source", "k", "n", "share", "95% CI low", "95% CI high",
-                   "baseline k", "baseline n", "baseline share", "baseline CI low", "baseline CI high"])
+                   "baseline k", "baseline n", "baseline share", "baseline CI low", "baseline CI high"]
+                  + (["change", "change CI low", "change CI high"] if paired else []))
     records = []
     for line in steering.table:
         steered, base = line.steered, line.baseline
@@ -40,7 +45,7 @@ def steer_section(artifact: Artifact) -> Section:
         table.add(label(line.row), text(line.kind), text(line.target), text(line.source), number(steered.k),
                   number(steered.n), number(steered.share, ".3f"), number(steered.ci95[0], ".3f"),
                   number(steered.ci95[1], ".3f"), number(base.k), number(base.n), number(base.share, ".3f"),
-                  number(base.ci95[0], ".3f"), number(base.ci95[1], ".3f"))
+                  number(base.ci95[0], ".3f"), number(base.ci95[1], ".3f"), *_change_cells(line, paired))
     if not records:
         section.notes.append("The steering table is empty (no target rows).")
         return section
@@ -48,50 +53,66 @@ def steer_section(artifact: Artifact) -> Section:
     return section
 
 
+def _change_cells(line, paired: bool) -> list:
+    """The change and its interval (dashes where the file has none), when any line of the table has one."""
+    if not paired:
+        return []
+    interval = line.change_ci95
+    return [number(line.change if interval else None, "+.3f"), number(interval[0] if interval else None, "+.3f"),
+            number(interval[1] if interval else None, "+.3f")]
+
+
 def _figure(records, sources, recipe):
+    """One panel per target holding a line of the table: per prompt language a dot per row (the unmodified
+    model, the target's neurons, each random set) with its interval; a share of 0 is a dot at 0, not an empty bar."""
     targets = list(dict.fromkeys(r["target"] for r in records))
     # per target: the group row(s) and the random rows, in file order
     by_target = {t: list(dict.fromkeys(r["row"] for r in records if r["target"] == t)) for t in targets}
     lookup = {(r["row"], r["source"]): r for r in records}
-    rows, cols = grid_shape(len(targets), 4)
-    widest = max(len(v) for v in by_target.values())
+    shown = {t: [s for s in sources if any((n, s) in lookup for n in by_target[t])] for t in targets}
+    targets = [t for t in targets if shown[t]]  # a panel without a line of the table is left out
+    rows, cols = grid_shape(len(targets), 3)
+    widest = max(len(v) for v in by_target.values()) + 1
 
     def paint(fig):
         legend = {}
-        for k, (target, ax) in enumerate(zip(targets, small_multiples(fig, len(targets), sharey=True)[1])):
-            names = by_target[target]
-            series = [("unmodified", [lookup.get((names[0], s)) for s in sources], "base", GREY)]
+        for k, (target, ax) in enumerate(zip(targets, small_multiples(fig, len(targets), columns=3, sharey=True)[1])):
+            names, here = by_target[target], shown[target]
             group_rows = [n for n in names if not n.startswith("random")]
             random_rows = [n for n in names if n.startswith("random")]
-            palette = colors(max(1, len(group_rows)))
-            for n, color in zip(group_rows, palette):
-                series.append((f"{n} neurons", [lookup.get((n, s)) for s in sources], "share", color))
-            for n in random_rows:
-                series.append((f"{n} (random)", [lookup.get((n, s)) for s in sources], "share", LIGHT))
-            width = 0.8 / len(series)
-            x = np.arange(len(sources))
-            for i, (_name, recs, key, color) in enumerate(series):
+            series = [("unmodified model", names[0], "base", GREY, "s")]
+            series += [("target's neurons", n, "share", color, "o")
+                       for n, color in zip(group_rows, colors(max(1, len(group_rows))))]
+            series += [("random neurons", n, "share", LIGHT, "D") for n in random_rows]
+            step = 0.7 / len(series)
+            x = np.arange(len(here))
+            for i, (name, row, key, color, marker) in enumerate(series):
+                recs = [lookup.get((row, s)) for s in here]
                 values = [r[key] if r else None for r in recs]
                 intervals = [(r["base_ci"] if key == "base" else r["ci"]) if r else None for r in recs]
-                handle = ax.bar(x + (i - (len(series) - 1) / 2) * width, bar_values(values), width, color=color,
-                                yerr=ci_errors(values, intervals), capsize=2, error_kw={"linewidth": 0.8},
-                                edgecolor="black" if key == "share" and color != LIGHT else "none", linewidth=0.4)
-                legend.setdefault("unmodified model" if key == "base" else
-                                  ("random neurons" if color == LIGHT else "target's neurons"), handle)
+                handle = ax.errorbar(x + (i - (len(series) - 1) / 2) * step, bar_values(values),
+                                     yerr=ci_errors(values, intervals), fmt=marker, color=color, markersize=4.5,
+                                     markeredgecolor="black", markeredgewidth=0.4, ecolor=color, elinewidth=1.1,
+                                     capsize=2)
+                legend.setdefault(name, handle)
             ax.set_title(f"target {target}")
-            ax.set_xticks(x, labels=sources)
-            rotate_labels(ax, sources, limit=4)
-            ax.set_ylim(0, 1.05)
+            ax.set_xticks(x, labels=here)
+            ax.set_xlim(-0.6, len(here) - 0.4)
+            rotate_labels(ax, here, limit=4)
+            ax.set_ylim(-0.04, 1.04)
+            ax.grid(axis="y", color="#e6e6e6", linewidth=0.6)
+            ax.set_axisbelow(True)
             if k % cols == 0:
                 ax.set_ylabel("share in target")
             if k + cols >= len(targets):
                 ax.set_xlabel("prompt language")
         fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend))
 
-    panel_w = max(3.0, 0.45 * len(sources) * (1 + widest * 0.3) + 1.2)
-    return draw("share", f"Steering ({recipe}): share of continuations in the target language, 95% Wilson CI", paint,
-                size=(panel_w * cols, 2.6 * rows + 0.9),
-                alt=f"Bar charts of the share in the target language for {len(targets)} targets",
-                caption="One panel per target language: grey the unmodified model's share in that language, coloured "
-                        "the share with the target's neurons intervened, light grey random neurons; error bars are "
-                        "95% Wilson intervals.")
+    panel_w = max(2.8, 0.32 * len(sources) * (1 + widest * 0.25) + 1.2)
+    return draw("share", f"Steering ({recipe}): share of continuations in the target language", paint,
+                size=(panel_w * cols, 2.5 * rows + 0.8),
+                alt=f"Dot plots of the share in the target language for {len(targets)} targets",
+                caption="One panel per target language, one column of dots per prompt language: grey squares the "
+                        "unmodified model's share in the target language, coloured dots the share with the target's "
+                        "neurons intervened, light grey diamonds random neurons; whiskers are the 95% intervals the "
+                        "artifact records (ci95).")
