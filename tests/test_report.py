@@ -272,10 +272,13 @@ def downstream_tables(doc) -> dict:
         for lang in doc["languages"]:
             cell = doc["cells"][row][lang]
             change = None if row == "none" else doc["change"][row][lang]
-            scores.append([row, cell["n"], cell["score"], *_pair(cell["ci95"]), change])
+            change_ci = None if row == "none" else doc.get("change_ci95", {}).get(row, {}).get(lang)
+            scores.append([row, cell["n"], cell["score"], *_pair(cell["ci95"]), change, *_pair(change_ci)])
     summary = doc["summary"]
-    per = [[row, v["self"], v["cross_mean"]] for row, v in summary["per_target"].items()]
-    per.append(["all targets", summary["self_mean"], summary["cross_mean"]])
+    per = [[row, v["self"], *_pair(v.get("self_ci95")), v["cross_mean"], *_pair(v.get("cross_mean_ci95"))]
+           for row, v in summary["per_target"].items()]
+    per.append(["all targets", summary["self_mean"], *_pair(summary.get("self_mean_ci95")), summary["cross_mean"],
+                *_pair(summary.get("cross_mean_ci95"))])
     return {"scores": scores, "summary": per}
 
 
@@ -343,7 +346,7 @@ def stats_tables(path: Path) -> dict:
     layers = []
     for layer in range(doc["num_layers"]):
         finite = entropy[layer][np.isfinite(entropy[layer])]
-        spread = [Near(v) for v in np.quantile(finite, qs)] if finite.size else [None] * len(qs)
+        spread = [Near(v) for v in np.quantile(finite, (0.0, *qs))] if finite.size else [None] * (len(qs) + 1)
         layers.append([f"L{layer}", *[float(v) for v in np.quantile(p[:, layer, :], qs)], *spread,
                        int((~np.isfinite(entropy[layer])).sum())])
     languages = [[doc["languages"][i], int(tokens[i]), *[float(v) for v in p[row].mean(axis=1)]]
@@ -499,7 +502,7 @@ def page_figures(html: str) -> dict[str, tuple[str, bytes, int, int]]:
     """figure slug -> (image type, the embedded bytes, width and height attributes) of every figure on the page."""
     import base64
 
-    found = re.findall(r'<figure data-figure="([^"]+)"><img src="data:image/([a-z+]+);base64,([A-Za-z0-9+/=]+)" '
+    found = re.findall(r'<figure data-figure="([^"]+)"[^>]*><img src="data:image/([a-z+]+);base64,([A-Za-z0-9+/=]+)" '
                        r'width="(\d+)" height="(\d+)"', html)
     return {slug: (kind, base64.b64decode(data), int(w), int(h)) for slug, kind, data, w, h in found}
 
@@ -721,8 +724,8 @@ def test_perplexity_heatmap_states_its_colour_scale_and_writes_one_precision(rep
     largest = max(abs(v) for v in changes)
     decimals = max(0, min(4, 2 - math.floor(math.log10(largest))))
     drawn = svg_texts(page_figures(html_path.read_text(encoding="utf-8"))["ppl-change"][1])
-    written = [text for text in drawn if re.fullmatch(r"[+-]\d+\.\d+", text) and len(text.split(".")[1]) == decimals]
-    assert written == [f"{v:+.{decimals}f}" for v in changes]
+    written = [text for text in drawn if re.fullmatch(r"[+-]\d+\.\d+", text)]  # the cells, then the colour bar's
+    assert written[:len(changes)] == [f"{v:+.{decimals}f}" for v in changes]
     assert "PPL change" in drawn
     assert any(re.fullmatch(r"\((symmetric log colour scale, linear within ±[0-9.e-]+|linear colour scale)\)", t)
                for t in drawn), drawn
@@ -801,3 +804,21 @@ def test_unfinished_statistics_are_named_not_drawn(report, tmp_path):
     html = write_report(run).read_text(encoding="utf-8")
     assert 'data-artifact="stats/stats.json"' in html and "unfinished" in html
     assert "<img" not in html
+
+
+def test_a_cached_copy_is_named_after_the_model_another_artifact_says_it_copies(report, tmp_path):
+    from neurospec.report import write_report
+
+    cache = "/home/me/.cache/neurospec/gguf/a5fd3b62"
+    run = tmp_path / "run"
+    _neuron_file(report[0] / "lape.json", run / "old.json", cache)  # records only the cache folder
+    doc = json.loads((report[0] / "lape.json").read_text(encoding="utf-8"))
+    doc["meta"]["model_id"] = cache
+    doc["meta"]["source"] = {"provenance": {"model": {"id": cache, "fingerprint": "sha256:beef", "source": {
+        "builtin": "gemma-3-270m", "gguf": {"file": "/models/gemma.gguf", "cache": cache}}}}}
+    (run / "new.json").write_text(json.dumps(doc), encoding="utf-8")
+    html = write_report(run).read_text(encoding="utf-8")
+    assert _model_fact(html) == ("gemma-3-270m", f"model fingerprint: sha256:beef\nrecorded as: {cache}")
+    shown = re.findall(r'<dt>model</dt><dd(?: title="([^"]*)")?>([^<]*)</dd>', html.split("<main")[1])
+    assert [name for _, name in shown] == ["gemma-3-270m", "gemma-3-270m"]  # both neuron sets' sections
+    assert all(f"recorded as: {cache}" in tooltip for tooltip, _ in shown)

@@ -69,7 +69,8 @@ def test_file_round_trips_byte_for_byte(run, label):
 
 # the keys, in order, of each kind's objects as the writers wrote them before the result types existed: the
 # types must keep every file exactly as it was (issue 24 appended keys for intervals after the old ones, which
-# keep their places: ppl's intervals and the summary's *_ci, lss's and steer's interval_method, steer's change)
+# keep their places: ppl's intervals and the summary's *_ci, lss's, steer's, eval's and mask-eval's interval_method,
+# steer's change, eval's change_ci95, summary *_ci95 and cells' item_correct)
 KEYS = {
     "ppl/ppl.json": {
         "": "format version recipe languages rows cells change_ppl change_nll summary empty_groups settings intervals",
@@ -103,13 +104,18 @@ KEYS = {
         "table.0.baseline": "k n share ci95",
     },
     "xwinograd/xwinograd.json": {
-        "": "format version task recipe rows languages cells change summary empty_groups settings provenance",
-        "cells.none.eng_Latn": "task language metric score ci95 n metrics details",
-        "summary": "self_mean cross_mean per_target",
-        "summary.per_target.fra_Latn": "self cross_mean",
+        "": "format version task recipe rows languages cells change summary empty_groups settings change_ci95 "
+            "interval_method provenance",
+        "cells.none.eng_Latn": "task language metric score ci95 n metrics details item_correct",
+        "summary": "self_mean cross_mean per_target self_mean_ci95 cross_mean_ci95 self_minus_cross "
+                   "self_minus_cross_ci95",
+        "summary.per_target.fra_Latn": "self cross_mean self_ci95 cross_mean_ci95",
+        "interval_method": "score change summary",
     },
     "mask/mask_eval.json": {
-        "": "format version settings conditions benchmarks templates summary cells related empty_groups",
+        "": "format version settings conditions benchmarks templates summary cells related empty_groups "
+            "interval_method",
+        "interval_method": "accuracy change margin_over_random",
         "benchmarks.blend": "kind items groups",
         "cells.0": "condition benchmark group n accuracy ci95 per_template rules non_letter_share",
         "cells.5": "condition benchmark group n accuracy ci95 per_template rules non_letter_share change change_ci95 "
@@ -144,6 +150,11 @@ OLDER = {  # label -> what a file written before issue 24's intervals lacks (it 
     "lss/lss.json": ["interval_method"],
     "sweep/01-set_p_max_x4/lss.json": ["interval_method"],
     "steer/steer.json": ["interval_method", "table.*.change", "table.*.change_ci95"],
+    "mask/mask_eval.json": ["interval_method"],
+    "xwinograd/xwinograd.json": ["interval_method", "change_ci95", "summary.self_mean_ci95", "summary.cross_mean_ci95",
+                                 "summary.self_minus_cross", "summary.self_minus_cross_ci95",
+                                 "summary.per_target.*.self_ci95", "summary.per_target.*.cross_mean_ci95",
+                                 "cells.*.*.item_correct"],
 }
 
 
@@ -160,11 +171,21 @@ def test_files_written_before_the_intervals_still_read(run, label):
                         kinds[kind] = {"own": values["own"], "mean_other": values["mean_other"], "selectivity": ratio}
     for key in OLDER.get(label, []):
         parent, _, last = key.rpartition(".")
-        holders = [doc] if not parent else [line for line in doc["table"]]
-        for holder in holders:
+        for holder in holders_of(doc, parent):
             del holder[last]
     result = ARTIFACTS[label].from_json(doc, label)
     assert result.to_json() == doc and "interval_method" not in doc and "intervals" not in doc
+
+
+def holders_of(doc, path: str) -> list:
+    """The objects at a dotted ``path`` of ``doc`` (``*``: every element of a list or value of an object)."""
+    found = [doc]
+    for key in path.split(".") if path else []:
+        if key == "*":
+            found = [inner for value in found for inner in (value.values() if isinstance(value, dict) else value)]
+        else:
+            found = [value[key] for value in found]
+    return found
 
 
 def test_every_result_format_is_covered():

@@ -172,7 +172,12 @@ def test_downstream_rows_written_by_the_verb(run):
                          condition=row, language=lang, dataset="xwinograd")
             assert got["group"] == (None if row == "none" else row)
             if row != "none":
-                expect(rows, "change", doc["change"][row][lang], n=cell["n"], condition=row, language=lang)
+                lo, hi = doc["change_ci95"][row][lang]
+                expect(rows, "change", doc["change"][row][lang], lo=lo, hi=hi, n=cell["n"], condition=row,
+                       language=lang)
+    for row, entry in doc["summary"]["per_target"].items():
+        expect(rows, "summary.cross_mean", entry["cross_mean"], lo=entry["cross_mean_ci95"][0],
+               hi=entry["cross_mean_ci95"][1], condition=row)
     # the CLI verb wrote the same table beside its JSON, after it
     written = run / "xwinograd" / "xwinograd.tidy.csv"
     assert written.read_text(encoding="utf-8") == tidy_table(run / label).csv_text()

@@ -9,8 +9,8 @@ import json
 import warnings
 
 import pytest
-import typer
 from interventions_common import neuron_set, saved_study
+from test_verbs import commands
 from typer.testing import CliRunner
 
 from neurospec.cli.base import new_flags
@@ -29,18 +29,6 @@ from neurospec.verbs.renames import RENAMED, old_flags
 runner = CliRunner()
 OLD_ONLY = ("--targets", "--max-texts", "--random-seed", "--eval-limit", "--per-country", "--group", "--evaluate",
             "--random")
-
-
-def commands() -> dict:
-    found = {}
-
-    def walk(command, prefix: str) -> None:
-        for name, sub in getattr(command, "commands", {}).items():
-            full = f"{prefix} {name}".strip()
-            walk(sub, full) if hasattr(sub, "commands") else found.setdefault(full, sub)
-
-    walk(typer.main.get_command(app), "")
-    return found
 
 
 def flags(command) -> dict[str, object]:

@@ -179,6 +179,9 @@ def eval_command(
     recipe: str = typer.Option("set:p_max", "--recipe", help="Intervention on each target's neurons."),
     groups: Optional[str] = _GROUPS, limit: Optional[int] = _LIMIT, split: Optional[str] = _SPLIT,
     data_dir: Optional[Path] = _DATA_DIR,
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Resamples of items for the intervals of the "
+                                  "translation scores, their changes and the self/cross summary."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:

@@ -17,10 +17,15 @@ model that stops answering with a letter is wrong; ``letter``: the argmax over t
 ``loglik``: the options' log-likelihoods after the bare question (small models). ``vocab`` and ``letter``
 come from the same forward pass, so both accuracies are kept side by side (``rules`` in each cell) with
 the share of answers that were no option's letter (``non_letter_share``).
-Intervals are 95% percentile bootstraps over items; a change is paired (the same items with and
-without the edit). Random baselines (conditions ``random<seed>:<group>``) are pooled per group: the
-margin of a condition is its change minus the mean change of its group's random conditions, with a
-bootstrap interval over items of the per-item difference.
+Random baselines (conditions ``random<seed>:<group>``) are pooled per group: the margin of a condition is
+its change minus the mean change of its group's random conditions (on each item, its correctness minus the
+random conditions' mean correctness).
+Intervals (95%; mask_eval.json's ``interval_method`` names each kind's method): with one template an item's
+correctness is 0 or 1, so accuracy gets Wilson's score interval, and the change (against ``none``) and the
+margin (against the group's random condition, when it has one) Newcombe's paired score interval on the same
+items; none of them collapses at 0 or 1 as a percentile bootstrap of 0/1 values does. With several templates
+(an item's correctness is a mean) or several random conditions (their mean), the interval is a seeded
+percentile bootstrap over items, of the per-item difference for a change or a margin (paired).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import torch
 from neurospec.core.edits import Edit
 from neurospec.data.items import MCItem
 from neurospec.data.prompts import PLAIN, PromptFormat
-from neurospec.evaluate.intervals import bootstrap_mean
+from neurospec.evaluate.intervals import NEWCOMBE_PAIRED, WILSON, bootstrap_mean, newcombe_paired, wilson
 from neurospec.evaluate.scoring import bare_question, choose_by_letter, choose_by_loglikelihood, lettered_prompt
 from neurospec.interventions.conditions import BASELINE, MODES, build_conditions, mode_recipe, random_group
 from neurospec.interventions.recipes import Recipe
@@ -50,6 +55,8 @@ __all__ = ["BASELINE", "MODES", "Conditions", "MaskingResult", "mask_eval", "mas
 SCORINGS = ("vocab", "letter", "loglik")
 #: The accuracy rules letter scoring yields, by the name used in cells and CSV columns.
 RULES = {"vocab": "full_vocabulary", "letter": "letters_only"}
+ITEM_BOOTSTRAP = "percentile bootstrap over items"
+PAIRED_ITEM_BOOTSTRAP = "paired percentile bootstrap over items"
 
 
 class Conditions(dict):
@@ -128,24 +135,65 @@ class MaskingResult:
             mask = torch.tensor([item.group == group for item in self.benchmarks[benchmark]])
             per_template = per_template[:, mask]
         cell = MaskCell(condition, benchmark, group, int(values.numel()), float(values.mean()),
-                        bootstrap_mean(values, resamples=self.resamples, seed=self.seed),
-                        dict(zip(self.templates, per_template.mean(1).tolist())))
+                        self.accuracy_interval(values), dict(zip(self.templates, per_template.mean(1).tolist())))
         if self.by_rule:
             cell.rules = {rule: self.rule_accuracy(condition, benchmark, group, source)
                           for rule, source in self.by_rule.items()}
             cell.non_letter_share = float(self._items_mean(condition, benchmark, group, self.non_letter).mean())
         if condition != BASELINE and BASELINE in self.correct:
-            delta = values - self._items_mean(BASELINE, benchmark, group)
-            cell.change = float(delta.mean())
-            cell.change_ci95 = bootstrap_mean(delta, resamples=self.resamples, seed=self.seed)
+            baseline = self._items_mean(BASELINE, benchmark, group)
+            cell.change = float((values - baseline).mean())
+            cell.change_ci95 = self.paired_interval(values, baseline)
             randoms = self.random_conditions(condition)
             if randoms:
                 random_mean = torch.stack([self._items_mean(r, benchmark, group) for r in randoms]).mean(0)
-                margin = values - random_mean
-                cell.random_change = float((random_mean - self._items_mean(BASELINE, benchmark, group)).mean())
-                cell.margin_over_random = float(margin.mean())
-                cell.margin_ci95 = bootstrap_mean(margin, resamples=self.resamples, seed=self.seed)
+                cell.random_change = float((random_mean - baseline).mean())
+                cell.margin_over_random = float((values - random_mean).mean())
+                cell.margin_ci95 = self.paired_interval(values, random_mean, single=len(randoms) == 1)
         return cell
+
+    @property
+    def binary_items(self) -> bool:
+        """Whether an item's correctness is 0 or 1 (one template), not a mean over templates."""
+        return len(self.templates) == 1
+
+    def accuracy_interval(self, values: torch.Tensor) -> tuple[float, float]:
+        """Wilson's interval of the items' accuracy when each is 0 or 1, else a bootstrap over items."""
+        if self.binary_items:
+            return wilson(int(values.sum()), int(values.numel()))
+        return bootstrap_mean(values, resamples=self.resamples, seed=self.seed)
+
+    def paired_interval(self, values: torch.Tensor, other: torch.Tensor, single: bool = True) -> tuple[float, float]:
+        """The interval of ``mean(values) - mean(other)`` on the same items: Newcombe's paired score interval when
+        both are 0/1 per item (one template, ``single`` condition on the other side), else the bootstrap over items
+        of the per-item difference."""
+        if self.binary_items and single:
+            return newcombe_paired(values.tolist(), other.tolist())
+        return bootstrap_mean(values - other, resamples=self.resamples, seed=self.seed)
+
+    def interval_method(self) -> dict[str, str]:
+        """The method of each kind of interval (mask_eval.json's ``interval_method``): ``accuracy``, ``change``,
+        ``margin_over_random`` (only with random baselines; both methods, ``;``-separated, where groups differ)."""
+        if self.binary_items:
+            methods = {"accuracy": WILSON, "change": NEWCOMBE_PAIRED}
+        else:
+            methods = {"accuracy": ITEM_BOOTSTRAP + self.averaged, "change": PAIRED_ITEM_BOOTSTRAP + self.averaged}
+        randoms = {len(self.random_conditions(c)) for c in self.conditions if c != BASELINE and random_group(c) is None}
+        margins = sorted({self.margin_method(n) for n in randoms if n})
+        if margins:
+            methods["margin_over_random"] = "; ".join(margins)
+        return methods
+
+    @property
+    def averaged(self) -> str:
+        """What an item's correctness is, when it is a mean (several templates); empty with one template."""
+        return "" if self.binary_items else f" (an item's correctness: its mean over {len(self.templates)} templates)"
+
+    def margin_method(self, randoms: int) -> str:
+        """The margin's interval method for a group with ``randoms`` random conditions (:meth:`paired_interval`)."""
+        if self.binary_items and randoms == 1:
+            return f"{NEWCOMBE_PAIRED} against the group's random condition"
+        return f"{PAIRED_ITEM_BOOTSTRAP} of the difference from the group's random conditions' mean{self.averaged}"
 
     def rule_accuracy(self, condition: str, benchmark: str, group: str,
                       source: dict[str, dict[str, torch.Tensor]]) -> RuleAccuracy:
@@ -206,7 +254,8 @@ class MaskingResult:
         """What mask_eval.json holds (:class:`neurospec.results.masking.MaskingRecord`)."""
         benchmarks = {b: MaskBenchmark(self.kinds.get(b), len(items), self.groups(b)) for b, items in self.benchmarks.items()}
         return MaskingRecord(self.conditions, benchmarks, self.templates, self.summary_records(), self.cell_records(),
-                             {b: self.related(b) for b in self.benchmarks}, self.settings, self.empty_groups)
+                             {b: self.related(b) for b in self.benchmarks}, self.settings, self.empty_groups,
+                             interval_method=self.interval_method())
 
     def save(self, folder: str | Path) -> Path:
         """``mask_eval.json`` (settings, cells, summary, related matrices), ``accuracy.csv``, ``related_<benchmark>.csv``."""

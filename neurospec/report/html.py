@@ -57,7 +57,11 @@ p.outcome { background: #fbe9e7; border-left: 4px solid var(--warn); color: var(
 td.status.failed, td.status.interrupted { color: var(--warn); font-weight: 700; }
 td.status.not { color: var(--muted); }
 p.empty { font-size: 1.1rem; padding: 2rem 0; }
-figure { margin: 1rem 0 0.5rem; }
+.block { display: flex; flex-wrap: wrap; align-items: flex-start; column-gap: 2rem; }
+.block > .tables { flex: 1 1 100%; min-width: 0; max-width: 100%; }
+.block > figure + .tables { flex: 0 1 auto; }  /* beside its figure when the tables fit there, else below */
+figure + .tables summary, figure + .tables p.note { width: 0; min-width: 100%; }  /* the tables set the width */
+figure { margin: 1rem 0 0.5rem; flex: 0 1 auto; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); background: #fff; }
 figcaption a { color: var(--accent); white-space: nowrap; }
 figcaption { color: var(--muted); font-size: 0.88rem; margin-top: 0.3rem; max-width: 70rem; }
@@ -108,7 +112,8 @@ def render_figure(figure: Figure) -> str:
     the PNG file; a figure without SVG bytes shows its PNG."""
     kind, payload = ("svg+xml", figure.svg) if figure.svg else ("png", figure.png)
     data = base64.b64encode(payload).decode("ascii")
-    return (f'<figure data-figure="{_attr(figure.slug)}"><img src="data:image/{kind};base64,{data}" '
+    return (f'<figure data-figure="{_attr(figure.slug)}" style="width: {figure.width}px; max-width: 100%">'
+            f'<img src="data:image/{kind};base64,{data}" '
             f'width="{figure.width}" height="{figure.height}" alt="{_attr(figure.alt)}">'
             f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)} "
             f'<a class="file" href="figures/{_attr(figure.slug)}.png">PNG, {PNG_DPI} dpi</a></figcaption></figure>')
@@ -139,7 +144,9 @@ def render_section(section: Section) -> str:
         parts.append('<div class="block">')
         if block.figure is not None:
             parts.append(render_figure(block.figure))
-        parts += [render_table(t, section.artifact) for t in block.tables]
+        if block.tables:  # beside the figure where the page has room for both, else below it
+            parts.append('<div class="tables">' + "".join(render_table(t, section.artifact) for t in block.tables)
+                         + "</div>")
         parts.append("</div>")
     parts.append("</section>")
     return "\n".join(p for p in parts if p)

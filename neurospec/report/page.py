@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from neurospec.interventions.targets import selection_reason
 from neurospec.report.content import Figure, Section
 from neurospec.report.discover import RUN_FOLDER_KINDS, Artifact, Discovery
-from neurospec.report.runinfo import RunFacts, run_facts
+from neurospec.report.runinfo import RunFacts, model_aliases, rename_model_facts, run_facts
 from neurospec.report.sections import SECTIONS, sweep_section, sweep_setting_labels
 from neurospec.util.progress import progress
 
@@ -85,11 +85,14 @@ def build_page(found: Discovery, *, quiet: bool = True) -> Page:
     inside_sweeps = {label for labels in owned.values() for label in labels}
     anchors: set[str] = set()
     slugs: set[str] = set()
+    aliases = model_aliases(found.artifacts)
     with progress("report", total=len(found.artifacts), unit="artifacts", quiet=quiet) as bar:
         for artifact in found.artifacts:
             bar.advance(1)
             if artifact.label not in inside_sweeps:
-                page.sections.append(_section(artifact, by_label, owned, anchors, slugs))
+                section = _section(artifact, by_label, owned, anchors, slugs)
+                section.facts = rename_model_facts(section.facts, aliases)
+                page.sections.append(section)
     return page
 
 

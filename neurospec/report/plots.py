@@ -167,9 +167,22 @@ def heatmap(fig: MplFigure, ax, values: Sequence[Sequence[float | None]], rows: 
         bar = fig.colorbar(mesh, ax=ax, label=colorbar, shrink=0.85, pad=0.02)
         if isinstance(norm, SymLogNorm):
             ticks = symlog_ticks(norm)
-            bar.set_ticks(ticks, labels=[f"{t:+.2g}" if t else "0" for t in ticks])
+            bar.set_ticks(ticks, labels=[tick_text(t) for t in ticks])
             bar.minorticks_off()
     return mesh
+
+
+def tick_text(value: float) -> str:
+    """A colour-bar tick with its sign and two significant digits: ``+0.04``, ``\u22121``, ``+130,000``, ``+2.5e-5``."""
+    if value == 0:
+        return "0"
+    size = float(f"{abs(value):.2g}")
+    if 1e-3 <= size < 1e6:
+        body = f"{size:,.0f}" if size >= 100 else f"{size:g}"
+    else:
+        mantissa, exponent = f"{size:.1e}".split("e")
+        body = f"{mantissa}e{int(exponent)}"
+    return ("+" if value > 0 else "\u2212") + body
 
 
 def symlog_ticks(norm: SymLogNorm) -> list[float]:

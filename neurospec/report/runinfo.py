@@ -102,6 +102,37 @@ def model_sections(artifact: Artifact) -> list[dict[str, Any]]:
     return [dict(section) for section in found if isinstance(section, dict)]
 
 
+def section_aliases(sections: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Recorded model names -> the name the user gave, learnt from the model sections that record both: a
+    built-in or GGUF model's cache folder and file (``source.gguf.cache`` / ``.file``) -> its name."""
+    aliases: dict[str, str] = {}
+    for section in sections:
+        name, source = section_name(section), section.get("source")
+        gguf = source.get("gguf") if isinstance(source, Mapping) else None
+        if name and isinstance(gguf, Mapping):
+            aliases.update({gguf[key]: name for key in ("cache", "file")
+                            if isinstance(gguf.get(key), str) and gguf[key] != name})
+    return aliases
+
+
+def model_aliases(artifacts: Iterable[Artifact]) -> dict[str, str]:
+    """:func:`section_aliases` over every model section the ``artifacts`` record."""
+    return section_aliases(section for artifact in artifacts for section in model_sections(artifact))
+
+
+def rename_model_facts(facts: list, aliases: Mapping[str, str]) -> list:
+    """``facts`` with a ``model`` fact that shows a recorded name of :func:`model_aliases` showing the user's
+    name instead, the recorded one moved to its tooltip."""
+    renamed = []
+    for label, value, *tooltip in facts:
+        if label == "model" and value in aliases:
+            lines = [line for line in (tooltip[0] if tooltip else "").split("\n") if line]
+            renamed.append((label, aliases[value], "\n".join(lines + [f"recorded as: {value}"])))
+        else:
+            renamed.append((label, value, *tooltip))
+    return renamed
+
+
 def model_tooltip(sections: Iterable[Mapping[str, Any]], shown: Iterable[str]) -> str:
     """The tooltip of a model name: the fingerprints, revisions and names as recorded (those not shown)."""
     sections = list(sections)
@@ -117,12 +148,14 @@ def model_tooltip(sections: Iterable[Mapping[str, Any]], shown: Iterable[str]) -
     return "\n".join(lines)
 
 
-def model_fact(given: Iterable[str], sections: Iterable[Mapping[str, Any]]) -> tuple[str, str, str]:
+def model_fact(given: Iterable[str], sections: Iterable[Mapping[str, Any]],
+               aliases: Mapping[str, str] | None = None) -> tuple[str, str, str]:
     """``("model", shown name(s), tooltip)``: the names the user gave (else the recorded ones, as
-    :func:`section_name` shows them) with the fingerprints in the tooltip."""
+    :func:`section_name` shows them, through ``aliases``) with the fingerprints in the tooltip."""
     sections = list(sections)
+    aliases = {**section_aliases(sections), **(aliases or {})}
     names = list(dict.fromkeys(given)) or list(dict.fromkeys(
-        name for name in (section_name(s) for s in sections) if name))
+        aliases.get(name, name) for name in (section_name(s) for s in sections) if name))
     shown = ", ".join(names) if names else "not recorded in these artifacts"
     return "model", shown, model_tooltip(sections, names)
 
@@ -158,7 +191,7 @@ def run_facts(found: Discovery) -> RunFacts:
         meta = artifact.data.get("meta") if artifact.kind == "neurons" else None
         if isinstance(meta, dict) and isinstance(meta.get("neurospec_version"), str):
             versions.append(meta["neurospec_version"])
-    facts.items.append(model_fact(given, sections))
+    facts.items.append(model_fact(given, sections, model_aliases(found.artifacts)))
     recorded = ", ".join(dict.fromkeys(versions))
     facts.items.append(("neurospec", f"{__version__} (this report)" + (f"; artifacts written by {recorded}"
                                                                         if recorded else "")))

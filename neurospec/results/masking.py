@@ -6,9 +6,9 @@
     record.related["blend"]["China"]["Iran"], [row.columns() for row in record.summary]
 
 Built by :meth:`neurospec.evaluate.masking.MaskingResult.record` from each item's correctness under each
-template (the bootstrap intervals are computed there). Conditions are ``none``, the masked groups and the
-random baselines ``random<seed>:<group>``; a cell's group is ``all`` (every item of the benchmark) or one
-group of its items.
+template (the intervals are computed there; ``interval_method`` names each kind's method, absent from files
+written before it). Conditions are ``none``, the masked groups and the random baselines ``random<seed>:<group>``;
+a cell's group is ``all`` (every item of the benchmark) or one group of its items.
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ class MaskingRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     empty_groups: dict[str, str] = field(default_factory=dict)  # group -> why it has no condition (no neurons)
     provenance: dict[str, Any] | None = None  # what `neurospec mask-eval` adds to the file (the command, the model)
+    interval_method: dict[str, str] | None = None  # kind of interval -> its method (None: an older file)
 
     def cell(self, condition: str, benchmark: str, group: str = "all") -> MaskCell | None:
         """The cell of ``condition`` on ``benchmark``'s items of ``group`` (``all``: every item), or None."""
@@ -166,6 +167,8 @@ class MaskingRecord:
                "templates": self.templates, "summary": [row.to_json() for row in self.summary],
                "cells": [cell.to_json() for cell in self.cells], "related": self.related,
                "empty_groups": self.empty_groups}
+        if self.interval_method is not None:
+            out["interval_method"] = self.interval_method
         if self.provenance is not None:
             out["provenance"] = self.provenance
         return out
@@ -181,6 +184,6 @@ class MaskingRecord:
                      {name: MaskBenchmark.from_json(entry) for name, entry in doc["benchmarks"].items()},
                      doc["templates"].texts(), [MaskSummaryRow.from_json(row) for row in doc["summary"].list()],
                      [MaskCell.from_json(cell) for cell in doc["cells"].list()], related, doc["settings"].object(),
-                     doc["empty_groups"].text_map(), provenance)
+                     doc["empty_groups"].text_map(), provenance, optional(doc, "interval_method", Doc.text_map))
         check_rewrites(doc, record.to_json())
         return record

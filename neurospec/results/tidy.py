@@ -365,6 +365,7 @@ def downstream_rows(table: DownstreamTable, file: str) -> list[dict[str, Any]]:
     recipe = table.recipe.name if table.recipe else None
     document = table.to_json()
     fields = row_language_fields(document, table.rows, table.languages)
+    methods = document.get("interval_method") or {}
     out: list[dict[str, Any]] = []
     for row in table.rows:
         group, seed = condition_parts(row)
@@ -373,12 +374,14 @@ def downstream_rows(table: DownstreamTable, file: str) -> list[dict[str, Any]]:
             values = {**cell_values(fields, row, language),
                       **{key: value for key, value in cell.metrics.items() if key != cell.metric}}
             found = estimates(values, primary=cell.metric, n=cell.n, names={"score": cell.metric},
+                              methods={cell.metric: methods.get("score"), "change": methods.get("change")},
                               skip=("task", "language", "metric", "metrics", "details"))
             out += rows_of("downstream", file, found, condition=row, group=group, seed=seed, recipe=recipe,
                            dataset=table.task, language=language)
     for row, change in document.get("summary", {}).get("per_target", {}).items():
         group, seed = condition_parts(row)
-        out += rows_of("downstream", file, estimates(change, prefix="summary."), condition=row, group=group,
+        out += rows_of("downstream", file, estimates(change, prefix="summary.", interval=methods.get("summary")),
+                       condition=row, group=group,
                        seed=seed, recipe=recipe, dataset=table.task)
     return out
 
@@ -388,10 +391,11 @@ def mask_rows(record: MaskingRecord, file: str) -> list[dict[str, Any]]:
     its interval, per template, per scoring rule, ``change`` and ``margin_over_random`` with their intervals;
     per condition the ``summary.<kind>_change`` numbers."""
     out: list[dict[str, Any]] = []
+    methods = record.interval_method or {}
     for cell in record.cells:
         group, seed = condition_parts(cell.condition)
         found = estimates(cell.to_json(), primary="accuracy", skip=("condition", "benchmark", "group"),
-                          names={"margin": "margin_over_random"})
+                          names={"margin": "margin_over_random"}, methods=methods)
         out += rows_of("mask_eval", file, found, condition=cell.condition, group=group, seed=seed,
                        dataset=cell.benchmark, subset=cell.group)
     for row in record.summary:

@@ -399,6 +399,8 @@ class EvalOptions(ModelOptions):
     limit: int | None = option(None, min=1)
     split: str | None = None
     data_dir: Path | None = None
+    bootstrap: int = option(1000, min=10)
+    seed: int = 0
     batch_size: str | int = "auto"
     quiet: bool = False
 
@@ -419,7 +421,7 @@ def evaluate_task(options: EvalOptions, *, lm=None):
             lm.model, lm.tokenizer, options.task, split_list(options.languages, "--languages") or [], neuron_set,
             recipe=chosen_recipe, stats=statistics, targets=split_list(options.groups, "--groups"),
             limit=options.limit, batch_size=options.batch_for(lm, tokens=TASK_TOKENS), data_dir=options.data_dir,
-            split=options.split,
+            split=options.split, resamples=options.bootstrap, interval_seed=options.seed,
             on_cell=lambda row, lang, r: say(f"{row:>12} {lang:>9}  {r.metric} {r.score:.4g}  n {r.n}"),
             quiet=options.quiet)
         if neuron_set is not None:

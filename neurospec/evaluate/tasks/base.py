@@ -152,7 +152,8 @@ def format_details(fmt) -> dict:
 
 
 def accuracy_result(task: str, language: str, predictions: Sequence, details: dict, keep_outputs: bool) -> TaskResult:
-    """Accuracy, Wilson 95% interval and chance level (mean of 1 / options) of MC predictions."""
+    """Accuracy, Wilson 95% interval and chance level (mean of 1 / options) of MC predictions, and each item's
+    correctness (``item_correct``, for paired intervals of changes)."""
     if not predictions:
         raise NeurospecError(f"{task} ({language}): no items to score")
     n = len(predictions)
@@ -163,4 +164,4 @@ def accuracy_result(task: str, language: str, predictions: Sequence, details: di
         details["outputs"] = [{"id": p.item.id, "chosen": p.chosen, "gold": p.gold, "scores": list(p.scores)}
                               for p in predictions]
     return TaskResult(task, language, "accuracy", correct / n, wilson(correct, n), n,
-                      {"accuracy": correct / n}, details)
+                      {"accuracy": correct / n}, details, [int(bool(p.correct)) for p in predictions])

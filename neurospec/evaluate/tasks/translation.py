@@ -130,7 +130,8 @@ class TranslationTask(Task):
                                    "generated": g.text, "hypothesis": h}
                                   for p, prompt, g, h in zip(pairs, prompts, generations, hypotheses)]
         return TaskResult(self.name, key, "chrf++", scores.chrf, scores.chrf_ci95, len(pairs),
-                          {"chrf++": scores.chrf, "bleu": scores.bleu}, details)
+                          {"chrf++": scores.chrf, "bleu": scores.bleu}, details,
+                          sentence_statistics=scores.sentence_statistics)
 
     def default_split(self, data_dir) -> str:
         return self.splits[0]

@@ -45,7 +45,7 @@ def mask_section(artifact: Artifact) -> Section:
     section.facts.append(("templates", ", ".join(record.templates)))
     overall = {}
     table = Table("cells", "Accuracy on every benchmark (all items) per condition, change against `none`, margin "
-                           "over the random baselines; 95% bootstrap intervals",
+                           f"over the random baselines; 95% intervals ({interval_methods(record)})",
                   ["condition", "benchmark", "n", "accuracy", "95% CI low", "95% CI high", "change", "change CI low",
                    "change CI high", "random change", "margin over random", "margin CI low", "margin CI high"])
     for cell in record.cells:
@@ -80,6 +80,14 @@ def mask_section(artifact: Artifact) -> Section:
         figure = _related_figure(benchmark, rows, columns, values) if len(columns) >= 2 else None
         section.add(figure, rel)
     return section
+
+
+def interval_methods(record: MaskingRecord) -> str:
+    """``accuracy: wilson; change: newcombe paired score; ...`` from the file's ``interval_method`` (an older file:
+    percentile bootstraps over items)."""
+    if record.interval_method is None:
+        return "percentile bootstraps over items"
+    return "; ".join(f"{kind.replace('_', ' ')}: {method}" for kind, method in record.interval_method.items())
 
 
 def _slug(name: str) -> str:

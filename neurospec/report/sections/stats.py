@@ -67,12 +67,12 @@ def stats_section(artifact: Artifact) -> Section:
 
 
 def _entropy(probabilities) -> tuple[list[np.ndarray], list[int], float]:
-    """Per layer the quantiles of the finite LAPE entropies, the count of neurons with none (+inf), and the
-    entropy below which lie LAPE's default share of the finite ones (its selection line)."""
+    """Per layer the minimum and the quantiles of the finite LAPE entropies, the count of neurons with none
+    (+inf), and the entropy below which lie LAPE's default share of the finite ones (its selection line)."""
     values, _tau = lape_entropy(probabilities, filter_rate=DEFAULT_FILTER_RATE)
     values = values.numpy().astype(np.float64)
     finite = np.isfinite(values)
-    quantiles = [np.quantile(row[ok], QUANTILES) if ok.any() else np.full(len(QUANTILES), np.nan)
+    quantiles = [np.quantile(row[ok], (0.0, *QUANTILES)) if ok.any() else np.full(len(QUANTILES) + 1, np.nan)
                  for row, ok in zip(values, finite)]
     cut = float(np.quantile(values[finite], DEFAULT_TOP_RATE)) if finite.any() else math.nan
     return quantiles, [int((~ok).sum()) for ok in finite], cut
@@ -96,10 +96,11 @@ def _distribution_figure(layers, spread, entropy, languages: int) -> Figure:
         axes[0].set_xlabel("layer")
         axes[0].set_ylabel("P(value > 0)")
         axes[0].set_title("activation probability over languages and neurons")
-        axes[0].legend(loc="best", fontsize=6.5)
         if entropy is not None:
             quantiles, _infinite, cut = entropy
-            _bands(axes[1], layers, quantiles, "#d95f02", "entropy")
+            _bands(axes[1], layers, [q[1:] for q in quantiles], "#d95f02", "entropy")
+            axes[1].plot(layers, [q[0] for q in quantiles], color="black", linestyle="none", marker=".",
+                         markersize=4, label="entropy: lowest in the layer")
             if math.isfinite(cut):
                 axes[1].axhline(cut, color=GREY, linestyle="--", linewidth=1,
                                 label=f"lowest {DEFAULT_TOP_RATE:.0%} of all neurons below")
@@ -107,23 +108,28 @@ def _distribution_figure(layers, spread, entropy, languages: int) -> Figure:
             axes[1].set_xlabel("layer")
             axes[1].set_ylabel("LAPE entropy (nats)")
             axes[1].set_title("LAPE entropy over neurons")
-            axes[1].legend(loc="best", fontsize=6.5)
+        handles, labels = [], []
         for ax in axes:
             ax.set_xticks(layers if len(layers) <= 16 else layers[::max(1, len(layers) // 8)])
+            for handle, name in zip(*ax.get_legend_handles_labels()):
+                handles.append(handle)
+                labels.append(name)
+        fig.legend(handles, labels, loc="outside lower center", ncols=3 if panels == 1 else 5)
 
     return draw("distribution", "Activation probability and LAPE entropy per layer", paint,
-                size=(4.2 * panels + 0.6, 3.4),
+                size=(4.2 * panels + 0.6, 3.9),
                 alt="Quantile bands per layer of activation probability" + (" and LAPE entropy" if panels == 2 else ""),
                 caption="Bands: the 5-95% and 25-75% ranges and the median, per layer, of P(value > 0) over every "
                         "language and neuron (left) and of LAPE's entropy over the neurons that have one (right; "
-                        "low entropy: a neuron active for few languages; the dashed line is the entropy under which "
-                        f"lie the {DEFAULT_TOP_RATE:.0%} lowest, LAPE's default selection).")
+                        "low entropy: a neuron active for few languages; dots: the lowest in the layer; the dashed line "
+                        f"is the entropy under which lie the {DEFAULT_TOP_RATE:.0%} lowest, LAPE's default "
+                        "selection).")
 
 
 def _layer_table(layers, spread, entropy) -> Table:
     columns = ["layer", *[f"P {q:.0%}" for q in QUANTILES]]
     if entropy is not None:
-        columns += [f"entropy {q:.0%}" for q in QUANTILES] + ["neurons without entropy"]
+        columns += ["entropy min", *[f"entropy {q:.0%}" for q in QUANTILES], "neurons without entropy"]
     table = Table("layers", "Per layer: quantiles of P(value > 0) over languages and neurons"
                             + (", of LAPE entropy over neurons" if entropy is not None else ""), columns)
     for layer in layers:
