@@ -72,7 +72,10 @@ def display_name(recorded: str) -> str:
 
 def section_name(section: Mapping[str, Any]) -> str | None:
     """The user's name of the model a provenance (or statistics, attribution) model section describes: its
-    built-in name, else its ``id`` / ``model_id`` as :func:`display_name` shows it; None when it records none."""
+    ``name`` (the ``--model`` value as given, where recorded), its built-in name, else its ``id`` / ``model_id`` as
+    :func:`display_name` shows it; None when it records none."""
+    if isinstance(section.get("name"), str) and section["name"]:
+        return section["name"]
     source = section.get("source")
     if isinstance(source, Mapping) and isinstance(source.get("builtin"), str):
         return source["builtin"]
