@@ -260,10 +260,21 @@ def sweep_tables(run: Path, label: str, doc) -> dict:
     return {"curve": curve, "settings": settings}
 
 
+FLUENCY = ("distinct_1", "distinct_2", "repeated_token_share", "perplexity")
+
+
 def steer_tables(doc) -> dict:
-    return {"share": [[t["row"], t["k"], t["n"], t["share"], *t["ci95"], t["baseline"]["k"], t["baseline"]["n"],
-                       t["baseline"]["share"], *t["baseline"]["ci95"], t["change"], *t["change_ci95"]]
-                      for t in doc["table"]]}
+    def fluency_cells(line):
+        return [value for name in FLUENCY for value in (line["fluency"][name]["value"], line["fluency"][name]["change"])]
+
+    tables = {"share": [[t["row"], t["k"], t["n"], t["share"], *t["ci95"], t["baseline"]["k"], t["baseline"]["n"],
+                         t["baseline"]["share"], *t["baseline"]["ci95"], t["change"], *t["change_ci95"],
+                         *(fluency_cells(t) if "fluency" in t else [])] for t in doc["table"]]}
+    if any("fluency" in t for t in doc["table"]):
+        tables["fluency"] = [[t["row"], m["value"], *_pair(m["ci95"]), m["baseline"]["value"],
+                              *_pair(m["baseline"]["ci95"]), m["change"], *_pair(m["change_ci95"])]
+                             for t in doc["table"] for m in t.get("fluency", {}).values()]
+    return tables
 
 
 def downstream_tables(doc) -> dict:

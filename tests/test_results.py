@@ -70,7 +70,7 @@ def test_file_round_trips_byte_for_byte(run, label):
 # the keys, in order, of each kind's objects as the writers wrote them before the result types existed: the
 # types must keep every file exactly as it was (issue 24 appended keys for intervals after the old ones, which
 # keep their places: ppl's intervals and the summary's *_ci, lss's, steer's, eval's and mask-eval's interval_method,
-# steer's change, eval's change_ci95, summary *_ci95 and cells' item_correct)
+# steer's change and fluency (issue 25), eval's change_ci95, summary *_ci95 and cells' item_correct)
 KEYS = {
     "ppl/ppl.json": {
         "": "format version recipe languages rows cells change_ppl change_nll summary empty_groups settings intervals",
@@ -100,8 +100,11 @@ KEYS = {
     "steer/steer.json": {
         "": "format version recipe sources rows table empty_groups settings interval_method",
         "rows.0": "name kind group target seed",
-        "table.0": "row kind target source k n share ci95 baseline change change_ci95",
+        "table.0": "row kind target source k n share ci95 baseline change change_ci95 fluency",
         "table.0.baseline": "k n share ci95",
+        "table.0.fluency": "distinct_1 distinct_2 repeated_token_share perplexity",
+        "table.0.fluency.perplexity": "value ci95 n baseline change change_ci95",
+        "table.0.fluency.perplexity.baseline": "value ci95 n",
     },
     "xwinograd/xwinograd.json": {
         "": "format version task recipe rows languages cells change summary empty_groups settings change_ci95 "
@@ -149,7 +152,7 @@ COVERED_ELSEWHERE = {"neurospec.lmeval": "test_lmeval_verb.py"}  # needs lm-eval
 OLDER = {  # label -> what a file written before issue 24's intervals lacks (it must still read, and write back)
     "lss/lss.json": ["interval_method"],
     "sweep/01-set_p_max_x4/lss.json": ["interval_method"],
-    "steer/steer.json": ["interval_method", "table.*.change", "table.*.change_ci95"],
+    "steer/steer.json": ["interval_method", "table.*.change", "table.*.change_ci95", "table.*.fluency"],
     "mask/mask_eval.json": ["interval_method"],
     "xwinograd/xwinograd.json": ["interval_method", "change_ci95", "summary.self_mean_ci95", "summary.cross_mean_ci95",
                                  "summary.self_minus_cross", "summary.self_minus_cross_ci95",

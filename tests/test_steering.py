@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
 
 from neurospec.data.lss_items import parallel_sentences
+from neurospec.evaluate.fluency import FLUENCY_MEASURES, distinct_n, repeated_token_share
 from neurospec.evaluate.intervals import newcombe_paired, wilson
 from neurospec.evaluate.scoring import generate_texts
 from neurospec.evaluate.steering import LanguageIdentifier, prompts_from_parallel, steer_generation
 from neurospec.interventions.recipes import Recipe
 from neurospec.neurons.neuron_set import NeuronSet, NeuronSetMeta
+from neurospec.report.discover import Artifact
+from neurospec.report.sections.steering import steer_section
+from neurospec.results.steering import SteeringRecord
 from neurospec.util.errors import NeurospecError
 
 
@@ -79,7 +84,9 @@ def test_shares_count_the_identified_languages(tmp_path):
     assert len(lines) == 3 * 2 * 3
     # intervals: Wilson for each share, Newcombe's paired interval for the change on the same prompts
     generations = [json.loads(line) for line in lines]
-    assert saved["interval_method"] == {"share": "wilson", "change": "newcombe paired score"}
+    assert saved["interval_method"] == {"share": "wilson", "change": "newcombe paired score",
+                                        "fluency": "percentile bootstrap over prompts",
+                                        "fluency_change": "paired percentile bootstrap over prompts"}
     for line in saved["table"]:
         steered = in_target(generations, line["row"], line["source"], line["target"])
         baseline = in_target(generations, "none", line["source"], line["target"])
@@ -101,3 +108,84 @@ def test_prompts_from_parallel_and_bad_input():
     model = tiny_llama()
     with pytest.raises(NeurospecError, match="no prompts for eng_Latn"):
         steer_generation(model, tok(), {"eng_Latn": []}, neuron_set(model), recipe="zero")
+
+
+def test_distinct_n_and_repeated_tokens_by_hand():
+    tokens = [7, 7, 3, 7, 3, 9]
+    assert distinct_n(tokens, 1) == 3 / 6                  # {7, 3, 9} of 6 tokens
+    assert distinct_n(tokens, 2) == 4 / 5                  # (7,7) (7,3) (3,7) (7,3) (3,9): 4 distinct of 5
+    assert repeated_token_share(tokens) == 1 / 5           # only 7 -> 7 repeats the token before it
+    assert distinct_n([5, 5, 5, 5], 2) == 1 / 3 and repeated_token_share([5, 5, 5, 5]) == 1.0
+    assert distinct_n([4], 2) is None and repeated_token_share([4]) is None and distinct_n([], 1) is None
+
+
+def test_fluency_is_measured_on_the_generated_tokens_under_the_unmodified_model(tmp_path):
+    model = tiny_llama()
+    neurons, stats = neuron_set(model), sentence_stats(model, tmp_path)
+    prompts = {"eng_Latn": TEXTS["eng_Latn"][:4]}
+    result = steer_generation(model, tok(), prompts, neurons, recipe="set:p_max*3", stats=stats, targets=["de"],
+                              max_new_tokens=6, candidates=["en", "fr", "de"])
+    steered, unmodified = result.outputs["deu_Latn"]["eng_Latn"], result.outputs["none"]["eng_Latn"]
+    for output in steered + unmodified:  # an independent forward pass of prompt + continuation, no intervention
+        assert output["token_ids"] and output["nll"] > 0
+        prompt_ids = tok()(output["prompt"])["input_ids"]
+        ids = torch.tensor([prompt_ids + output["token_ids"]])
+        with torch.no_grad():
+            logprobs = model(ids).logits[0, :-1].float().log_softmax(-1)
+        picked = logprobs[torch.arange(ids.shape[1] - 1), ids[0, 1:]][len(prompt_ids) - 1:]
+        assert output["nll"] == pytest.approx(-float(picked.sum()), abs=1e-4)
+    assert [o["token_ids"] for o in steered] != [o["token_ids"] for o in unmodified]  # the edit changed the text
+    line = SteeringRecord.from_json(result.to_json(), "steer.json").table[0]
+    assert list(line.fluency) == list(FLUENCY_MEASURES)
+    ppl = line.fluency["perplexity"]
+    tokens = sum(len(o["token_ids"]) for o in steered)
+    assert ppl.steered.value == pytest.approx(math.exp(sum(o["nll"] for o in steered) / tokens))
+    assert ppl.baseline.value == pytest.approx(
+        math.exp(sum(o["nll"] for o in unmodified) / sum(len(o["token_ids"]) for o in unmodified)))
+    distinct = line.fluency["distinct_2"]
+    per_prompt = [distinct_n(o["token_ids"], 2) for o in steered]
+    assert distinct.steered.value == pytest.approx(sum(per_prompt) / len(per_prompt))
+    assert distinct.steered.n == 4 and distinct.baseline.n == 4
+    for name, comparison in line.fluency.items():
+        for measured in (comparison.steered, comparison.baseline):
+            assert measured.ci95[0] <= measured.value + 1e-12 and measured.value <= measured.ci95[1] + 1e-12, name
+        assert comparison.change == comparison.steered.value - comparison.baseline.value
+        assert comparison.change_ci95[0] <= comparison.change_ci95[1]
+    check_report_shows_fluency(result, tmp_path)
+    again = steer_generation(model, tok(), prompts, neurons, recipe="set:p_max*3", stats=stats, targets=["de"],
+                             max_new_tokens=6, candidates=["en", "fr", "de"])
+    assert again.to_json()["table"] == result.to_json()["table"]  # seeded bootstrap: the same intervals
+
+
+def test_a_steer_json_without_fluency_still_reads(tmp_path):
+    model = tiny_llama()
+    result = steer_generation(model, tok(), {"eng_Latn": TEXTS["eng_Latn"][:2]}, neuron_set(model), recipe="zero",
+                              targets=["de"], max_new_tokens=3)
+    document = result.to_json()
+    for line in document["table"]:
+        del line["fluency"]
+    document["interval_method"] = {"share": "wilson", "change": "newcombe paired score"}
+    record = SteeringRecord.from_json(document, "old/steer.json")
+    assert record.table[0].fluency is None and record.to_json() == document
+    section = steer_section(Artifact("steer", "steer/steer.json", tmp_path / "steer.json", document))
+    share = next(t for b in section.blocks for t in b.tables if t.id == "share")
+    assert not any(c.startswith("distinct") for c in share.columns)
+    assert all(t.id != "fluency" for b in section.blocks for t in b.tables)
+
+
+def check_report_shows_fluency(result, folder) -> None:
+    """The report's share table holds each fluency value and change; the fluency table their intervals."""
+    path = result.save(folder / "steer")
+    section = steer_section(Artifact("steer", "steer/steer.json", path, json.loads(path.read_text())))
+    tables = {t.id: t for b in section.blocks for t in b.tables}
+    share, fluency = tables["share"], tables["fluency"]
+    for line, cells in zip(result.record().table, share.rows):
+        values = dict(zip(share.columns, cells))
+        ppl = line.fluency["perplexity"]
+        assert values["ppl (unmodified model)"].value == ppl.steered.value
+        assert values["ppl (unmodified model) change"].value == ppl.change
+        assert values["distinct-2"].value == line.fluency["distinct_2"].steered.value
+    first = dict(zip(fluency.columns, fluency.rows[0]))
+    comparison = result.record().table[0].fluency["distinct_1"]
+    assert (first["measure"].text, first["CI low"].value, first["unmodified"].value, first["change CI high"].value) == (
+        "distinct-1", comparison.steered.ci95[0], comparison.baseline.value, comparison.change_ci95[1])

@@ -15,7 +15,10 @@ its wheel and which covers all 18 languages of the amplification paper, Haitian 
 included (lingua-language-detector lacks both; docs/evaluation.md). A continuation without letters
 counts as no language. Shares carry 95% Wilson intervals (which keep a width at 0 of 4 and 4 of 4);
 a row's change from the unmodified model's share (the same prompts, so paired) carries Newcombe's paired
-score interval (steer.json's ``interval_method`` names both).
+score interval (steer.json's ``interval_method`` names both). Beside each share, the fluency of the row's
+continuations (distinct-1, distinct-2, repeated-token share, and their perplexity under the unmodified model:
+one extra scoring pass of the generated tokens given the prompt, no intervention) and of the unmodified
+model's own, with seeded bootstrap intervals over prompts (:mod:`neurospec.evaluate.fluency`).
 """
 
 from __future__ import annotations
@@ -28,11 +31,21 @@ from typing import Any, Callable, Mapping, Sequence
 
 from neurospec.data.languages import language_of
 from neurospec.data.prompts import PLAIN, PromptFormat
+from neurospec.evaluate.fluency import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    FLUENCY_CHANGE_INTERVAL,
+    FLUENCY_INTERVAL,
+    Units,
+    compare_fluency,
+    continuation_nll,
+    continuation_units,
+)
 from neurospec.evaluate.intervals import NEWCOMBE_PAIRED, WILSON, newcombe_paired, wilson
 from neurospec.evaluate.scoring import generate_texts
 from neurospec.interventions.conditions import Condition, build_conditions
 from neurospec.interventions.recipes import Recipe
-from neurospec.results.steering import Share, SteeringLine, SteeringRecord, SteeringRow
+from neurospec.results.steering import FluencyComparison, Share, SteeringLine, SteeringRecord, SteeringRow
 from neurospec.results.tables import write_matrix_csv
 from neurospec.util.errors import NeurospecError
 from neurospec.util.io import atomic_write_json, atomic_write_text
@@ -124,13 +137,27 @@ class SteeringResult:
         """Per prompt of ``source``, in order: whether ``row``'s continuation was identified as ``language``."""
         return [o["language"] == language for o in self.outputs[row][source]]
 
+    def fluency_units(self, row: str, source: str) -> list[Units] | None:
+        """Per prompt of ``source``, in order: the fluency units of ``row``'s continuation (None when the
+        generations carry no token ids and scores)."""
+        outputs = self.outputs[row][source]
+        if not all("token_ids" in o and "nll" in o for o in outputs):
+            return None
+        return [continuation_units(o["token_ids"], o["nll"]) for o in outputs]
+
+    def fluency(self, row: str, source: str) -> dict[str, FluencyComparison] | None:
+        """Per fluency measure: ``row``'s continuations from ``source`` against the unmodified model's."""
+        steered, baseline = self.fluency_units(row, source), self.fluency_units("none", source)
+        return compare_fluency(steered, baseline) if steered is not None and baseline is not None else None
+
     def lines(self) -> list[SteeringLine]:
         """One line per (target row, source): its share in the target, the unmodified model's share there, and
-        the paired interval of the change between them (the same prompts under both)."""
+        the paired interval of the change between them (the same prompts under both); and the fluency of both."""
         return [SteeringLine(row.name, row.kind, row.target, source, self.share(row.name, source).record(),
                              self.share("none", source, row.target).record(),
                              newcombe_paired(self.in_language(row.name, source, row.target),
-                                             self.in_language("none", source, row.target)))
+                                             self.in_language("none", source, row.target)),
+                             self.fluency(row.name, source))
                 for row in self.rows if row.target is not None for source in self.sources]
 
     def table(self) -> list[dict[str, Any]]:
@@ -140,7 +167,9 @@ class SteeringResult:
     def record(self) -> SteeringRecord:
         """What steer.json holds: everything but the generations (:class:`neurospec.results.steering.SteeringRecord`)."""
         return SteeringRecord(self.recipe, self.sources, list(self.rows), self.lines(), self.settings,
-                              self.empty_groups, interval_method={"share": WILSON, "change": NEWCOMBE_PAIRED})
+                              self.empty_groups, interval_method={"share": WILSON, "change": NEWCOMBE_PAIRED,
+                                                                  "fluency": FLUENCY_INTERVAL,
+                                                                  "fluency_change": FLUENCY_CHANGE_INTERVAL})
 
     def to_json(self) -> dict[str, Any]:
         return self.record().to_json()
@@ -189,15 +218,19 @@ def steer_generation(model, tokenizer, prompts: Mapping[str, Sequence[str]], neu
             for source, texts in zip(sources, prompts.values()):
                 generated = generate_texts(model, tokenizer, list(texts), fmt=fmt, max_new_tokens=max_new_tokens,
                                            do_sample=do_sample, seed=seed, batch_size=batch_size, intervention=edit)
+                nll = continuation_nll(model, tokenizer, list(texts), generated, fmt=fmt, batch_size=batch_size)
                 outputs[row.name][source] = [
-                    {"prompt": g.prompt, "text": g.text, "language": identifier.identify(g.text)} for g in generated
+                    {"prompt": g.prompt, "text": g.text, "language": identifier.identify(g.text),
+                     "token_ids": list(g.token_ids), "nll": loss} for g, loss in zip(generated, nll)
                 ]
                 bar.advance(1, items=len(generated))
                 if on_row:
                     on_row(row.name, source)
     settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": seed, "random_seeds": list(random_seeds),
                 "candidates": identifier.candidates, "language_id": "py3langid",
-                "prompts": {s: len(list(p)) for s, p in zip(sources, prompts.values())}}
+                "prompts": {s: len(list(p)) for s, p in zip(sources, prompts.values())},
+                "fluency": {"bootstrap_resamples": BOOTSTRAP_RESAMPLES, "bootstrap_seed": BOOTSTRAP_SEED,
+                            "perplexity_model": "unmodified"}}
     return SteeringResult([row for row, _ in plans], sources, outputs, recipe, settings, built.empty)
 
 

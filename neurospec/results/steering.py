@@ -11,7 +11,10 @@ generations.jsonl, not in this file). Rows are ``none``, each target group and p
 the row's target language, and the unmodified model's share in that language (``baseline``), each with its 95%
 Wilson interval, and the ``change`` (share minus baseline share: the same prompts, so a paired difference) with
 Newcombe's paired score interval (``change_ci95``; absent from files written before it, as is the record's
-``interval_method``).
+``interval_method``). ``fluency`` (absent from older files) holds per measure (distinct_1, distinct_2,
+repeated_token_share, perplexity under the unmodified model; :mod:`neurospec.evaluate.fluency`) the row's
+``value`` with its bootstrap ``ci95`` and ``n``, the unmodified model's (``baseline``) on the same prompts, and
+the ``change`` between them with a paired bootstrap ``change_ci95``.
 """
 
 from __future__ import annotations
@@ -73,6 +76,49 @@ class Share:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """A fluency measure of one row's continuations from one source: ``value`` (None where no continuation defines
+    it), its 95% bootstrap interval ``ci95`` and ``n``, the continuations that define it."""
+
+    value: float | None
+    ci95: tuple[float, float] | None
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "ci95": interval_json(self.ci95), "n": self.n}
+
+    @classmethod
+    def from_json(cls, doc: Doc) -> "Measure":
+        value = doc["value"].opt_number()
+        return cls(None if value is None else float(value), doc["ci95"].interval(), doc["n"].integer())
+
+
+@dataclass(frozen=True)
+class FluencyComparison:
+    """A fluency measure of a row (``steered``) and of the unmodified model on the same prompts (``baseline``), with
+    the paired bootstrap interval of their difference (``change_ci95``)."""
+
+    steered: Measure
+    baseline: Measure
+    change_ci95: tuple[float, float] | None
+
+    @property
+    def change(self) -> float | None:
+        """The steered value minus the unmodified model's (None where either is undefined)."""
+        if self.steered.value is None or self.baseline.value is None:
+            return None
+        return self.steered.value - self.baseline.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.steered.to_json(), "baseline": self.baseline.to_json(), "change": self.change,
+                "change_ci95": interval_json(self.change_ci95)}
+
+    @classmethod
+    def from_json(cls, doc: Doc) -> "FluencyComparison":
+        return cls(Measure.from_json(doc), Measure.from_json(doc["baseline"]), doc["change_ci95"].interval())
+
+
+@dataclass(frozen=True)
 class SteeringLine:
     """One target ``row`` and ``source`` language: the ``steered`` share in the row's ``target`` language and the
     unmodified model's share in it (``baseline``)."""
@@ -84,6 +130,7 @@ class SteeringLine:
     steered: Share
     baseline: Share
     change_ci95: tuple[float, float] | None = None  # Newcombe's paired interval of ``change`` (None: an older file)
+    fluency: dict[str, FluencyComparison] | None = None  # measure -> comparison with none (None: an older file)
 
     @property
     def change(self) -> float:
@@ -95,13 +142,17 @@ class SteeringLine:
                **self.steered.to_json(), "baseline": self.baseline.to_json()}
         if self.change_ci95 is not None:
             out.update(change=self.change, change_ci95=interval_json(self.change_ci95))
+        if self.fluency is not None:
+            out["fluency"] = {name: comparison.to_json() for name, comparison in self.fluency.items()}
         return out
 
     @classmethod
     def from_json(cls, doc: Doc) -> "SteeringLine":
         change_ci95 = doc["change_ci95"].interval() if "change_ci95" in doc else None
+        fluency = ({name: FluencyComparison.from_json(measure) for name, measure in doc["fluency"].items()}
+                   if "fluency" in doc else None)
         return cls(doc["row"].text(), doc["kind"].text(), doc["target"].text(), doc["source"].text(),
-                   Share.from_json(doc), Share.from_json(doc["baseline"]), change_ci95)
+                   Share.from_json(doc), Share.from_json(doc["baseline"]), change_ci95, fluency)
 
 
 @dataclass

@@ -6,7 +6,10 @@
 Reads the file as a :class:`~neurospec.results.steering.SteeringRecord`: per target row (a group, or
 ``random<seed>:<group>``) and source language, the share ``k / n`` of continuations identified as the row's
 target language with its 95% Wilson interval, the unmodified model's share in that language (``baseline``), and
-the change between them with Newcombe's paired interval (the same prompts; absent from older files).
+the change between them with Newcombe's paired interval (the same prompts; absent from older files); and, where
+the file has them, the fluency of the continuations (distinct-1, distinct-2, repeated-token share, perplexity
+under the unmodified model): each value and its change from the unmodified model's generations in the share
+table, and every interval in a fluency table.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import numpy as np
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.plots import GREY, LIGHT, bar_values, ci_errors, colors, draw, grid_shape, rotate_labels, small_multiples
-from neurospec.results.steering import SteeringRecord
+from neurospec.results.steering import SteeringLine, SteeringRecord
+
+FLUENCY_COLUMNS = {"distinct_1": "distinct-1", "distinct_2": "distinct-2", "repeated_token_share": "repeated tokens",
+                   "perplexity": "ppl (unmodified model)"}
 
 
 def steer_section(artifact: Artifact) -> Section:
@@ -30,12 +36,15 @@ def steer_section(artifact: Artifact) -> Section:
         if key in steering.settings:
             section.facts.append((name, str(steering.settings[key])))
     paired = any(line.change_ci95 is not None for line in steering.table)
+    fluent = any(line.fluency is not None for line in steering.table)
     table = Table("share", "Share of continuations in the target language (95% Wilson intervals)"
                   + ("; change: share minus baseline share on the same prompts (95% Newcombe paired interval)"
                      if paired else ""),
                   ["row", "kind", "target", "source", "k", "n", "share", "95% CI low", "95% CI high",
                    "baseline k", "baseline n", "baseline share", "baseline CI low", "baseline CI high"]
-                  + (["change", "change CI low", "change CI high"] if paired else []))
+                  + (["change", "change CI low", "change CI high"] if paired else [])
+                  + ([f"{name}{suffix}" for name in FLUENCY_COLUMNS.values() for suffix in ("", " change")]
+                     if fluent else []))
     records = []
     for line in steering.table:
         steered, base = line.steered, line.baseline
@@ -45,12 +54,51 @@ def steer_section(artifact: Artifact) -> Section:
         table.add(label(line.row), text(line.kind), text(line.target), text(line.source), number(steered.k),
                   number(steered.n), number(steered.share, ".3f"), number(steered.ci95[0], ".3f"),
                   number(steered.ci95[1], ".3f"), number(base.k), number(base.n), number(base.share, ".3f"),
-                  number(base.ci95[0], ".3f"), number(base.ci95[1], ".3f"), *_change_cells(line, paired))
+                  number(base.ci95[0], ".3f"), number(base.ci95[1], ".3f"), *_change_cells(line, paired),
+                  *_fluency_cells(line, fluent))
     if not records:
         section.notes.append("The steering table is empty (no target rows).")
         return section
     section.add(_figure(records, sources, recipe), table)
+    if fluent:
+        section.add(None, _fluency_table(steering.table))
     return section
+
+
+def _fluency_cells(line: SteeringLine, fluent: bool) -> list:
+    """Per fluency measure: the row's value and its change from the unmodified model (dashes where absent)."""
+    if not fluent:
+        return []
+    cells = []
+    for name in FLUENCY_COLUMNS:
+        comparison = line.fluency.get(name) if line.fluency else None
+        cells += [number(comparison.steered.value if comparison else None, ".3f"),
+                  number(comparison.change if comparison else None, "+.3f")]
+    return cells
+
+
+def _fluency_table(lines: list[SteeringLine]) -> Table:
+    """One row per (steering line, fluency measure): the value, the unmodified model's, the change, with intervals."""
+    table = Table("fluency", "Fluency of the continuations against the unmodified model's on the same prompts "
+                  "(95% percentile bootstrap over prompts; change: paired bootstrap). distinct-n: distinct n-grams "
+                  "over n-grams per continuation; repeated tokens: share of tokens equal to the one before; ppl: "
+                  "perplexity of the generated tokens given the prompt under the unmodified model",
+                  ["row", "target", "source", "measure", "value", "CI low", "CI high", "unmodified",
+                   "unmodified CI low", "unmodified CI high", "change", "change CI low", "change CI high"])
+    for line in lines:
+        for name, comparison in (line.fluency or {}).items():
+            steered, base, change = comparison.steered, comparison.baseline, comparison.change_ci95
+            table.add(label(line.row), text(line.target), text(line.source), text(FLUENCY_COLUMNS.get(name, name)),
+                      *_measure_cells(steered), *_measure_cells(base), number(comparison.change, "+.3f"),
+                      number(change[0] if change else None, "+.3f"), number(change[1] if change else None, "+.3f"))
+    return table
+
+
+def _measure_cells(measure) -> list:
+    """A measure's value and its interval bounds (dashes where undefined)."""
+    interval = measure.ci95
+    return [number(measure.value, ".3f"), number(interval[0] if interval else None, ".3f"),
+            number(interval[1] if interval else None, ".3f")]
 
 
 def _change_cells(line, paired: bool) -> list:
