@@ -77,6 +77,8 @@ def collect_command(
     no_bos: bool = typer.Option(False, "--no-bos", help="Sentence mode: no BOS / special tokens before each sentence "
                                 "(the amplification reference's tokenisation; Gemma degrades without BOS)."),
     checkpoint_every: int = typer.Option(10_000_000, "--checkpoint-every", min=1, help="Tokens between checkpoints."),
+    top_contexts: int = typer.Option(0, "--top-contexts", min=0, help="Keep every neuron's K top activating "
+                                     "contexts per language (0: off); read them with neurospec.measure.contexts."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished --out folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     text_field: str = typer.Option("text", "--text-field", help="Field of JSONL / HF records holding the text."),

@@ -45,6 +45,7 @@ from neurospec.core.forward import model_device
 from neurospec.core.hooks import SiteBatch, record
 from neurospec.core.sites import SITES, site_map
 from neurospec.data.corpora import Corpus, check_corpus
+from neurospec.measure.contexts import CONTEXT_TENSORS, CONTEXT_WINDOW, batch_top_k, empty_contexts, merge, token_windows
 from neurospec.measure.run_folder import Resumed, RunFolder
 from neurospec.measure.stats import META_FILE, STATS_RUN, ActivationStats
 from neurospec.util.distributed import Ranks
@@ -68,6 +69,7 @@ class CollectOptions:
     pack_sentences: bool = True  # sentence mode: several sentences per row (block-diagonal mask)
     bos: bool = True  # sentence mode: sentences start with the tokenizer's special tokens (False: none, as reference)
     checkpoint_every: int | None = 10_000_000  # counted tokens between checkpoints (None: per language only)
+    top_contexts: int = 0  # K > 0: keep every neuron's K top activating contexts per language (neurospec.measure.contexts)
 
     def check(self) -> None:
         if self.site not in SITES:
@@ -82,6 +84,8 @@ class CollectOptions:
             raise NeurospecError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.sample_sentences < 0:
             raise NeurospecError(f"sample_sentences must be 0 or more, not {self.sample_sentences}")
+        if self.top_contexts < 0:
+            raise NeurospecError(f"top_contexts must be 0 (off) or more, not {self.top_contexts}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +299,7 @@ class _Partial:
     max: torch.Tensor
     sample_ids: torch.Tensor  # sentence numbers (within the language) of the sampled sentences in this batch
     sample: torch.Tensor  # (n, L, W) float32 per-sentence means
+    contexts: dict[str, torch.Tensor] | None = None  # --top-contexts: this batch's own top K (neurospec.measure.contexts)
 
     def pack(self) -> torch.Tensor:
         """All fixed-size statistics in one float64 vector (counts per batch are exact in float64)."""
@@ -315,11 +320,16 @@ class _Partial:
 class _BatchObserver:
     """The :func:`record` callback: reduces each layer's values over the batch's counted tokens."""
 
-    def __init__(self, num_layers: int, width: int, device: torch.device, sample_limit: int) -> None:
+    def __init__(self, num_layers: int, width: int, device: torch.device, sample_limit: int, top_k: int = 0,
+                 seq_len: int = 0) -> None:
         self.shape = (num_layers, width)
         self.device = device
         self.sample_limit = sample_limit
         self.last_layer = num_layers - 1
+        self.top_k = top_k
+        self.seq_len = seq_len
+        self.row_base = 0  # the batch's first row number within its language (set before each batch)
+        self.floor: torch.Tensor | None = None  # (L, W) the kept K-th values: only a larger value can enter
 
     def start(self, batch: Batch) -> None:
         counted = batch.counted.reshape(-1)
@@ -344,6 +354,17 @@ class _BatchObserver:
             torch.zeros((self.sample_ids.numel(), *shape), dtype=torch.float32),
         )
         self._cache: dict = {}
+        if self.top_k:
+            self._start_contexts(batch, counted)
+
+    def _start_contexts(self, batch: Batch, counted: torch.Tensor) -> None:
+        """The positions and windows of the batch's counted tokens, and an empty top K for the batch."""
+        rows, width = batch.input_ids.shape
+        segment = torch.where(batch.sentence >= 0, batch.sentence, torch.where(batch.counted, 0, -1))
+        flat = counted.nonzero().squeeze(1)
+        self.positions = (self.row_base + flat // width) * self.seq_len + flat % width
+        self.windows = token_windows(batch.input_ids, segment).reshape(rows * width, -1).index_select(0, flat)
+        self.partial.contexts = empty_contexts(*self.shape, self.top_k, device=self.device)
 
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
         """A float32 buffer of ``like``'s shape, reused across layers and batches."""
@@ -378,7 +399,8 @@ class _BatchObserver:
             part.active[layer] = (flat > 0).sum(0).to(device)
         part.sum[layer] = flat.sum(0).to(device)
         part.sum_sq[layer] = torch.mul(flat, flat, out=scratch).sum(0).to(device)
-        part.max[layer] = flat.amax(0).to(device)
+        peak = flat.amax(0)
+        part.max[layer] = peak.to(device)
         if self.sample_ids.numel():
             sample_rows = self._on(self.sample_rows, flat.device, "sample_rows")
             slot = self._on(self.sample_slot, flat.device, "sample_slot")
@@ -386,8 +408,27 @@ class _BatchObserver:
             sums = torch.zeros((self.sample_ids.numel(), flat.shape[1]), dtype=torch.float32, device=flat.device)
             sums.index_add_(0, slot, flat.index_select(0, sample_rows))
             part.sample[:, layer] = (sums / count[:, None]).cpu()
+        if self.top_k:
+            self._top_contexts(flat, peak, layer)
         if layer == self.last_layer:
             raise _Stop
+
+
+    def _top_contexts(self, flat: torch.Tensor, peak: torch.Tensor, layer: int) -> None:
+        """This batch's own top K of ``layer``, for the neurons whose ``peak`` beats the kept K-th value (the others
+        keep empty slots: nothing of theirs could enter, a tie going to the kept, earlier token)."""
+        floor = self._on(self.floor, flat.device, "floor")
+        live = None if floor is None else (peak > floor[layer]).nonzero().squeeze(1)
+        if live is not None and live.numel() == 0:
+            return
+        values = flat if live is None else flat.index_select(1, live)
+        top = batch_top_k(values, self._on(self.positions, flat.device, "positions"),
+                          self._on(self.windows, flat.device, "windows"), self.top_k)
+        for name, tensor in zip(CONTEXT_TENSORS, top):
+            if live is None:
+                self.partial.contexts[name][layer] = tensor.to(self.device)
+            else:
+                self.partial.contexts[name][layer, live.to(self.device)] = tensor.to(self.device)
 
 
 def _decoder(model):
@@ -525,6 +566,10 @@ def collect(
     pack = options.mode == "sentence" and options.pack_sentences and sentence_packing_works(
         model, tokenizer, list(itertools.islice(corpora[0].texts(), 2)), options.site, bos=options.bos)
     recorded = {**asdict(options), "seq_len": seq_len, "packed_sentences": pack}
+    if options.top_contexts:  # recorded only when on: other folders keep their exact stats.json
+        recorded["context_window"] = CONTEXT_WINDOW
+    else:
+        del recorded["top_contexts"]
     description = {"site": options.site, "languages": languages, "options": recorded,
                    "corpora": {c.language: c.describe() for c in corpora},
                    "model": model_description(model, options.site)}
@@ -538,7 +583,8 @@ def collect(
     stats, position = (_from_checkpoint(out, previous, languages, device) if previous is not None
                        else (_fresh_stats(description, sites, device), {"language": 0, "batch": 0}))
     observer = _BatchObserver(sites.num_layers, sites.width(options.site), device,
-                              options.sample_sentences if options.mode == "sentence" else 0)
+                              options.sample_sentences if options.mode == "sentence" else 0, options.top_contexts,
+                              seq_len)
     since_checkpoint = 0
     with record(model, options.site, callback=observer), torch.no_grad():
         for g, corpus in enumerate(corpora):
@@ -553,8 +599,10 @@ def collect(
                 bar.advance(int(stats.tokens[g]), tokens=0)
                 for step in _steps(batches, ranks, start):
                     mine = step.batches.get(ranks.rank)
+                    observer.row_base = step.numbers.get(ranks.rank, 0) * options.batch_size
+                    observer.floor = _floor(stats, corpus.language)
                     partial = _run(model, observer, mine) if mine is not None else None
-                    for number, part in _exchange(partial, step, ranks, observer.shape, device):
+                    for number, part in _exchange(partial, step, ranks, observer.shape, device, options.top_contexts):
                         _add(stats, g, part, corpus.language, options.sample_sentences)
                         bar.advance(part.tokens, tokens=part.tokens)
                         since_checkpoint += part.tokens
@@ -569,6 +617,7 @@ def collect(
                 _finish_sample(stats, corpus.language)
             _checkpoint(stats, out, ranks, {"language": g + 1, "batch": 0, "truncated": 0})
             stats.samples.pop(corpus.language, None)
+            stats.contexts.pop(corpus.language, None)
     empty = [lang for lang, n in zip(languages, stats.tokens.tolist()) if n == 0]
     if empty:
         raise NeurospecError(f"no tokens were counted for {', '.join(empty)}; check those corpora")
@@ -603,6 +652,10 @@ def _from_checkpoint(out: Path, previous: Resumed, languages: Sequence[str], dev
         language = languages[position["language"]]
         if language in stats.sample_files:
             stats.samples[language] = stats.sentence_means(language)
+        if language in stats.context_files:
+            name = stats.context_files[language]
+            kept = RunFolder(out, STATS_RUN).load_tensors(name, stats.files.get(name))
+            stats.contexts[language] = {key: kept[key].to(device) for key in CONTEXT_TENSORS}
     return stats, position
 
 
@@ -637,8 +690,9 @@ def _steps(batches: Iterator[Batch], ranks: Ranks, start: int) -> Iterator[_Step
 
 
 def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[int, int],
-              device) -> Iterator[tuple[int, _Partial]]:
-    """Every batch's partial statistics of this step, on every rank, in batch order."""
+              device, top_k: int = 0) -> Iterator[tuple[int, _Partial]]:
+    """Every batch's partial statistics of this step, on every rank, in batch order (with each batch's own top
+    ``top_k`` contexts when on)."""
     if ranks.size == 1:
         if partial is not None:
             yield step.numbers[0], partial
@@ -656,14 +710,30 @@ def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[
             mine[: partial.sample.shape[0]] = partial.sample.to(device)
             mine_ids[: partial.sample.shape[0]] = partial.sample_ids.to(device)
         samples, ids = ranks.gather(mine), ranks.gather(mine_ids)
+    contexts = _gather_contexts(partial, ranks, shape, device, top_k) if top_k else None
     for rank in range(ranks.size):
         if rank not in step.numbers:
             continue
         part = _Partial.unpack(vectors[rank], shape)
+        if contexts is not None:
+            part.contexts = {name: gathered[rank] for name, gathered in contexts.items()}
         if counts[rank]:
             part.sample = samples[rank][: counts[rank]].cpu()
             part.sample_ids = ids[rank][: counts[rank]].cpu()
         yield step.numbers[rank], part
+
+
+def _floor(stats: ActivationStats, language: str) -> torch.Tensor | None:
+    """(L, W) the K-th value each neuron keeps for ``language`` (the same on every rank); None before any batch."""
+    kept = stats.contexts.get(language)
+    return None if kept is None else kept["values"][..., -1].contiguous()
+
+
+def _gather_contexts(partial: _Partial | None, ranks: Ranks, shape: tuple[int, int], device,
+                     top_k: int) -> dict[str, list[torch.Tensor]]:
+    """Every rank's batch top K (empty where a rank had no batch this step), per tensor, in rank order."""
+    mine = partial.contexts if partial is not None else empty_contexts(*shape, top_k, device=device)
+    return {name: ranks.gather(mine[name].to(device)) for name in CONTEXT_TENSORS}
 
 
 def _add(stats: ActivationStats, g: int, part: _Partial, language: str, sample_limit: int) -> None:
@@ -677,6 +747,11 @@ def _add(stats: ActivationStats, g: int, part: _Partial, language: str, sample_l
         if language not in stats.samples:
             stats.samples[language] = torch.full((sample_limit, *part.max.shape), float("nan"), dtype=torch.float32)
         stats.samples[language][part.sample_ids.cpu()] = part.sample.cpu()
+    if part.contexts is not None:
+        kept = stats.contexts.get(language)
+        if kept is None:
+            kept = empty_contexts(*part.max.shape, part.contexts["values"].shape[-1], device=part.max.device)
+        stats.contexts[language] = merge(kept, part.contexts)
 
 
 def _finish_sample(stats: ActivationStats, language: str) -> None:

@@ -48,6 +48,7 @@ VERSION = 1
 META_FILE = "stats.json"
 TENSOR_FILE = "stats.safetensors"
 SAMPLE_DIR = "sample"
+CONTEXT_DIR = "contexts"  # collect --top-contexts: contexts/<language>.safetensors (neurospec.measure.contexts)
 AMPLIFICATION_STATISTICS = ("p_max", "p_median", "mean")
 _TENSORS = {"tokens": torch.int64, "active": torch.int64, "sum": torch.float64, "sum_sq": torch.float64,
             "max": torch.float32}
@@ -81,6 +82,8 @@ class ActivationStats:
     path: Path | None = None
     files: dict[str, str] = field(default_factory=dict, repr=False)  # relative path -> sha256, as loaded
     sample_files: dict[str, str] = field(default_factory=dict, repr=False)  # language -> relative path
+    contexts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # language -> top contexts
+    context_files: dict[str, str] = field(default_factory=dict, repr=False)  # language -> relative path
 
     # ---- construction
 
@@ -191,21 +194,13 @@ class ActivationStats:
         main = TENSOR_FILE if complete else run.free_slot("stats", previous)
         tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in _TENSORS}
         files = {main: run.write_tensors(main, tensors)}
-        for language, means in self.samples.items():
-            name = _sample_name(language) if complete else run.free_slot(f"{SAMPLE_DIR}/{language}", previous)
-            files[name] = run.write_tensors(name, {"means": means.detach().cpu().contiguous()})
-            self.sample_files[language] = name
-        for language, name in self.sample_files.items():
-            if name in files:
-                continue
-            if complete and name != _sample_name(language):
-                final = _sample_name(language)
-                (folder / final).unlink(missing_ok=True)
-                os.link(folder / name, folder / final)
-                self.sample_files[language], name = final, final
-            files[name] = previous.get(name) or file_fingerprint(folder / name)
+        samples = {language: {"means": means} for language, means in self.samples.items()}
+        _save_parts(run, samples, self.sample_files, SAMPLE_DIR, files, previous, complete)
+        _save_parts(run, self.contexts, self.context_files, CONTEXT_DIR, files, previous, complete)
         document = {**self.describe(), "complete": complete, "files": files, "tensor_file": main,
                     "sample_files": dict(self.sample_files)}
+        if self.context_files:  # only with --top-contexts: other folders keep their exact stats.json
+            document["context_files"] = dict(self.context_files)
         self.path, self.files = folder, run.commit(document, files, previous, progress)
         return folder
 
@@ -237,6 +232,7 @@ class ActivationStats:
             sentences={k: int(v) for k, v in (meta.get("sentences") or {}).items()}, path=folder,
             files=meta.get("files") or {},
             sample_files=dict(meta.get("sample_files") or {}),
+            context_files=dict(meta.get("context_files") or {}),
         )
 
     def check_model(self, shape: Any, *, site: str | None = None) -> "ActivationStats":
@@ -269,3 +265,24 @@ class ActivationStats:
 
 def _sample_name(language: str) -> str:
     return f"{SAMPLE_DIR}/{language}.safetensors"
+
+
+def _save_parts(run: RunFolder, in_memory: dict[str, dict[str, torch.Tensor]], names: dict[str, str], directory: str,
+                files: dict[str, str], previous: dict[str, str], complete: bool) -> None:
+    """Write the per-language files of ``directory`` (``sample``, ``contexts``) held ``in_memory`` (a checkpoint
+    slot, or the final name), record the others ``names`` lists, giving them their final names (hard links) when
+    ``complete``; ``names`` and ``files`` are updated."""
+    folder = run.path
+    for language, tensors in in_memory.items():
+        name = f"{directory}/{language}.safetensors" if complete else run.free_slot(f"{directory}/{language}", previous)
+        files[name] = run.write_tensors(name, {k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+        names[language] = name
+    for language, name in names.items():
+        if name in files:
+            continue
+        final = f"{directory}/{language}.safetensors"
+        if complete and name != final:
+            (folder / final).unlink(missing_ok=True)
+            os.link(folder / name, folder / final)
+            names[language], name = final, final
+        files[name] = previous.get(name) or file_fingerprint(folder / name)

@@ -61,6 +61,7 @@ class CollectOptions(ModelOptions):
     no_pack: bool = False
     no_bos: bool = False
     checkpoint_every: int = option(10_000_000, min=1)
+    top_contexts: int = option(0, min=0)
     resume: bool = False
     overwrite: bool = False
     text_field: str = "text"
@@ -83,7 +84,7 @@ def collection_settings(options: CollectOptions, batch_size: int | None = None):
         site=options.site, mode=Mode(options.mode).value, seq_len=options.seq_len, max_tokens=options.max_tokens,
         batch_size=batch_size or parse(options.batch_size) or 8, sample_sentences=options.sample_sentences,
         pack_sentences=not options.no_pack,
-        bos=not options.no_bos, checkpoint_every=options.checkpoint_every)
+        bos=not options.no_bos, checkpoint_every=options.checkpoint_every, top_contexts=options.top_contexts)
     settings.check()
     return settings
 
