@@ -313,3 +313,42 @@ def toy_blend_accuracy(
         console.print(table)
         if out:
             atomic_write_json(out, {"model": str(model), "per_country": limit, "accuracy": table_data})
+
+
+@app.command("explain")
+def explain(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NeuronSet JSON file (neurospec select ...)."),
+    stats: Path = typer.Option(..., "--stats", exists=True, file_okay=False, help="Statistics folder of the same "
+                               "model (collect --top-contexts K for the contexts)."),
+    groups: Optional[str] = typer.Option(None, "--groups", help="Only these groups (any language or country name)."),
+    limit: int = typer.Option(5, "--limit", min=1, help="Neurons shown per group (in layer order)."),
+    contexts: int = typer.Option(3, "--contexts", min=0, help="Top contexts shown per neuron and language."),
+    as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
+) -> None:
+    """Why each neuron was selected: its activation probability per language, its groups and its top contexts."""
+    from neurospec.measure.explain import explain_neurons
+
+    with user_errors():
+        explained = explain_neurons(file, stats, split_names(groups), limit=limit, contexts=contexts)
+        if as_json:
+            console.print(json_text(explained), soft_wrap=True, markup=False)
+            return
+        for neuron in explained["neurons"]:
+            print_explained(neuron, explained["languages"])
+        if not explained["has_contexts"]:
+            console.print(escape(f"{stats} keeps no top contexts: collect with --top-contexts K to see them"))
+
+
+def print_explained(neuron: dict, languages: list[str]) -> None:
+    """One neuron: a header, its activation probability per language, its top contexts (the token marked)."""
+    console.print(Text(f"{neuron['group']}  layer {neuron['layer']}  neuron {neuron['neuron']}  ({neuron['site']}; "
+                       f"groups: {', '.join(neuron['groups'])})", style="bold"))
+    table = Table("language", "P(>0)", "top contexts", show_edge=False)
+    for language in languages:
+        shown = Text()
+        for i, context in enumerate(neuron["contexts"].get(language, [])):
+            shown.append(("\n" if i else "") + f"{context['value']:.3f}  {context['left']}")
+            shown.append(context["token"], style="bold reverse")
+            shown.append(context["right"])
+        table.add_row(language, f"{neuron['probability'][language]:.4f}", shown)
+    console.print(table)
