@@ -132,19 +132,22 @@ def logits_at(model: nn.Module, inputs: dict, where: torch.Tensor) -> torch.Tens
     return head(decoder_hidden(model, inputs)[where])
 
 
-def summed_nll(model: nn.Module, inputs: dict, where: torch.Tensor, targets: torch.Tensor,
-               chunk: int | None = None) -> float:
-    """The summed negative log-likelihood of ``targets`` (one per True of ``where``, row-major) predicted at the
+def token_nlls(model: nn.Module, inputs: dict, where: torch.Tensor, targets: torch.Tensor,
+               chunk: int | None = None) -> torch.Tensor:
+    """The negative log-likelihood of each of ``targets`` (one per True of ``where``, row-major) predicted at the
     positions ``where``; the head and its log-softmax run on ``chunk`` positions at a time (default: as many as
     make ``CHUNK_LOGITS`` logits), so no B x T x V tensor is made."""
     head = output_head(model)
     if head is None:
-        rows = model(**inputs).logits[where].float()
-        return float(torch.nn.functional.cross_entropy(rows, targets, reduction="sum"))
+        return torch.nn.functional.cross_entropy(model(**inputs).logits[where].float(), targets, reduction="none")
     hidden = decoder_hidden(model, inputs)[where]
     chunk = chunk or max(1, CHUNK_LOGITS // model.get_output_embeddings().weight.shape[0])
-    total = 0.0
-    for start in range(0, hidden.shape[0], chunk):
-        rows = head(hidden[start:start + chunk]).float()
-        total += float(torch.nn.functional.cross_entropy(rows, targets[start:start + chunk], reduction="sum"))
-    return total
+    parts = [torch.nn.functional.cross_entropy(head(hidden[start:start + chunk]).float(), targets[start:start + chunk],
+                                               reduction="none") for start in range(0, hidden.shape[0], chunk)]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def summed_nll(model: nn.Module, inputs: dict, where: torch.Tensor, targets: torch.Tensor,
+               chunk: int | None = None) -> float:
+    """The sum of :func:`token_nlls` (in float64)."""
+    return float(token_nlls(model, inputs, where, targets, chunk).double().sum())

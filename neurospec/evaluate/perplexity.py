@@ -38,7 +38,7 @@ from typing import Callable, Literal, Mapping, Sequence
 import torch
 
 from neurospec.core.forward import length_sorted_chunks, model_device
-from neurospec.core.head import CHUNK_LOGITS, decoder_hidden, output_head
+from neurospec.core.head import token_nlls
 from neurospec.core.hooks import prompt_boundary
 from neurospec.data.prompts import EncodedPrompt, collate, ensure_pad_token
 from neurospec.evaluate.intervals import bootstrap_counts, percentile_interval, percentile_intervals
@@ -93,24 +93,11 @@ def text_windows(tokenizer, texts: Sequence[str], *, bos: Bos = "auto",
 
 def row_nlls(model, inputs: dict, where: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per batch row, the summed NLL (float64, on the CPU) of ``targets`` predicted at the positions ``where``
-    (B x T): as :func:`neurospec.core.head.summed_nll`, but kept per row, so each text's NLL is known (the
+    (B x T): :func:`neurospec.core.head.token_nlls` summed per row, so each text's NLL is known (the
     bootstrap resamples texts)."""
     owner = where.nonzero()[:, 0].cpu()
     per_token = token_nlls(model, inputs, where, targets).cpu().double()
     return torch.zeros(where.shape[0], dtype=torch.float64).index_add_(0, owner, per_token)
-
-
-def token_nlls(model, inputs: dict, where: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The NLL of each of ``targets`` (one per True of ``where``, row-major), the head in chunks of
-    ``CHUNK_LOGITS`` logits as :func:`neurospec.core.head.summed_nll` runs it (no B x T x V tensor)."""
-    head = output_head(model)
-    if head is None:
-        return torch.nn.functional.cross_entropy(model(**inputs).logits[where].float(), targets, reduction="none")
-    hidden = decoder_hidden(model, inputs)[where]
-    chunk = max(1, CHUNK_LOGITS // model.get_output_embeddings().weight.shape[0])
-    parts = [torch.nn.functional.cross_entropy(head(hidden[start:start + chunk]).float(), targets[start:start + chunk],
-                                               reduction="none") for start in range(0, hidden.shape[0], chunk)]
-    return torch.cat(parts) if parts else torch.zeros(0)
 
 
 def perplexity(model, tokenizer, texts: Sequence[str], *, intervention=None, batch_size: int = 8, bos: Bos = "auto",
