@@ -19,6 +19,14 @@ The file::
         verb: select lape                        # ... or any name with `verb:`
         stats: $collect                          # the output of an earlier step
 
+Several models: ``models:`` instead of ``model:``, a mapping of short names to models (or a list; each then
+named after its model), and every step runs once per model into ``RUN_DIR/<name>/``; ``$step`` refers to the
+same model's step. ``study.per_model`` holds one checked single-model study per name::
+
+    models:
+      gemma: gemma-3-270m
+      toy: toy:small
+
 A step's options are its verb's command-line options, with ``_`` or ``-``. Paths are relative to the
 config file; a path option may name a registered data set instead (``ntrex128``, ``flores``), read
 from the mirror or the cache of ``neurospec data fetch``. ``$NAME`` is step NAME's output, ``$NAME/sub`` a path
@@ -43,7 +51,7 @@ from neurospec.pipeline.verbs import STEP_VERBS, Verb, step_verb
 from neurospec.pipeline.yaml_lines import LineMap, load_yaml_with_lines
 from neurospec.util.errors import ConfigError, NeurospecError, RenamedWarning
 
-TOP_LEVEL_KEYS = ("title", "model", "data", "defaults", "steps")
+TOP_LEVEL_KEYS = ("title", "model", "models", "data", "defaults", "steps")
 STEP_NAME = re.compile(r"^[A-Za-z][\w-]*$")
 REFERENCE = re.compile(r"^\$(?P<step>[A-Za-z][\w-]*)(?:\.(?P<companion>\w+))?(?P<sub>/.*)?$")
 # Options whose value is NAME=PATH (repeatable); the PATH part is a path like any other.
@@ -84,6 +92,7 @@ class Study:
     model: Model | None
     data: Path | None
     steps: list[Step]
+    per_model: dict[str, "Study"] = field(default_factory=dict)  # name -> its single-model study (``models:``)
 
     def step(self, name: str) -> Step:
         return next(step for step in self.steps if step.name == name)
@@ -117,12 +126,42 @@ def load_study(path: str | Path) -> Study:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(f"{_where(path, document.line_of(key))}: unknown key {key!r}"
                               f"{_suggest(key, TOP_LEVEL_KEYS)} (a study has {', '.join(TOP_LEVEL_KEYS)})")
+    if "model" in document and "models" in document:
+        raise ConfigError(f"{_where(path, document.line_of('models'))}: a study names one `model:` or several "
+                          "`models:`, not both; remove one")
     model = _model(document.get("model"), path, base, document.line_of("model")) if "model" in document else None
     data = None
     if document.get("data") is not None:
         data = _existing_path(document["data"], path, base, document.line_of("data"), "data folder")
     with data_environment(data):
-        return _load_steps(document, path, base, model, data)
+        if "models" not in document:
+            return _load_steps(document, path, base, model, data)
+        per_model = {name: _load_steps(document, path, base, each, data)
+                     for name, each in _models(document, path, base).items()}
+    return Study(path=path, text=path.read_text(encoding="utf-8"), title=document.get("title"), model=None,
+                 data=data, steps=[], per_model=per_model)
+
+
+def _models(document: LineMap, path: Path, base: Path) -> dict[str, Model]:
+    """``models:`` as name -> Model: a mapping of names to models, or a list (each named after its model)."""
+    value, line = document["models"], document.line_of("models")
+    if isinstance(value, LineMap):
+        named = {str(name): (item, value.line_of(name)) for name, item in value.items()}
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        named = {re.sub(r"[^A-Za-z0-9_-]+", "-", item.rsplit("/", 1)[-1]).strip("-"): (item, line) for item in value}
+        if len(named) < len(value):
+            raise ConfigError(f"{_where(path, line)}: two models of `models:` get the same name; name them: "
+                              "`models: {a: MODEL, b: MODEL}`")
+    else:
+        named = {}
+    if len(named) < 2:
+        raise ConfigError(f"{_where(path, line)}: `models:` names two or more models, as a mapping such as "
+                          "`{gemma: gemma-3-270m, toy: toy:small}` or a list; for one model write `model:`")
+    for name, (_, name_line) in named.items():
+        if not STEP_NAME.match(name) or name.lower() in {"report", "study.json", "config.yaml"}:
+            raise ConfigError(f"{_where(path, name_line)}: model name {name!r} must start with a letter and hold "
+                              "only letters, digits, _ and - (it names the model's folder in the run)")
+    return {name: _model(item, path, base, name_line) for name, (item, name_line) in named.items()}
 
 
 def _load_steps(document: LineMap, path: Path, base: Path, model: Model | None, data: Path | None) -> Study:
@@ -297,7 +336,8 @@ def _step(name: str, options: Any, line: int, defaults: LineMap, model: Model | 
             step.lines[option] = defaults.line_of(key)
     if "model" in step.verb.options and "model" not in step.values:
         if model is None:
-            raise ConfigError(f"{_where(path, line)}: step {name!r} needs a model: add `model:` at the top of the file")
+            raise ConfigError(f"{_where(path, line)}: step {name!r} needs a model: add `model:` (or `models:`) at "
+                              "the top of the file")
         step.values["model"] = model
         step.lines["model"] = model.line
     return step

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import platform
 import shutil
 import time
@@ -201,13 +202,13 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
     """
     study = config if isinstance(config, Study) else load_study(config)
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / study.path.stem
+    if study.per_model:
+        return _run_models(study, run_dir, force=force, dry_run=dry_run, echo=echo)
     forced = _forced(study, force)
     if dry_run:
         _print_plan(study, run_dir, forced, echo)
         return run_dir
-    if run_dir.is_dir() and not (run_dir / STUDY_FILE).exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
-        raise NeurospecError(f"run folder {run_dir} is not empty and holds no {STUDY_FILE} of neurospec run (a run "
-                             "replaces its steps' outputs in it); choose a new or empty folder with --run-dir")
+    _check_run_folder(run_dir, several_models=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(run_dir, "neurospec run"):
         state = RunState(run_dir, study)
@@ -242,6 +243,66 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
         state.document["status"] = "complete"
         state.save()
     echo(f"study complete: {run_dir}   (next: neurospec report {run_dir})")
+    return run_dir
+
+
+def _check_run_folder(run_dir: Path, *, several_models: bool) -> None:
+    """Refuse a folder neurospec run did not make, or one that holds a run of the other shape (one model vs
+    several), before anything is written into it."""
+    record = run_dir / STUDY_FILE
+    if run_dir.is_dir() and not record.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        raise NeurospecError(f"run folder {run_dir} is not empty and holds no {STUDY_FILE} of neurospec run (a run "
+                             "replaces its steps' outputs in it); choose a new or empty folder with --run-dir")
+    if record.exists():
+        try:
+            models = json.loads(record.read_text(encoding="utf-8")).get("models")
+        except (OSError, ValueError, AttributeError):
+            return  # RunState names what is wrong with it
+        if bool(models) != several_models:
+            held = "several models" if models else "one model"
+            raise NeurospecError(f"run folder {run_dir} holds a study of {held}, this config names "
+                                 f"{'several models' if several_models else 'one'}; choose another --run-dir")
+
+
+def _run_models(study: Study, run_dir: Path, *, force: Iterable[str], dry_run: bool,
+                echo: Callable[[str], None]) -> Path:
+    """A study of several models: each model's study into ``RUN_DIR/<name>`` in the config's order, each an
+    ordinary run folder (skipped, resumed and reported like one); ``RUN_DIR/study.json`` lists the models."""
+    if dry_run:
+        for name, single in study.per_model.items():
+            echo(f"model {name} ({single.model.label}) -> {run_dir / name}")
+            _print_plan(single, run_dir / name, _forced(single, force), lambda line: echo(f"  {line}"))
+        return run_dir
+    for single in study.per_model.values():
+        _forced(single, force)  # an unknown --force name, before anything runs
+    _check_run_folder(run_dir, several_models=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(run_dir, "neurospec run"):
+        record = run_dir / STUDY_FILE
+        created = _now()
+        if record.exists():
+            created = json.loads(record.read_text(encoding="utf-8")).get("created", created)
+        document = {"format": FORMAT, "version": VERSION, "title": study.title, "config": CONFIG_FILE,
+                    "config_source": str(study.path.resolve()), "created": created, "versions": versions(),
+                    "models": [{"name": name, "model": single.model.label, "out": name}
+                               for name, single in study.per_model.items()],
+                    "steps": [], "status": "running"}
+
+        def save(status: str) -> None:
+            atomic_write_json(record, {**document, "status": status, "updated": _now()})
+
+        if not (run_dir / CONFIG_FILE).exists() or (run_dir / CONFIG_FILE).read_text(encoding="utf-8") != study.text:
+            atomic_write_text(run_dir / CONFIG_FILE, study.text)
+        save("running")
+        try:
+            for number, (name, single) in enumerate(study.per_model.items(), 1):
+                echo(f"model {number}/{len(study.per_model)}: {name} ({single.model.label})")
+                run_study(single, run_dir / name, force=force, echo=lambda line, name=name: echo(f"{name} {line}"))
+        except BaseException as error:
+            save("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
+            raise
+        save("complete")
+    echo(f"study of {len(study.per_model)} models complete: {run_dir}   (next: neurospec report {run_dir})")
     return run_dir
 
 
