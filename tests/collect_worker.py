@@ -1,6 +1,7 @@
 """Run by test_collect under ``torchrun`` (or alone): collect statistics of a seeded tiny Llama.
 
-    python collect_worker.py CORPUS_DIR OUT_DIR packed|sentence     (NEUROSPEC_TEST_TOP_CONTEXTS=K: --top-contexts K)
+    python collect_worker.py CORPUS_DIR OUT_DIR packed|sentence     (NEUROSPEC_TEST_TOP_CONTEXTS=K: --top-contexts K;
+        NEUROSPEC_TEST_CONTEXT_NEURONS=FILE and NEUROSPEC_TEST_CONTEXT_SAMPLE=N: --context-neurons / --context-sample)
 """
 
 import os
@@ -21,5 +22,7 @@ model = family("llama").build(vocab_size=len(tok), pad_token_id=tok.pad_token_id
                               eos_token_id=tok.eos_token_id)
 corpora = [open_corpus(lang, folder / f"{lang}.txt") for lang in ("en", "fr")]
 options = CollectOptions(mode=mode, seq_len=8 if mode == "packed" else 24, batch_size=2, sample_sentences=4,
-                         checkpoint_every=30, top_contexts=int(os.environ.get("NEUROSPEC_TEST_TOP_CONTEXTS", "0")))
+                         checkpoint_every=30, top_contexts=int(os.environ.get("NEUROSPEC_TEST_TOP_CONTEXTS", "0")),
+                         context_neurons=os.environ.get("NEUROSPEC_TEST_CONTEXT_NEURONS") or None,
+                         context_sample=int(os.environ.get("NEUROSPEC_TEST_CONTEXT_SAMPLE", "0")))
 collect(model, tok, corpora, out, options, quiet=True)

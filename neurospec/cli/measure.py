@@ -79,6 +79,12 @@ def collect_command(
     checkpoint_every: int = typer.Option(10_000_000, "--checkpoint-every", min=1, help="Tokens between checkpoints."),
     top_contexts: int = typer.Option(0, "--top-contexts", min=0, help="Keep every neuron's K top activating "
                                      "contexts per language (0: off); read them with neurospec.measure.contexts."),
+    context_neurons: Optional[Path] = typer.Option(None, "--context-neurons", help="With --top-contexts: keep "
+                                                   "contexts only for this neuron file's neurons at --site (e.g. "
+                                                   "lape.json), plus --context-sample others."),
+    context_sample: int = typer.Option(0, "--context-sample", min=0, help="With --top-contexts: also keep the "
+                                       "contexts of N other neurons drawn at random (--seed)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --context-sample draw."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished --out folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     text_field: str = typer.Option("text", "--text-field", help="Field of JSONL / HF records holding the text."),

@@ -45,7 +45,19 @@ from neurospec.core.forward import model_device
 from neurospec.core.hooks import SiteBatch, record
 from neurospec.core.sites import SITES, site_map
 from neurospec.data.corpora import Corpus, check_corpus
-from neurospec.measure.contexts import CONTEXT_TENSORS, CONTEXT_WINDOW, batch_top_k, empty_contexts, merge, token_windows
+from neurospec.measure.contexts import (
+    CONTEXT_TENSORS,
+    CONTEXT_WINDOW,
+    ContextLayout,
+    TokenWindows,
+    block_maxima,
+    dense_top_k,
+    empty_contexts,
+    merge,
+    select_context_neurons,
+    sparse_entries,
+    top_k_of_entries,
+)
 from neurospec.measure.run_folder import Resumed, RunFolder
 from neurospec.measure.stats import META_FILE, STATS_RUN, ActivationStats
 from neurospec.util.distributed import Ranks
@@ -70,6 +82,9 @@ class CollectOptions:
     bos: bool = True  # sentence mode: sentences start with the tokenizer's special tokens (False: none, as reference)
     checkpoint_every: int | None = 10_000_000  # counted tokens between checkpoints (None: per language only)
     top_contexts: int = 0  # K > 0: keep every neuron's K top activating contexts per language (neurospec.measure.contexts)
+    context_neurons: str | Path | None = None  # with top_contexts: only this neuron file's neurons at the site ...
+    context_sample: int = 0  # ... plus this many other neurons drawn at random with ``seed``
+    seed: int = 0  # the seed of the context sample
 
     def check(self) -> None:
         if self.site not in SITES:
@@ -86,6 +101,28 @@ class CollectOptions:
             raise NeurospecError(f"sample_sentences must be 0 or more, not {self.sample_sentences}")
         if self.top_contexts < 0:
             raise NeurospecError(f"top_contexts must be 0 (off) or more, not {self.top_contexts}")
+        self.check_context_selection()
+
+    def check_context_selection(self) -> None:
+        """The --context-neurons / --context-sample inputs that need no model: with --top-contexts, a file that exists."""
+        if self.context_sample < 0:
+            raise NeurospecError(f"--context-sample must be 0 or more, not {self.context_sample}")
+        if (self.context_neurons is not None or self.context_sample) and not self.top_contexts:
+            given = "--context-neurons" if self.context_neurons is not None else "--context-sample"
+            raise NeurospecError(f"{given} chooses the neurons whose top contexts are kept: add --top-contexts K")
+        if self.context_neurons is not None and not Path(self.context_neurons).is_file():
+            raise NeurospecError(f"--context-neurons {self.context_neurons}: no such file; give a neuron file such as "
+                                 "the lape.json of `neurospec select lape`")
+
+    def context_layout(self, sites, num_layers: int, width: int) -> tuple[ContextLayout | None, dict[str, Any]]:
+        """Which neurons keep contexts (None: contexts off) and what stats.json records of the selection."""
+        if not self.top_contexts:
+            return None, {}
+        if self.context_neurons is None and not self.context_sample:
+            return ContextLayout(num_layers, width), {}
+        neurons, record = select_context_neurons(self.context_neurons, self.context_sample, self.seed, self.site,
+                                                 sites)
+        return ContextLayout(num_layers, width, neurons), record
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,15 +358,22 @@ class _BatchObserver:
     """The :func:`record` callback: reduces each layer's values over the batch's counted tokens."""
 
     def __init__(self, num_layers: int, width: int, device: torch.device, sample_limit: int, top_k: int = 0,
-                 seq_len: int = 0) -> None:
+                 seq_len: int = 0, layout: ContextLayout | None = None) -> None:
         self.shape = (num_layers, width)
         self.device = device
         self.sample_limit = sample_limit
         self.last_layer = num_layers - 1
         self.top_k = top_k
         self.seq_len = seq_len
+        self.layout = layout or ContextLayout(num_layers, width)  # which neurons keep contexts (with top_k)
         self.row_base = 0  # the batch's first row number within its language (set before each batch)
-        self.floor: torch.Tensor | None = None  # (L, W) the kept K-th values: only a larger value can enter
+        self.floor: torch.Tensor | None = None  # (rows of layout,) the kept K-th values: only a larger value can enter
+        self._columns: dict = {}  # (layer, device) -> the layer's neurons that keep contexts
+
+    @property
+    def context_slots(self) -> tuple[tuple[int, ...], int] | None:
+        """(the leading shape of the kept contexts, K); None when contexts are off."""
+        return (self.layout.shape, self.top_k) if self.top_k else None
 
     def start(self, batch: Batch) -> None:
         counted = batch.counted.reshape(-1)
@@ -358,13 +402,15 @@ class _BatchObserver:
             self._start_contexts(batch, counted)
 
     def _start_contexts(self, batch: Batch, counted: torch.Tensor) -> None:
-        """The positions and windows of the batch's counted tokens, and an empty top K for the batch."""
-        rows, width = batch.input_ids.shape
+        """Where the batch's counted tokens sit (their windows are gathered later, for the chosen ones only), and
+        an empty top K for the batch."""
+        width = batch.input_ids.shape[1]
         segment = torch.where(batch.sentence >= 0, batch.sentence, torch.where(batch.counted, 0, -1))
-        flat = counted.nonzero().squeeze(1)
-        self.positions = (self.row_base + flat // width) * self.seq_len + flat % width
-        self.windows = token_windows(batch.input_ids, segment).reshape(rows * width, -1).index_select(0, flat)
-        self.partial.contexts = empty_contexts(*self.shape, self.top_k, device=self.device)
+        self.tokens = counted.nonzero().squeeze(1).to(self.device)  # b * T + t of each counted token, in order
+        self.positions = (self.row_base + self.tokens // width) * self.seq_len + self.tokens % width
+        self.windows = TokenWindows(batch.input_ids.to(self.device), segment.to(self.device))
+        self.partial.contexts = empty_contexts(self.layout.shape, self.top_k, device=self.device)
+        self._entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
         """A float32 buffer of ``like``'s shape, reused across layers and batches."""
@@ -399,7 +445,8 @@ class _BatchObserver:
             part.active[layer] = (flat > 0).sum(0).to(device)
         part.sum[layer] = flat.sum(0).to(device)
         part.sum_sq[layer] = torch.mul(flat, flat, out=scratch).sum(0).to(device)
-        peak = flat.amax(0)
+        blocks = block_maxima(flat) if self.top_k else None  # their maximum is the max, at about its cost
+        peak = flat.amax(0) if blocks is None else blocks.amax(0)
         part.max[layer] = peak.to(device)
         if self.sample_ids.numel():
             sample_rows = self._on(self.sample_rows, flat.device, "sample_rows")
@@ -409,26 +456,63 @@ class _BatchObserver:
             sums.index_add_(0, slot, flat.index_select(0, sample_rows))
             part.sample[:, layer] = (sums / count[:, None]).cpu()
         if self.top_k:
-            self._top_contexts(flat, peak, layer)
+            self._top_contexts(flat, blocks, peak, layer)
         if layer == self.last_layer:
             raise _Stop
 
 
-    def _top_contexts(self, flat: torch.Tensor, peak: torch.Tensor, layer: int) -> None:
-        """This batch's own top K of ``layer``, for the neurons whose ``peak`` beats the kept K-th value (the others
-        keep empty slots: nothing of theirs could enter, a tie going to the kept, earlier token)."""
-        floor = self._on(self.floor, flat.device, "floor")
-        live = None if floor is None else (peak > floor[layer]).nonzero().squeeze(1)
-        if live is not None and live.numel() == 0:
+    def _top_contexts(self, flat: torch.Tensor, blocks: torch.Tensor, peak: torch.Tensor, layer: int) -> None:
+        """This batch's own top K of ``layer``'s neurons that keep contexts, for those whose ``peak`` beats the kept
+        K-th value (the others keep empty slots: nothing of theirs could enter, a tie going to the kept, earlier
+        token). The few entries that can enter are set aside and reduced for all layers at once
+        (:meth:`finish_contexts`); when they are many, a top-k of every value is written here."""
+        rows = self.layout.rows(layer)
+        columns = self._layer_columns(layer, flat.device)
+        if columns is not None and not columns.numel():
             return
-        values = flat if live is None else flat.index_select(1, live)
-        top = batch_top_k(values, self._on(self.positions, flat.device, "positions"),
-                          self._on(self.windows, flat.device, "windows"), self.top_k)
-        for name, tensor in zip(CONTEXT_TENSORS, top):
-            if live is None:
-                self.partial.contexts[name][layer] = tensor.to(self.device)
-            else:
-                self.partial.contexts[name][layer, live.to(self.device)] = tensor.to(self.device)
+        floor, target = None, torch.arange(rows.start, rows.stop, device=flat.device)
+        if self.floor is not None:
+            floor = self._on(self.floor, flat.device, "floor")[rows]
+            live = ((peak if columns is None else peak[columns]) > floor).nonzero().squeeze(1)
+            if not live.numel():
+                return
+            columns, floor, target = (live if columns is None else columns[live]), floor[live], rows.start + live
+        entries = sparse_entries(flat, floor, self.top_k, columns, blocks)
+        if entries is None:  # too many values above the floor: a top-k of every value of these neurons
+            self._write_contexts(*dense_top_k(flat, self.top_k, columns), target.to(self.device))
+            return
+        token_rows, column, values = entries
+        self._entries.append((token_rows.to(self.device), target[column].to(self.device), values.to(self.device)))
+
+    def finish_contexts(self) -> None:
+        """Reduce the entries set aside by every layer to the batch's top K of the neurons they belong to (one sort
+        for the whole batch) and write them, with their positions and windows."""
+        if not self._entries:
+            return
+        token_rows, rows, values = (torch.cat(parts) for parts in zip(*self._entries))
+        self._entries = []
+        top_values, top_rows = top_k_of_entries(token_rows, rows, values, self.top_k, self.layout.size)
+        touched = torch.bincount(rows, minlength=self.layout.size).nonzero().squeeze(1)
+        self._write_contexts(top_values[touched], top_rows[touched], touched)
+
+    def _write_contexts(self, values: torch.Tensor, chosen: torch.Tensor, target: slice | torch.Tensor) -> None:
+        """Write (C, K) ``values`` of the batch's token rows ``chosen`` (-1: empty) to the kept rows ``target``, with
+        their positions and windows."""
+        chosen = chosen.to(self.device)
+        tokens = torch.where(chosen >= 0, self.tokens[chosen.clamp(min=0)], -1)
+        found = {"values": values.to(self.device), "positions": torch.where(chosen >= 0, self.positions[
+                 chosen.clamp(min=0)], -1), "windows": self.windows.at(tokens)}
+        for name, tensor in found.items():
+            kept = self.partial.contexts[name]
+            kept.view(self.layout.size, *kept.shape[len(self.layout.shape):])[target] = tensor
+
+    def _layer_columns(self, layer: int, device: torch.device) -> torch.Tensor | None:
+        """The neuron indices of ``layer`` that keep contexts, on ``device`` (None: every neuron)."""
+        key = (layer, device)
+        if key not in self._columns:
+            columns = self.layout.columns(layer)
+            self._columns[key] = None if columns is None else columns.to(device)
+        return self._columns[key]
 
 
 def _decoder(model):
@@ -446,6 +530,8 @@ def _run(model, observer: _BatchObserver, batch: Batch) -> _Partial:
         _decoder(model)(**inputs)
     except _Stop:
         pass
+    if observer.top_k:
+        observer.finish_contexts()
     return observer.partial
 
 
@@ -565,9 +651,12 @@ def collect(
         _first_counted_token(tokenizer, corpus, options, seq_len)
     pack = options.mode == "sentence" and options.pack_sentences and sentence_packing_works(
         model, tokenizer, list(itertools.islice(corpora[0].texts(), 2)), options.site, bos=options.bos)
+    layout, selection = options.context_layout(sites, sites.num_layers, sites.width(options.site))
     recorded = {**asdict(options), "seq_len": seq_len, "packed_sentences": pack}
+    for key in ("context_neurons", "context_sample", "seed"):  # recorded only with a selection (below)
+        del recorded[key]
     if options.top_contexts:  # recorded only when on: other folders keep their exact stats.json
-        recorded["context_window"] = CONTEXT_WINDOW
+        recorded.update({"context_window": CONTEXT_WINDOW, **selection})
     else:
         del recorded["top_contexts"]
     description = {"site": options.site, "languages": languages, "options": recorded,
@@ -584,7 +673,7 @@ def collect(
                        else (_fresh_stats(description, sites, device), {"language": 0, "batch": 0}))
     observer = _BatchObserver(sites.num_layers, sites.width(options.site), device,
                               options.sample_sentences if options.mode == "sentence" else 0, options.top_contexts,
-                              seq_len)
+                              seq_len, layout)
     since_checkpoint = 0
     with record(model, options.site, callback=observer), torch.no_grad():
         for g, corpus in enumerate(corpora):
@@ -602,8 +691,8 @@ def collect(
                     observer.row_base = step.numbers.get(ranks.rank, 0) * options.batch_size
                     observer.floor = _floor(stats, corpus.language)
                     partial = _run(model, observer, mine) if mine is not None else None
-                    for number, part in _exchange(partial, step, ranks, observer.shape, device, options.top_contexts):
-                        _add(stats, g, part, corpus.language, options.sample_sentences)
+                    for number, part in _exchange(partial, step, ranks, observer.shape, device, observer.context_slots):
+                        _add(stats, g, part, corpus.language, options.sample_sentences, observer.layout)
                         bar.advance(part.tokens, tokens=part.tokens)
                         since_checkpoint += part.tokens
                         if after_batch is not None:
@@ -655,7 +744,7 @@ def _from_checkpoint(out: Path, previous: Resumed, languages: Sequence[str], dev
         if language in stats.context_files:
             name = stats.context_files[language]
             kept = RunFolder(out, STATS_RUN).load_tensors(name, stats.files.get(name))
-            stats.contexts[language] = {key: kept[key].to(device) for key in CONTEXT_TENSORS}
+            stats.contexts[language] = {key: tensor.to(device).clone() for key, tensor in kept.items()}
     return stats, position
 
 
@@ -689,10 +778,10 @@ def _steps(batches: Iterator[Batch], ranks: Ranks, start: int) -> Iterator[_Step
             step = _Step()
 
 
-def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[int, int],
-              device, top_k: int = 0) -> Iterator[tuple[int, _Partial]]:
-    """Every batch's partial statistics of this step, on every rank, in batch order (with each batch's own top
-    ``top_k`` contexts when on)."""
+def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[int, int], device,
+              context_slots: tuple[tuple[int, ...], int] | None = None) -> Iterator[tuple[int, _Partial]]:
+    """Every batch's partial statistics of this step, on every rank, in batch order (with each batch's own top K
+    contexts when on: ``context_slots`` is (their leading shape, K))."""
     if ranks.size == 1:
         if partial is not None:
             yield step.numbers[0], partial
@@ -710,7 +799,7 @@ def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[
             mine[: partial.sample.shape[0]] = partial.sample.to(device)
             mine_ids[: partial.sample.shape[0]] = partial.sample_ids.to(device)
         samples, ids = ranks.gather(mine), ranks.gather(mine_ids)
-    contexts = _gather_contexts(partial, ranks, shape, device, top_k) if top_k else None
+    contexts = _gather_contexts(partial, ranks, device, context_slots) if context_slots else None
     for rank in range(ranks.size):
         if rank not in step.numbers:
             continue
@@ -724,19 +813,21 @@ def _exchange(partial: _Partial | None, step: _Step, ranks: Ranks, shape: tuple[
 
 
 def _floor(stats: ActivationStats, language: str) -> torch.Tensor | None:
-    """(L, W) the K-th value each neuron keeps for ``language`` (the same on every rank); None before any batch."""
+    """The K-th value each neuron that keeps contexts keeps for ``language``, one per row of the layout (the same on
+    every rank); None before any batch."""
     kept = stats.contexts.get(language)
-    return None if kept is None else kept["values"][..., -1].contiguous()
+    return None if kept is None else kept["values"][..., -1].reshape(-1).contiguous()
 
 
-def _gather_contexts(partial: _Partial | None, ranks: Ranks, shape: tuple[int, int], device,
-                     top_k: int) -> dict[str, list[torch.Tensor]]:
+def _gather_contexts(partial: _Partial | None, ranks: Ranks, device,
+                     context_slots: tuple[tuple[int, ...], int]) -> dict[str, list[torch.Tensor]]:
     """Every rank's batch top K (empty where a rank had no batch this step), per tensor, in rank order."""
-    mine = partial.contexts if partial is not None else empty_contexts(*shape, top_k, device=device)
+    mine = partial.contexts if partial is not None else empty_contexts(*context_slots, device=device)
     return {name: ranks.gather(mine[name].to(device)) for name in CONTEXT_TENSORS}
 
 
-def _add(stats: ActivationStats, g: int, part: _Partial, language: str, sample_limit: int) -> None:
+def _add(stats: ActivationStats, g: int, part: _Partial, language: str, sample_limit: int,
+         layout: ContextLayout) -> None:
     stats.tokens[g] += part.tokens
     stats.sentences[language] = stats.sentences.get(language, 0) + part.sentences
     stats.active[g] += part.active
@@ -750,7 +841,7 @@ def _add(stats: ActivationStats, g: int, part: _Partial, language: str, sample_l
     if part.contexts is not None:
         kept = stats.contexts.get(language)
         if kept is None:
-            kept = empty_contexts(*part.max.shape, part.contexts["values"].shape[-1], device=part.max.device)
+            kept = layout.empty(part.contexts["values"].shape[-1], device=part.max.device)
         stats.contexts[language] = merge(kept, part.contexts)
 
 

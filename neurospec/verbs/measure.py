@@ -62,6 +62,9 @@ class CollectOptions(ModelOptions):
     no_bos: bool = False
     checkpoint_every: int = option(10_000_000, min=1)
     top_contexts: int = option(0, min=0)
+    context_neurons: Path | None = None
+    context_sample: int = option(0, min=0)
+    seed: int = 0
     resume: bool = False
     overwrite: bool = False
     text_field: str = "text"
@@ -84,7 +87,8 @@ def collection_settings(options: CollectOptions, batch_size: int | None = None):
         site=options.site, mode=Mode(options.mode).value, seq_len=options.seq_len, max_tokens=options.max_tokens,
         batch_size=batch_size or parse(options.batch_size) or 8, sample_sentences=options.sample_sentences,
         pack_sentences=not options.no_pack,
-        bos=not options.no_bos, checkpoint_every=options.checkpoint_every, top_contexts=options.top_contexts)
+        bos=not options.no_bos, checkpoint_every=options.checkpoint_every, top_contexts=options.top_contexts,
+        context_neurons=options.context_neurons, context_sample=options.context_sample, seed=options.seed)
     settings.check()
     return settings
 
