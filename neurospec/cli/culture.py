@@ -91,6 +91,9 @@ def attribute_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the item builders (distractor draws, option order)."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1, help="Checkpoint every N batches."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished run in --out (or reuse a finished one)."),
+    top_items: int = typer.Option(0, "--top-items", min=0, help="Keep every neuron's K top-scoring items per country "
+                                  "(top_items/<country>.safetensors; `neurospec explain --attribution` shows them). "
+                                  "0 (default): off."),
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:

@@ -186,6 +186,7 @@ class AttributeOptions(ModelOptions):
     seed: int = 0
     checkpoint_every: int = option(200, min=1)
     resume: bool = False
+    top_items: int = option(0, min=0)
     batch_size: str | int = "auto"
     quiet: bool = False
 
@@ -207,7 +208,7 @@ def attribute(options: AttributeOptions, *, lm=None):
             sites=split_list(options.sites, "--sites") or [],
             batch_size=options.batch_for(lm, tokens=ITEM_TOKENS, backward=True), out=options.out,
             resume=options.resume, checkpoint_every=options.checkpoint_every, quiet=options.quiet,
-            dataset=options.data, description=f"attribute {options.data}")
+            dataset=options.data, description=f"attribute {options.data}", top_items=options.top_items)
         say_accuracy(scores, progress_printer(options.quiet))
         stamp_result(options.out, "attribute", options, lm.model, "attribution.json")
     return scores

@@ -7,6 +7,9 @@ The run is read with :meth:`neurospec.measure.attribution.AttributionScores.load
 against its fingerprint). Drawn, one panel per site: per layer, the distribution over the layer's neurons of
 the mean score per example, ``sum over groups of S(n, c)`` divided by the examples of every group (quantile
 bands, the 99th percentile and the maximum). An unfinished run (``"complete": false``) is named, not drawn.
+A run that keeps top items (``attribute --top-items K``) adds a table: per country, its :data:`TOP_NEURONS`
+neurons of largest score per example of that country (``S(n, c)`` over its examples; every site pooled) and
+their :data:`TOP_ITEMS` top-scoring items there (:class:`neurospec.measure.top_items.TopItems`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurospec.measure.attribution import AttributionScores
+from neurospec.measure.top_items import TopItems
 from neurospec.report.content import Figure, Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.fields import ReportError
@@ -22,6 +26,9 @@ from neurospec.report.runinfo import model_fact, model_sections
 from neurospec.util.errors import NeurospecError
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+TOP_NEURONS = 3  # neurons per country in the top-items table
+TOP_ITEMS = 3  # items per neuron there
+QUESTION_CHARS = 90  # a question is cut to this many characters in the table
 
 
 def attribution_section(artifact: Artifact) -> Section:
@@ -47,7 +54,45 @@ def attribution_section(artifact: Artifact) -> Section:
     spread = {site: per_layer_quantiles(scores.sum(site).numpy().astype(np.float64) / examples)
               for site in scores.sites}
     section.add(_figure(spread, scores.num_layers), _table(spread))
+    if data.get("top_item_files"):
+        try:
+            top = TopItems.load(artifact.path.parent)
+        except NeurospecError as err:
+            raise ReportError(f"{err} (artifact '{artifact.label}'; {artifact.fix})") from None
+        section.add(None, top_items_table(scores, top))
     return section
+
+
+def top_neurons(scores: AttributionScores, country: str, count: int) -> list[tuple[float, str, int, int]]:
+    """``[(score per example, site, layer, neuron)]``: the ``count`` neurons of largest ``S(n, country)`` over the
+    country's examples, every site pooled, largest first (ties: site order, then layer and neuron)."""
+    examples = int(scores.counts[scores.group_index(country)])
+    if examples == 0:
+        return []
+    found = []
+    for site in scores.sites:
+        values = scores.sum(site, country).flatten()
+        best = values.topk(min(count, values.numel()))
+        width = scores.width(site)
+        found += [(float(v) / examples, site, int(i) // width, int(i) % width)
+                  for v, i in zip(best.values.tolist(), best.indices.tolist())]
+    order = {site: n for n, site in enumerate(scores.sites)}
+    return sorted(found, key=lambda row: (-row[0], order[row[1]], row[2], row[3]))[:count]
+
+
+def top_items_table(scores: AttributionScores, top: TopItems) -> Table:
+    """Per country, its :data:`TOP_NEURONS` top neurons and each one's :data:`TOP_ITEMS` top items (one row each)."""
+    table = Table("top-items", f"Per country, its {TOP_NEURONS} neurons of largest score per example and their "
+                  f"{TOP_ITEMS} top-scoring items", ["country", "site", "layer", "neuron", "score per example",
+                                                     "rank", "item score", "item", "question"])
+    for country in top.groups:
+        for mean, site, layer, neuron in top_neurons(scores, country, TOP_NEURONS):
+            for rank, item in enumerate(top.neuron(country, layer, neuron, site)[:TOP_ITEMS], start=1):
+                question = item.question or ""
+                short = question if len(question) <= QUESTION_CHARS else question[:QUESTION_CHARS - 1] + "\u2026"
+                table.add(label(country), text(site), number(layer), number(neuron), number(mean, ".3e"), number(rank),
+                          number(item.score, ".3e"), text(item.item_id), text(short, title=question or None))
+    return table
 
 
 def per_layer_quantiles(per_example: np.ndarray) -> np.ndarray:
