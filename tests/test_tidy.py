@@ -160,6 +160,53 @@ def test_steering_rows(run):
         expect(rows, "baseline.share", base["share"], lo=base["ci95"][0], hi=base["ci95"][1], n=base["n"], **where)
         if "change" in line:
             expect(rows, "change", line["change"], lo=line["change_ci95"][0], hi=line["change_ci95"][1], **where)
+        assert line["fluency"]  # steer.json now always has fluency: its rows are checked
+        fluency_checks(rows, line["fluency"], methods, "", **where)
+    assert not [r for r in rows if r["metric"].endswith((".value", ".interval"))]  # no half-read fluency object
+
+
+def fluency_checks(rows: list[dict], fluency: dict, methods: dict, prefix: str, **where) -> None:
+    """Per measure: its value, the unmodified model's and the change, each with its interval and method."""
+    for name, measure in fluency.items():
+        metric, base = f"{prefix}fluency.{name}", measure["baseline"]
+        got = expect(rows, metric, measure["value"], lo=measure["ci95"][0], hi=measure["ci95"][1], n=measure["n"],
+                     **where)
+        assert got["interval"] == methods["fluency"]
+        expect(rows, f"{metric}.baseline", base["value"], lo=base["ci95"][0], hi=base["ci95"][1], n=base["n"],
+               **where)
+        got = expect(rows, f"{metric}.change", measure["change"], lo=measure["change_ci95"][0],
+                     hi=measure["change_ci95"][1], **where)
+        assert got["interval"] == methods["fluency_change"]
+
+
+def test_rows_of_a_sweep_that_generated(tmp_path):
+    from interventions_common import TEXTS, neuron_set, sentence_stats, tiny_llama, tok
+
+    from neurospec.data.lss_items import items_from_parallel
+    from neurospec.evaluate.fluent_sweep import SteeringPlan, fluency_bound
+    from neurospec.evaluate.sweep import sweep
+
+    model = tiny_llama()
+    items = items_from_parallel({lang: list(enumerate(lines))[:3] for lang, lines in TEXTS.items()})
+    plan = SteeringPlan({lang: lines[:2] for lang, lines in TEXTS.items()}, 4, fluency_bound("perplexity"))
+    path = sweep(model, tok(), items, neuron_set(model), ["set:p_max", "set:p_max*3"], bootstrap=100, steering=plan,
+                 stats=sentence_stats(model, tmp_path)).save(tmp_path / "sweep")
+    doc, table = json.loads(path.read_text()), tidy_table(path)
+    methods = doc["settings"]["generation"]["interval_method"]
+    for point in doc["curve"]:
+        where, steering = dict(condition=point["recipe"], recipe=point["recipe"]), point["steering"]
+        expect(table.rows, "mean_lss", point["mean_lss"], **where)
+        got = expect(table.rows, "steering.share", steering["share"], lo=steering["ci95"][0], hi=steering["ci95"][1],
+                     n=steering["n"], **where)
+        assert got["interval"] == methods["share"]
+        expect(table.rows, "steering.k", steering["k"], n=steering["n"], **where)
+        base = steering["baseline"]
+        expect(table.rows, "steering.baseline.share", base["share"], lo=base["ci95"][0], hi=base["ci95"][1],
+               n=base["n"], **where)
+        expect(table.rows, "steering.change", steering["change"], lo=steering["change_ci95"][0],
+               hi=steering["change_ci95"][1], **where)
+        expect(table.rows, "steering.degradation", steering["degradation"], **where)
+        fluency_checks(table.rows, steering["fluency"], methods, "steering.", **where)
 
 
 def test_downstream_rows_written_by_the_verb(run):

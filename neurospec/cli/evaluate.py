@@ -4,6 +4,7 @@
     neurospec steer --model M --neurons lape.json --stats stats/ --parallel ntrex --languages en,fr,de --out runs/steer
     neurospec lss   --model M --neurons lape.json --stats stats/ --parallel flores --languages en,fr,de --out runs/lss
     neurospec sweep --model M --neurons lape.json --stats stats/ --items mlama.jsonl --values p_max,p_median --factors 1,2,5
+    neurospec sweep ... --generate --prompts en=prompts_en.txt --fluency-measure distinct_2 --fluency-bound 0.2
     neurospec eval xcopa --model M --neurons lape.json --stats stats/ --languages et,ht,sw --out runs/xcopa
 
 Each writes JSON (and CSV for matrices) into ``--out``; the same verbs are Python functions in neurospec.verbs.evaluate.
@@ -160,10 +161,28 @@ def sweep_command(
     factors: str = typer.Option("1,2,5,10", "--factors", help="Grid: factors."),
     positions: str = typer.Option("all", "--positions", help="Grid: all, prompt, continuation."),
     groups: Optional[str] = _GROUPS, sources: Optional[str] = _SOURCES, bootstrap: int = _BOOTSTRAP,
+    generate: bool = typer.Option(False, "--generate", help="Also steer generations per setting: target-language "
+                                  "share and fluency; best_fluent = the highest share within --fluency-bound."),
+    prompts: list[str] = typer.Option([], "--prompts", help="With --generate: LANGUAGE=FILE, one prompt per line "
+                                      "(repeatable); else cut from --parallel sentences. At most --limit (default "
+                                      "20) per language."),
+    prompt_fraction: float = typer.Option(0.5, "--prompt-fraction",
+                                          help="With --generate and --parallel: the share of each sentence kept as prompt."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="With --generate: tokens per continuation "
+                                       "(greedy)."),
+    fluency_measure: str = typer.Option("distinct_2", "--fluency-measure", help="With --generate: the measure the "
+                                        "bound is on: distinct_2 (default), distinct_1, repeated_token_share, perplexity."),
+    fluency_bound: Optional[float] = typer.Option(None, "--fluency-bound", help="With --generate: how much worse than "
+                                                  "the unmodified model's generations a setting may be: distinct-n "
+                                                  "may fall / repeated tokens rise by at most this (default 0.2); "
+                                                  "perplexity may grow by at most this factor (default 2)."),
+    candidates: Optional[str] = typer.Option(None, "--langid-languages", help="With --generate: restrict language ID "
+                                             "to these (default: all py3langid languages); 'study' = sources and targets."),
     batch_size: str = BATCH_AUTO, dtype: str = DTYPE, device: Optional[str] = DEVICE,
     device_map: Optional[str] = DEVICE_MAP, trust_remote_code: bool = TRUST, quiet: bool = QUIET,
 ) -> None:
-    """LSS matrix per setting of a grid; the best setting has the highest mean off-diagonal LSS."""
+    """LSS matrix per setting of a grid; the best setting has the highest mean off-diagonal LSS. With --generate,
+    also the best by target-language share among the settings within a fluency bound."""
     with user_errors():
         options = SweepOptions(**locals())
         sweep(options)

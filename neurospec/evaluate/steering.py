@@ -179,11 +179,15 @@ class SteeringResult:
         folder = Path(folder)
         shares = {r.name: {s: self.share(r.name, s).share for s in self.sources} for r in self.rows if r.target}
         write_matrix_csv(folder / "steer_share.csv", list(shares), self.sources, shares)
+        self.save_generations(folder)
+        return atomic_write_json(folder / "steer.json", self.to_json())
+
+    def save_generations(self, folder: str | Path) -> Path:
+        """``generations.jsonl``: one line per continuation (row, source, prompt, text, language, token ids, NLL)."""
         lines = [json.dumps({"row": row, "source": source, **output}, ensure_ascii=False)
                  for row, per_source in self.outputs.items() for source, outputs in per_source.items()
                  for output in outputs]
-        atomic_write_text(folder / "generations.jsonl", "\n".join(lines) + "\n")
-        return atomic_write_json(folder / "steer.json", self.to_json())
+        return atomic_write_text(Path(folder) / "generations.jsonl", "\n".join(lines) + "\n")
 
 
 def steering_row(condition: Condition) -> SteeringRow:

@@ -335,23 +335,60 @@ def lss_rows(record: LSSRecord, file: str) -> list[dict[str, Any]]:
 
 def sweep_rows(record: SweepRecord, file: str) -> list[dict[str, Any]]:
     """A row per setting x number (``mean_lss``, ``pooled_lss`` with its interval, ``mean_d0``); condition and
-    recipe the setting's recipe. Each setting's own cells are in its folder's lss.json (and lss.tidy.csv)."""
+    recipe the setting's recipe. Each setting's own cells are in its folder's lss.json (and lss.tidy.csv). A sweep
+    that generated adds per setting the ``steering.*`` numbers: ``steering.share`` (with its Wilson interval),
+    ``steering.k``, ``steering.baseline.share``, ``steering.change`` (paired interval), ``steering.degradation``
+    and the ``steering.fluency.<measure>`` rows (:func:`fluency_estimates`)."""
+    methods = record.settings.get("generation", {}).get("interval_method") or {}
     out: list[dict[str, Any]] = []
     for point in record.curve:
-        found = estimates(point.to_json(), skip=("recipe", "value", "factor", "positions", "folder"))
+        found = estimates(point.to_json(), skip=("recipe", "value", "factor", "positions", "folder", "steering"))
+        if point.steering is not None:
+            values = point.steering.to_json()
+            found += estimates(values, primary="share", methods=methods, prefix="steering.",
+                               skip=("fluency", "within_bound"))
+            found += fluency_estimates(values["fluency"], methods, prefix="steering.")
         out += rows_of("sweep", file, found, condition=point.recipe, recipe=point.recipe)
     return out
 
 
+def fluency_estimates(fluency: Mapping[str, Any], methods: Mapping[str, str], prefix: str = "") -> list[Estimate]:
+    """Per fluency measure (steer.json's ``fluency`` object): ``fluency.<measure>`` (its value, bootstrap interval
+    and n), ``fluency.<measure>.baseline`` (the unmodified model's on the same prompts) and
+    ``fluency.<measure>.change`` (their difference, paired interval); intervals named by ``methods["fluency"]``
+    and ``methods["fluency_change"]``."""
+    found = []
+    for name, values in fluency.items():
+        metric, base = f"{prefix}fluency.{name}", values["baseline"]
+        change = values.get("change_ci95") or (None, None)
+        found += [Estimate(metric, values["value"], values["n"], *pair_bounds(values.get("ci95")),
+                           methods.get("fluency")),
+                  Estimate(f"{metric}.baseline", base["value"], base["n"], *pair_bounds(base.get("ci95")),
+                           methods.get("fluency")),
+                  Estimate(f"{metric}.change", values["change"], values["n"], change[0], change[1],
+                           methods.get("fluency_change"))]
+    return found
+
+
+def pair_bounds(interval: Any) -> tuple[float | None, float | None]:
+    """``(lo, hi)`` of a ``[lo, hi]`` interval; ``(None, None)`` without one."""
+    return (interval[0], interval[1]) if is_pair(interval) else (None, None)
+
+
 def steer_rows(record: SteeringRecord, file: str) -> list[dict[str, Any]]:
     """A row per target row x source x number: ``share`` of continuations in the target language (with its
-    interval), ``k``, and the unmodified model's ``baseline.share``, ``baseline.k``."""
+    interval), ``k``, the unmodified model's ``baseline.share``, ``baseline.k``, the paired ``change``, and per
+    fluency measure ``fluency.<measure>``, ``fluency.<measure>.baseline`` and ``fluency.<measure>.change`` with
+    their intervals (:func:`fluency_estimates`)."""
     rows = {row.name: row for row in record.rows}
     methods = record.to_json().get("interval_method") or {}
     out: list[dict[str, Any]] = []
     for line in record.table:
         row = rows.get(line.row)
-        found = estimates(line.to_json(), primary="share", methods=methods, skip=("row", "kind", "target", "source"))
+        values = line.to_json()
+        found = estimates(values, primary="share", methods=methods,
+                          skip=("row", "kind", "target", "source", "fluency"))
+        found += fluency_estimates(values.get("fluency") or {}, methods)
         out += rows_of("steer", file, found, condition=line.row, group=row.group if row else None,
                        seed=row.seed if row else None, recipe=record.recipe.name, source=line.source,
                        language=line.target)

@@ -313,8 +313,45 @@ class SweepOptions(ShiftItemsOptions):
     groups: str | None = None
     sources: str | None = None
     bootstrap: int = option(1000, min=10)
+    generate: bool = False
+    prompts: list[str] = option([])
+    prompt_fraction: float = 0.5
+    max_new_tokens: int = option(32, min=1)
+    fluency_measure: str = "distinct_2"   # neurospec.evaluate.fluent_sweep.DEFAULT_MEASURE
+    fluency_bound: float | None = None
+    candidates: str | None = option(None, flag="--langid-languages")
     batch_size: str | int = "auto"
     quiet: bool = False
+
+
+GENERATION_PROMPTS = 20  # prompts per source a generating sweep takes without --limit (steer's default)
+
+
+def sweep_plan(options: SweepOptions):
+    """With ``--generate``: what every setting generates (prompts per source, new tokens, the fluency bound; the
+    language-ID candidates are set once the neurons are read); None without it, where a generation option given
+    is refused."""
+    from neurospec.evaluate.fluent_sweep import DEFAULT_MEASURE, SteeringPlan, fluency_bound
+    from neurospec.evaluate.steering import prompts_from_parallel
+
+    if not options.generate:
+        given = [flag for flag, unused in (("--prompts", not options.prompts),
+                                           ("--fluency-measure", options.fluency_measure == DEFAULT_MEASURE),
+                                           ("--fluency-bound", options.fluency_bound is None),
+                                           ("--langid-languages", options.candidates is None)) if not unused]
+        if given:
+            raise NeurospecError(f"{', '.join(given)} only act with --generate: add --generate, or drop them")
+        return None
+    bound = fluency_bound(options.fluency_measure, options.fluency_bound)
+    limit = options.limit or GENERATION_PROMPTS
+    by_source = prompt_files(options.prompts, limit)
+    if not by_source:
+        if not options.parallel:
+            raise NeurospecError("sweep --generate needs prompts: give --prompts LANGUAGE=FILE, or --parallel "
+                                 "ntrex|flores with --languages")
+        sentences = parallel_texts(options.parallel, options.languages, options.split, options.data_dir)
+        by_source = prompts_from_parallel(sentences, fraction=options.prompt_fraction, limit=limit)
+    return SteeringPlan(by_source, options.max_new_tokens, bound)
 
 
 def grid_values(op: str, values: str) -> list:
@@ -358,25 +395,36 @@ def sweep_recipes(options: SweepOptions) -> list:
 
 
 def sweep(options: SweepOptions, *, lm=None):
-    """LSS matrix per setting of a grid; the best setting has the highest mean off-diagonal LSS. Written to
-    ``options.out`` and returned (:class:`~neurospec.evaluate.sweep.SweepResult`)."""
+    """LSS matrix per setting of a grid; the best setting has the highest mean off-diagonal LSS. With
+    ``--generate``, every setting also steers generations, and ``best_fluent`` has the highest target-language
+    share among the settings within the fluency bound. Written to ``options.out`` and returned
+    (:class:`~neurospec.evaluate.sweep.SweepResult`)."""
     from neurospec.evaluate.sweep import sweep as sweep_settings
 
     with writing(options.out, "neurospec sweep"):
         recipes = sweep_recipes(options)
         items = lss_items(options.items, options.parallel, options.languages, options.split, options.data_dir,
                           options.limit, options.answer_words, options.answer_chars)
+        targets = split_list(options.groups, "--groups")
+        plan = sweep_plan(options)
         lm = load_for(options, lm)
         neuron_set, statistics = load_inputs(options.neurons, options.stats, lm)
+        if plan is not None:
+            plan = dataclasses.replace(plan, candidates=langid_candidates(options.candidates, list(plan.prompts),
+                                                                          list(targets or neuron_set.groups)))
+        tokens = PROMPT_TOKENS + (options.max_new_tokens if plan is not None else 0)
         say = progress_printer(options.quiet)
         settings_done = iter(range(1, len(recipes) + 1))
         result = sweep_settings(
             lm.model, lm.tokenizer, items, neuron_set, recipes, stats=statistics,
-            sources=split_list(options.sources, "--sources"), targets=split_list(options.groups, "--groups"),
-            batch_size=options.batch_for(lm, tokens=PROMPT_TOKENS), bootstrap=options.bootstrap, quiet=options.quiet,
-            on_setting=lambda m: say(f"setting {next(settings_done)}/{len(recipes)}  {m.recipe.name:>28}  "
-                                     f"mean LSS {m.mean_offdiagonal:.3f}"))
+            sources=split_list(options.sources, "--sources"), targets=targets,
+            batch_size=options.batch_for(lm, tokens=tokens), bootstrap=options.bootstrap, quiet=options.quiet,
+            steering=plan, on_setting=lambda m: say(f"setting {next(settings_done)}/{len(recipes)}  "
+                                                    f"{m.recipe.name:>28}  mean LSS {m.mean_offdiagonal:.3f}"))
         say(f"best: {result.best.name}")
+        if plan is not None:
+            best_fluent, reason = result.best_fluent()
+            say(f"best within the fluency bound: {best_fluent.name if best_fluent else 'none'} ({reason})")
         stamp_result(result.save(options.out), "sweep", options, lm.model)
     return result
 

@@ -8,7 +8,8 @@
 lss.json is read as a :class:`~neurospec.results.lss.LSSRecord` (sources, targets, cells with their
 intervals and controls, the pooled LSS and margins, the means); sweep.json as a
 :class:`~neurospec.results.sweep.SweepRecord` (a curve point per setting, and the best setting); each
-setting's lss.json lives in ``<sweep folder>/<point's folder>/lss.json``.
+setting's lss.json lives in ``<sweep folder>/<point's folder>/lss.json``. A sweep that generated adds the
+share in the target language against fluency per setting (:mod:`neurospec.report.sections.sweep_fluency`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import PurePosixPath
 from neurospec.report.content import Section, Table, label, number, text
 from neurospec.report.discover import Artifact
 from neurospec.report.plots import bar_values, ci_errors, colors, draw, grid_shape, heatmap, small_multiples
+from neurospec.report.sections.sweep_fluency import fluency_facts, fluency_figure, fluency_table
 from neurospec.results.lss import LSSCell, LSSRecord, PooledLSS
 from neurospec.results.sweep import SweepPoint, SweepRecord
 
@@ -194,6 +196,11 @@ def sweep_section(artifact: Artifact, settings: dict[str, Artifact]) -> Section:
                   number(interval[1] if interval else None, ".3f"), number(point.mean_d0, ".3f"),
                   text("best" if point.recipe == best else ""))
     section.add(_curve_figure(points, best) if curve else None, table)
+    if record.fluency_bound is not None and any(point.steering is not None for point in curve):  # it generated
+        section.facts += fluency_facts(record)
+        if record.best_fluent_reason:
+            section.notes.append(f"Best within the fluency bound: {record.best_fluent_reason}.")
+        section.add(fluency_figure(record), fluency_table(record))
     present = [(p.recipe, settings.get(lbl)) for p, lbl in zip(curve, sweep_setting_labels(artifact))]
     found = [(name, a) for name, a in present if a is not None]
     missing = [name for name, a in present if a is None]
