@@ -318,17 +318,39 @@ def toy_blend_accuracy(
 @app.command("explain")
 def explain(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NeuronSet JSON file (neurospec select ...)."),
-    stats: Path = typer.Option(..., "--stats", exists=True, file_okay=False, help="Statistics folder of the same "
-                               "model (collect --top-contexts K for the contexts)."),
+    stats: Optional[Path] = typer.Option(None, "--stats", exists=True, file_okay=False, help="Statistics folder of "
+                                         "the same model (collect --top-contexts K for the contexts)."),
+    attribution: Optional[Path] = typer.Option(None, "--attribution", exists=True, file_okay=False, help="Instead of "
+                                               "--stats, for culture neurons (select culture): the attribution run "
+                                               "on BLEnD (attribute --top-items K for the top items)."),
+    items: int = typer.Option(3, "--items", min=0, help="With --attribution: top items shown per neuron and country."),
     groups: Optional[str] = typer.Option(None, "--groups", help="Only these groups (any language or country name)."),
     limit: int = typer.Option(5, "--limit", min=1, help="Neurons shown per group (in layer order)."),
     contexts: int = typer.Option(3, "--contexts", min=0, help="Top contexts shown per neuron and language."),
+    summary: bool = typer.Option(False, "--summary", help="Each group (of --groups, or every group) as a whole "
+                                 "instead: the languages it fires on and its top tokens per language."),
+    tokens: int = typer.Option(10, "--tokens", min=1, help="With --summary: top tokens shown per language."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
 ) -> None:
-    """Why each neuron was selected: its activation probability per language, its groups and its top contexts."""
-    from neurospec.measure.explain import explain_neurons
+    """Why each neuron was selected: its activation probability per language, its groups and its top contexts;
+    with --summary, each group as a whole."""
+    from neurospec.measure.explain import explain_group, explain_neurons
+    from neurospec.neurons.neuron_set import NeuronSet
 
     with user_errors():
+        if (stats is None) == (attribution is None):
+            raise NeurospecError("give --stats S (language neurons) or --attribution RUN (culture neurons), one of them")
+        if attribution is not None:
+            explain_culture(file, attribution, groups, limit, items, as_json, summary)
+            return
+        if summary:
+            chosen = split_names(groups) or NeuronSet.load(file).groups
+            summaries = [explain_group(file, stats, group, top_tokens=tokens) for group in chosen]
+            if as_json:
+                console.print(json_text({"groups": summaries}), soft_wrap=True, markup=False)
+            for found in [] if as_json else summaries:
+                print_group(found, stats)
+            return
         explained = explain_neurons(file, stats, split_names(groups), limit=limit, contexts=contexts)
         if as_json:
             console.print(json_text(explained), soft_wrap=True, markup=False)
@@ -351,4 +373,50 @@ def print_explained(neuron: dict, languages: list[str]) -> None:
             shown.append(context["token"], style="bold reverse")
             shown.append(context["right"])
         table.add_row(language, f"{neuron['probability'][language]:.4f}", shown)
+    console.print(table)
+
+
+def print_group(summary: dict, stats: Path) -> None:
+    """A group as a whole: per language its neurons' mean P(>0), how many fire most there, its top tokens."""
+    console.print(Text(f"{summary['group']}  {summary['neurons']} neurons at {summary['site']}", style="bold"))
+    table = Table("language", "mean P(>0)", "top for", "top tokens (count)", show_edge=False)
+    for row in summary["languages"]:
+        shown = Text()
+        for i, found in enumerate(summary["tokens"].get(row["language"], [])):
+            shown.append(", " if i else "")
+            shown.append(found["token"], style="bold reverse")
+            shown.append(f" {found['count']}")
+        table.add_row(row["language"], f"{row['probability']:.4f}", str(row["top_for"]), shown)
+    console.print(table)
+    if not summary["has_contexts"]:
+        console.print(escape(f"{stats} keeps no top contexts: collect with --top-contexts K to see top tokens"))
+
+
+def explain_culture(file: Path, attribution: Path, groups: Optional[str], limit: int, items: int, as_json: bool,
+                    summary: bool) -> None:
+    """``explain NEURONS --attribution RUN``: each culture neuron's score per country and its top items there."""
+    from neurospec.measure.explain import explain_culture_neurons
+
+    if summary:
+        raise NeurospecError("--summary reads activation statistics: give it with --stats, not --attribution")
+    explained = explain_culture_neurons(file, attribution, split_names(groups), limit=limit, items=items)
+    if as_json:
+        console.print(json_text(explained), soft_wrap=True, markup=False)
+        return
+    for neuron in explained["neurons"]:
+        print_culture_neuron(neuron, explained["countries"])
+    if not explained["has_top_items"]:
+        console.print(escape(f"{attribution} keeps no top items: attribute with --top-items K to see them"))
+
+
+def print_culture_neuron(neuron: dict, countries: list[str]) -> None:
+    """One culture neuron: a header, its score per example in each country, its top items there."""
+    console.print(Text(f"{neuron['group']}  layer {neuron['layer']}  neuron {neuron['neuron']}  ({neuron['site']}; "
+                       f"groups: {', '.join(neuron['groups'])})", style="bold"))
+    table = Table("country", "score per example", "top items (score  id  question)", show_edge=False)
+    for country in countries:
+        score = neuron["score"][country]
+        shown = "\n".join(f"{item['score']:.3e}  {item['item_id']}  {item['question']}"
+                          for item in neuron["items"].get(country, []))
+        table.add_row(country, "-" if score is None else f"{score:.3e}", Text(shown))
     console.print(table)

@@ -26,6 +26,7 @@ class Cell:
     value: int | float | None = None
     header: bool = False
     title: str | None = None
+    href: str | None = None  # a link (relative to the report) the text opens
 
     @property
     def numeric(self) -> bool:
@@ -40,6 +41,11 @@ def label(text: Any, *, title: str | None = None) -> Cell:
 def text(value: Any, *, title: str | None = None) -> Cell:
     """``text("self")``: a plain text cell; None shows as a dash."""
     return Cell("\u2014" if value is None else str(value), title=title)
+
+
+def link(shown: str, href: str) -> Cell:
+    """``link("fra-latn.html", "explorer/fra-latn.html")``: a text cell whose text links ``href``."""
+    return Cell(shown, href=href)
 
 
 def number(value: Any, spec: str = ".4g") -> Cell:

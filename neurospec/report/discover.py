@@ -10,6 +10,12 @@ folder holds ``study.json`` (``{"steps": [{"name": ..., "verb": ..., "out": "rel
 written by a pipeline), artifacts follow the order of its steps and carry their step's name; the
 others come after, sorted by path. Without it every artifact is sorted by path.
 
+A study of several models (study.json with a ``models`` list, ``[{"name": "gemma", "model": "gemma-3-270m",
+"out": "gemma"}, ...]``, each ``out`` an ordinary run folder) is discovered model by model: ``found.models``
+holds each model's own :class:`Discovery` (labels relative to its folder, ordered by its own study.json), and
+``found.artifacts`` every model's artifacts in the models' order, labelled ``<out>/<label>``, after the
+artifacts of the study folder itself.
+
 Statistics folders (``stats.json``) and attribution runs (``attribution.json``) are artifacts of kinds
 ``stats`` and ``attribution``, drawn from their tensors; intervention files and JSON of other programs
 are left out. A file
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -141,6 +147,18 @@ class Discovery:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     steps: list[Step] | None = None
     study: dict[str, Any] | None = None
+    models: list[ModelRun] | None = None  # a study of several models: each model's own discovery
+
+
+@dataclass
+class ModelRun:
+    """A model of a study of several models: its ``name``, the ``model`` as the config gives it, its run folder
+    ``out`` (relative to the study folder) and what :func:`discover` found there (None: no such folder yet)."""
+
+    name: str
+    model: str | None
+    out: str
+    found: Discovery | None
 
 
 def discover(run_dir: str | os.PathLike, *, exclude: tuple[str | os.PathLike, ...] = ()) -> Discovery:
@@ -161,6 +179,8 @@ def discover(run_dir: str | os.PathLike, *, exclude: tuple[str | os.PathLike, ..
     study_path = root / STUDY_FILE
     if study_path.is_file():
         found.study, found.steps = _read_study(study_path)
+        found.models = _discover_models(root, study_path, found.study, exclude)
+        skip_dirs |= {(root / model.out).resolve() for model in found.models or ()}
     for path in _json_files(root, skip_dirs):
         label = path.relative_to(root).as_posix()
         if path == study_path:
@@ -183,7 +203,60 @@ def discover(run_dir: str | os.PathLike, *, exclude: tuple[str | os.PathLike, ..
             continue
         found.artifacts.append(Artifact(FORMATS[tag], label, path, parsed))
     found.artifacts = _ordered(found.artifacts, found.steps)
+    for model in found.models or ():
+        if model.found is not None:
+            found.artifacts += [replace(a, label=f"{model.out}/{a.label}") for a in model.found.artifacts]
+            found.skipped += [(f"{model.out}/{label}", reason) for label, reason in model.found.skipped]
     return found
+
+
+def _discover_models(root: Path, study_path: Path, study: dict[str, Any],
+                     exclude: tuple[str | os.PathLike, ...]) -> list[ModelRun] | None:
+    """Each model of a study of several models, discovered in its own folder; None for a study of one model."""
+    models = study_models(study_path, study)
+    if models is None:
+        return None
+    runs = []
+    for name, model, out in models:
+        folder = root / out
+        runs.append(ModelRun(name, model, out, discover(folder, exclude=exclude) if folder.is_dir() else None))
+    return runs
+
+
+def study_models(path: Path, study: dict[str, Any]) -> list[tuple[str, str | None, str]] | None:
+    """``[(name, model, out), ...]`` of study.json's ``models`` list (None when it has none); a malformed entry
+    is an error naming the file and the entry."""
+    entries = study.get("models")
+    if entries is None:
+        return None
+    if not isinstance(entries, list):
+        raise ReportError(f"{path}: \"models\" must be a list ([{{\"name\": ..., \"model\": ..., \"out\": "
+                          "\"folder\"}, ...]); fix it or run the study again")
+    models: list[tuple[str, str | None, str]] = []
+    for i, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        out = entry.get("out") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name or not isinstance(out, str) or not _inside(out):
+            raise ReportError(f"{path}: models[{i}] needs a \"name\" and an \"out\" folder inside the study folder "
+                              "(a relative path without '..'); fix it or run the study again")
+        out = PurePosixPath(out.replace("\\", "/")).as_posix().strip("/")
+        if any(name == known or _nested(out, seen) for known, _, seen in models):
+            raise ReportError(f"{path}: models[{i}] repeats the name {name!r} or shares the folder {out!r} with another "
+                              "model; each model needs its own name and a folder of its own")
+        model = entry.get("model") if isinstance(entry.get("model"), str) else None
+        models.append((name, model, out))
+    return models
+
+
+def _nested(first: str, second: str) -> bool:
+    """Whether one folder is the other or holds it."""
+    return first == second or first.startswith(second + "/") or second.startswith(first + "/")
+
+
+def _inside(out: str) -> bool:
+    """Whether ``out`` is a folder below the study folder (relative, not ``.``, no ``..``)."""
+    parts = PurePosixPath(out.replace("\\", "/")).parts
+    return bool(parts) and not out.startswith(("/", "\\")) and ".." not in parts and parts != (".",)
 
 
 def _json_files(root: Path, skip_dirs: set[Path]) -> list[Path]:

@@ -49,6 +49,8 @@ nav.toc a { color: var(--accent); text-decoration: none; }
 nav.toc a:hover { text-decoration: underline; }
 nav.toc .kind { color: var(--muted); font-size: 0.85em; }
 section.artifact { border-bottom: 1px solid var(--line); padding: 1.4rem 0; }
+section.artifact[data-kind="model"] { border-top: 3px solid var(--accent); margin-top: 1rem; }
+section.artifact[data-kind="model"] > h2, section.artifact[data-kind="compare"] > h2 { font-size: 1.5rem; }
 p.source { color: var(--muted); margin: 0 0 0.4rem; }
 p.note { color: var(--muted); }
 p.warning { color: var(--warn); font-weight: 600; }
@@ -91,7 +93,8 @@ def _cell(cell: Cell) -> str:
     if cell.numeric:
         return f'<td class="num" data-value="{_attr(repr(cell.value))}"{title}>{escape(cell.text)}</td>'
     css = ' class="missing"' if cell.text == "\u2014" else ""
-    return f"<td{css}{title}>{escape(cell.text)}</td>"
+    shown = f'<a href="{_attr(cell.href)}">{escape(cell.text)}</a>' if cell.href else escape(cell.text)
+    return f"<td{css}{title}>{shown}</td>"
 
 
 def render_table(table: Table, artifact: str) -> str:

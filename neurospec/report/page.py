@@ -6,7 +6,9 @@
     [s.title for s in page.sections], [f.slug for f in page.figures]
 
 A sweep's per-setting lss.json files are drawn inside the sweep's section, not as sections of
-their own. Anchors and figure slugs (the PNG file names) are made unique over the page.
+their own. Anchors and figure slugs (the PNG file names) are made unique over the page. A study of several
+models (``found.models``) starts with the comparison of the models, then each model's heading and sections. The neuron explorer's
+pages (:mod:`neurospec.report.explorer`) are rendered here too, and linked from their neuron sets' sections.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from dataclasses import dataclass, field
 from neurospec.interventions.targets import selection_reason
 from neurospec.report.content import Figure, Section
 from neurospec.report.discover import RUN_FOLDER_KINDS, Artifact, Discovery
+from neurospec.report.explorer import Explorer, ExplorerPage, build_explorer
 from neurospec.report.runinfo import RunFacts, model_aliases, rename_model_facts, run_facts
 from neurospec.report.sections import SECTIONS, sweep_section, sweep_setting_labels
+from neurospec.report.sections.compare import comparison_section, model_heading
 from neurospec.util.progress import progress
 
 
@@ -30,6 +34,7 @@ class Page:
     facts: RunFacts
     sections: list[Section] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    pages: list[ExplorerPage] = field(default_factory=list)  # the neuron explorer's pages (explorer/*.html)
 
     @property
     def figures(self) -> list[Figure]:
@@ -93,7 +98,40 @@ def build_page(found: Discovery, *, quiet: bool = True) -> Page:
                 section = _section(artifact, by_label, owned, anchors, slugs)
                 section.facts = rename_model_facts(section.facts, aliases)
                 page.sections.append(section)
+    if found.models is not None:
+        page.sections = _study_sections(found, page.sections, anchors, slugs)
+    add_explorer(page, build_explorer(found))
     return page
+
+
+def _study_sections(found: Discovery, sections: list[Section], anchors: set[str], slugs: set[str]) -> list[Section]:
+    """A study of several models: the comparison first, the study folder's own sections, then per model a
+    heading and the model's sections (in its own study.json's order)."""
+    def named(section: Section, base: str) -> Section:
+        section.anchor = _unique(f"s-{base}", anchors)
+        for figure in section.figures:
+            figure.slug = _unique(f"{base}-{slugify(figure.name)}", slugs)
+        return section
+
+    models = found.models or []
+    inside = [(model, f"{model.out}/") for model in models]
+    ordered = [named(comparison_section(found), "compare")]
+    ordered += [s for s in sections if not any(s.artifact.startswith(prefix) for _, prefix in inside)]
+    for model, prefix in inside:
+        ordered.append(named(model_heading(model), f"model-{slugify(model.name)}"))
+        ordered += [s for s in sections if s.artifact.startswith(prefix)]
+    return ordered
+
+
+def add_explorer(page: Page, explorer: Explorer) -> None:
+    """The explorer's pages into ``page``, and each neuron set's section its link table or its note."""
+    page.pages = list(explorer.pages)
+    for section in page.sections:
+        if section.kind != "neurons":
+            continue
+        section.notes += explorer.notes.get(section.artifact, [])
+        if section.artifact in explorer.tables:
+            section.add(None, explorer.tables[section.artifact])
 
 
 def _section(artifact: Artifact, by_label: dict, owned: dict[str, list[str]], anchors: set[str], slugs: set[str]):

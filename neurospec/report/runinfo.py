@@ -6,11 +6,11 @@
     facts.config_text                     # config.yaml (or study.json's config) as text, or None
 
 The model is named as the user gave it: the ``model`` entry of config.yaml or study.json when the run
-has them, else the names the artifacts record (a result's ``provenance.model``, a neuron set's
-``meta.model_id``, a statistics or attribution folder's ``model``), a cached copy named by what it is a
-copy of (``toy:small``, ``google/gemma-3-270m``, a built-in name) rather than by its folder. The
-fingerprints and the names as recorded go in the value's tooltip. Versions: the one writing the report
-and those recorded in the artifacts.
+has them (each ``name: model`` of a study of several models), else the names the artifacts record (a
+result's ``provenance.model``, a neuron set's ``meta.model_id``, a statistics or attribution folder's
+``model``), a cached copy named by what it is a copy of (``toy:small``, ``google/gemma-3-270m``, a built-in
+name) rather than by its folder. The fingerprints and the names as recorded go in the value's tooltip.
+Versions: the one writing the report and those recorded in the artifacts.
 """
 
 from __future__ import annotations
@@ -187,6 +187,7 @@ def run_facts(found: Discovery) -> RunFacts:
         if facts.config_text is None and isinstance(found.study.get("config"), dict):
             facts.config_name = "study.json: config"
             facts.config_text = json.dumps(found.study["config"], indent=1, ensure_ascii=False)
+    given += [f"{run.name}: {run.model or 'not recorded'}" for run in found.models or ()]
     versions: list[str] = []
     sections: list[dict[str, Any]] = []
     for artifact in found.artifacts:

@@ -1,4 +1,5 @@
-"""``write_report(run_dir, out=None)``: discover, draw and write OUT/report.html plus OUT/figures/*.png.
+"""``write_report(run_dir, out=None)``: discover, draw and write OUT/report.html plus OUT/figures/*.png (and the
+neuron explorer's pages, OUT/explorer/*.html, where the run's statistics keep top contexts).
 
     from neurospec.report.writer import write_report
     path = write_report("runs/study")                  # runs/study/report/report.html
@@ -9,9 +10,10 @@ raises :class:`neurospec.report.fields.ReportError` (naming the file and the fix
 output folder as it was. Then OUT/report.json (the manifest) lists the figures this report and the one
 before it wrote, each figure is written atomically into OUT/figures/, the previous report's figures this
 one no longer draws are removed, report.json is written again with this report's figures only, and
-report.html is written last, atomically. Only files a report wrote (those in its manifest) are ever
-replaced or removed: any other file in OUT/figures/ stays, and a file of the same name as a figure, a
-report.html or a report.json neurospec did not write is an error that changes nothing.
+report.html is written last, atomically. The explorer's pages follow the same rules as the figures (the
+manifest's ``pages``, paths relative to OUT). Only files a report wrote (those in its manifest) are ever
+replaced or removed: any other file in OUT/figures/ or OUT/explorer/ stays, and a file of the same name as a
+figure, an explorer page, a report.html or a report.json neurospec did not write is an error that changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 from pathlib import Path
 
 from neurospec.report.discover import discover
+from neurospec.report.explorer import EXPLORER_DIR
 from neurospec.report.fields import ReportError
 from neurospec.report.html import render
 from neurospec.report.page import Page, build_page
@@ -83,14 +86,45 @@ def _written_before(target: Path) -> set[str] | None:
     return None
 
 
+def _pages_before(target: Path) -> set[str]:
+    """The explorer pages an earlier report's manifest lists (none in a manifest from before the explorer)."""
+    manifest = target / MANIFEST_FILE
+    if not manifest.exists():
+        return set()
+    document = json.loads(manifest.read_text(encoding="utf-8"))  # _written_before has checked it
+    pages = document.get("pages", [])
+    return {name for name in pages if _page_name(name)} if isinstance(pages, list) else set()
+
+
+def _page_name(name: object) -> bool:
+    """``explorer/<plain name>.html``: all a manifest may name for removal among the pages."""
+    if not isinstance(name, str) or not name.startswith(f"{EXPLORER_DIR}/"):
+        return False
+    rest = name[len(EXPLORER_DIR) + 1:]
+    return rest.endswith(".html") and not rest.startswith(".") and Path(rest).name == rest
+
+
 def _figure_name(name: object) -> bool:
     """A plain PNG file name (no folder, nothing hidden): all a manifest may name for removal."""
     return isinstance(name, str) and name.endswith(".png") and not name.startswith(".") and Path(name).name == name
 
 
-def _save_manifest(target: Path, names: set[str]) -> None:
+def _save_manifest(target: Path, names: set[str], pages: set[str]) -> None:
     atomic_write_json(target / MANIFEST_FILE, {"format": MANIFEST_FORMAT, "version": 1, "report": REPORT_FILE,
-                                               "figures": sorted(names)})
+                                               "figures": sorted(names), "pages": sorted(pages)})
+
+
+def _check_pages(target: Path, pages: set[str], before: set[str]) -> None:
+    """Raise unless every page this report writes is absent or an earlier report's, and explorer/ is a folder."""
+    folder = target / EXPLORER_DIR
+    if pages and folder.exists() and not folder.is_dir():
+        raise ReportError(f"{folder} is a file; the report writes its neuron explorer pages into a folder of that "
+                          "name: move the file away or choose another --out")
+    foreign = sorted(name for name in pages - before if (target / name).exists() or (target / name).is_symlink())
+    if foreign:
+        raise ReportError(f"{target / foreign[0]} was not written by neurospec report (it is not in "
+                          f"{target / MANIFEST_FILE}), and the report would replace it; move it away or choose "
+                          "another --out")
 
 
 def _write(target: Path, page: Page, html: str) -> None:
@@ -105,19 +139,38 @@ def _write(target: Path, page: Page, html: str) -> None:
         raise ReportError(f"{figures / foreign[0]} was not written by neurospec report (it is not in "
                           f"{target / MANIFEST_FILE}), and the report would replace it; move it away or choose "
                           "another --out")
-    # the manifest names every figure this report may write before it writes one: a failure midway leaves
-    # no figure of neurospec's that a later report would take for the user's
-    _save_manifest(target, before | names)
+    pages_before = _pages_before(target)
+    pages = {explorer_page.name for explorer_page in page.pages}
+    _check_pages(target, pages, pages_before)
+    # the manifest names every figure and page this report may write before it writes one: a failure midway
+    # leaves no file of neurospec's that a later report would take for the user's
+    _save_manifest(target, before | names, pages_before | pages)
     figures.mkdir(exist_ok=True)
     for figure in page.figures:
         atomic_write_bytes(figures / f"{figure.slug}.png", figure.png)
     for name in sorted(before - names):  # the previous report's figures this one does not draw
         with contextlib.suppress(FileNotFoundError):
             (figures / name).unlink()
-    _save_manifest(target, names)
+    _write_pages(target, page, pages_before - pages)
+    _save_manifest(target, names, pages)
     try:
         atomic_write_text(target / REPORT_FILE, html)
     except BaseException:
         with contextlib.suppress(OSError):
             (target / REPORT_FILE).unlink()  # no report.html beside figures it does not describe
         raise
+
+
+def _write_pages(target: Path, page: Page, stale: set[str]) -> None:
+    """Each explorer page atomically, then the earlier report's pages this one does not write removed (and
+    explorer/ with them when nothing is left in it)."""
+    if page.pages:
+        (target / EXPLORER_DIR).mkdir(exist_ok=True)
+    for explorer_page in page.pages:
+        atomic_write_text(target / explorer_page.name, explorer_page.html)
+    for name in sorted(stale):
+        with contextlib.suppress(FileNotFoundError):
+            (target / name).unlink()
+    if stale and not page.pages:
+        with contextlib.suppress(OSError):
+            (target / EXPLORER_DIR).rmdir()  # only an empty folder goes
