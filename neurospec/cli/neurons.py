@@ -352,13 +352,19 @@ def explain(
                 print_group(found, stats)
             return
         explained = explain_neurons(file, stats, split_names(groups), limit=limit, contexts=contexts)
-        if as_json:
-            console.print(json_text(explained), soft_wrap=True, markup=False)
-            return
-        for neuron in explained["neurons"]:
-            print_explained(neuron, explained["languages"])
-        if not explained["has_contexts"]:
-            console.print(escape(f"{stats} keeps no top contexts: collect with --top-contexts K to see them"))
+        show_explained(explained, as_json, print_explained, explained["languages"], None if explained["has_contexts"]
+                       else f"{stats} keeps no top contexts: collect with --top-contexts K to see them")
+
+
+def show_explained(explained: dict, as_json: bool, print_neuron, labels: list[str], missing: str | None) -> None:
+    """``explained`` as JSON, or each neuron with ``print_neuron(neuron, labels)`` and then the ``missing`` hint."""
+    if as_json:
+        console.print(json_text(explained), soft_wrap=True, markup=False)
+        return
+    for neuron in explained["neurons"]:
+        print_neuron(neuron, labels)
+    if missing:
+        console.print(escape(missing))
 
 
 def print_explained(neuron: dict, languages: list[str]) -> None:
@@ -400,13 +406,8 @@ def explain_culture(file: Path, attribution: Path, groups: Optional[str], limit:
     if summary:
         raise NeurospecError("--summary reads activation statistics: give it with --stats, not --attribution")
     explained = explain_culture_neurons(file, attribution, split_names(groups), limit=limit, items=items)
-    if as_json:
-        console.print(json_text(explained), soft_wrap=True, markup=False)
-        return
-    for neuron in explained["neurons"]:
-        print_culture_neuron(neuron, explained["countries"])
-    if not explained["has_top_items"]:
-        console.print(escape(f"{attribution} keeps no top items: attribute with --top-items K to see them"))
+    show_explained(explained, as_json, print_culture_neuron, explained["countries"], None if explained["has_top_items"]
+                   else f"{attribution} keeps no top items: attribute with --top-items K to see them")
 
 
 def print_culture_neuron(neuron: dict, countries: list[str]) -> None:
