@@ -310,8 +310,11 @@ def test_ctrl_c_says_what_is_kept(ws, tmp_path):
     args = ["collect", "--model", ws / "model", "--corpus", f"eng_Latn={corpus}", "--out", out, "--batch-size", "1",
             "--seq-len", "16", "--checkpoint-every", "400", "--quiet"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    # SIGINT as a terminal's Ctrl-C delivers it, even where the test run itself was started in the background
+    # (a non-interactive shell's background job inherits SIGINT ignored, and so would collect)
     process = subprocess.Popen([sys.executable, "-m", "neurospec.cli.main", *map(str, args)], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (out / "stats.json").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
