@@ -48,6 +48,8 @@ def test_wilson_matches_textbook_values(k, n, low, high):
 def test_wilson_keeps_a_width_at_none_and_all():
     assert wilson(0, 10) == pytest.approx((0.0, Z95 ** 2 / (10 + Z95 ** 2)))   # upper 0.2775
     assert wilson(0, 10)[1] == pytest.approx(0.2775, abs=1e-4)
+    # the bound at share 0 or 1 is exactly 0 or 1, not a rounding residue (160 trials left 1.7e-18)
+    assert wilson(0, 160)[0] == 0.0 and wilson(160, 160)[1] == 1.0
     low, high = wilson(30, 30)
     assert high == 1.0 and low == pytest.approx(30 / (30 + Z95 ** 2)) and low < 0.9
     assert bootstrap_mean([1.0] * 30) == (1.0, 1.0)  # what a percentile bootstrap gives there

@@ -54,7 +54,8 @@ def wilson_share(share: float, trials: float, confidence: float = 0.95) -> tuple
     z = z_value(confidence)
     centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at share 0 (1) the bound is exactly 0 (1); centre - half leaves a rounding residue such as 1.7e-18
+    return (0.0 if share == 0 else max(0.0, centre - half)), (1.0 if share == 1 else min(1.0, centre + half))
 
 
 def newcombe_paired(first, second, confidence: float = 0.95) -> tuple[float, float]:
