@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from families import family
+from plain_hooks import act_values
 from tiny_tokenizer import tiny_tokenizer
 
 from neurospec.core.sites import site_map
@@ -49,20 +50,6 @@ def corpora(tmp_path):
     return found
 
 
-def _act_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """Each layer's ``act_fn`` output, with a plain torch forward hook (no neurospec code)."""
-    seen: list[torch.Tensor] = []
-    handles = [layer.mlp.act_fn.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
-               for layer in model.model.layers]
-    try:
-        with torch.no_grad():
-            model(input_ids=input_ids, attention_mask=attention_mask)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen
-
-
 def _independent_packed(model, tok, seq_len: int, max_tokens: int | None = None) -> dict[str, dict]:
     expected = {}
     for lang, lines in TEXTS.items():
@@ -71,7 +58,7 @@ def _independent_packed(model, tok, seq_len: int, max_tokens: int | None = None)
         values = [[] for _ in model.model.layers]
         for start in range(0, len(stream), seq_len):
             row = torch.tensor([stream[start:start + seq_len]])
-            for layer, v in enumerate(_act_values(model, row)):
+            for layer, v in enumerate(act_values(model, row)):
                 values[layer].append(v[0])
         expected[lang] = _summaries([torch.cat(v) for v in values], len(stream))
     return expected
@@ -115,7 +102,7 @@ def _independent_sentences(model, tok, sample: int, bos: bool = True) -> tuple[d
         for line in lines:
             encoded = tok(line, add_special_tokens=bos, return_special_tokens_mask=True)
             keep = torch.tensor(encoded["special_tokens_mask"]) == 0
-            layers = [v[0][keep] for v in _act_values(model, torch.tensor([encoded["input_ids"]]))]
+            layers = [v[0][keep] for v in act_values(model, torch.tensor([encoded["input_ids"]]))]
             for layer, v in enumerate(layers):
                 values[layer].append(v)
             per_sentence.append(torch.stack([v.mean(0) for v in layers]))

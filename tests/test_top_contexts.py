@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from families import family
+from plain_hooks import act_values
 from tiny_tokenizer import tiny_tokenizer
 
 import neurospec.measure.contexts as contexts_module
@@ -91,22 +92,13 @@ def corpora(tmp_path):
 # ---- the brute force: every activation, with plain torch hooks
 
 
-def _act_values(model, rows: list[list[int]], pad_id: int) -> list[torch.Tensor]:
+def _padded_act_values(model, rows: list[list[int]], pad_id: int) -> list[torch.Tensor]:
     """Each layer's ``act_fn`` output for rows run together as collect batches them (right-padded), (B, T, W)
     each, with plain forward hooks."""
     width = max(len(row) for row in rows)
     ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
     mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
-    seen: list[torch.Tensor] = []
-    handles = [layer.mlp.act_fn.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
-               for layer in model.model.layers]
-    try:
-        with torch.no_grad():
-            model(input_ids=ids, attention_mask=mask)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen
+    return act_values(model, ids, mask)
 
 
 def _window(row: list[int], j: int) -> list[int]:
@@ -119,7 +111,7 @@ def _brute_force(model, rows: list[list[int]], counted: list[list[bool]], seq_le
     records: dict[tuple[int, int], list] = {}
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        for layer, values in enumerate(_act_values(model, batch, pad_id)):
+        for layer, values in enumerate(_padded_act_values(model, batch, pad_id)):
             for b, row in enumerate(batch):
                 r = start + b
                 for j in range(len(row)):
