@@ -128,3 +128,14 @@ def test_a_list_of_models_names_each_after_its_model(project):
     assert list(study.per_model) == ["model_a", "model_b"]
     assert [s.name for s in study.per_model["model_b"].steps] == ["collect", "lape", "ppl"]
     assert study.per_model["model_b"].steps[0].values["model"].value == str(project / "model_b")
+
+
+def test_a_damaged_study_record_is_refused_in_one_line_and_left_as_it_was(project, tmp_path):
+    run_dir = tmp_path / "damaged"
+    run_dir.mkdir()
+    (run_dir / "study.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(NeurospecError, match="study.json") as error:
+        run_study(project / "two.yaml", run_dir, echo=lambda line: None)
+    assert "\n" not in str(error.value)
+    assert (run_dir / "study.json").read_text(encoding="utf-8") == "{not json"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["study.json"]

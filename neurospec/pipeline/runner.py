@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import platform
 import shutil
 import time
@@ -79,6 +78,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def read_study_record(run_dir: Path) -> dict:
+    """``RUN_DIR/study.json`` as an earlier ``neurospec run`` wrote it; a damaged or foreign one is refused in one
+    line naming the file and the fix."""
+    from neurospec.measure.run_folder import read_run_document
+
+    return read_run_document(run_dir, STUDY_FILE, FORMAT, VERSION, what="study run", command="neurospec run STUDY.yaml",
+                             redo=f"remove {run_dir} to start the study afresh")
+
+
 class RunState:
     """``study.json`` of a run folder: the record of every step, saved at each change."""
 
@@ -87,11 +95,7 @@ class RunState:
         self.previous: dict[str, dict] = {}
         created = _now()
         if self.path.exists():
-            from neurospec.measure.run_folder import read_run_document
-
-            document = read_run_document(run_dir, STUDY_FILE, FORMAT, VERSION, what="study run",
-                                         command="neurospec run STUDY.yaml",
-                                         redo=f"remove {run_dir} to start the study afresh")
+            document = read_study_record(run_dir)
             self.previous = {record["name"]: record for record in document.get("steps", [])}
             created = document.get("created", created)
         self.document = {"format": FORMAT, "version": VERSION, "title": study.title, "config": CONFIG_FILE,
@@ -246,22 +250,22 @@ def run_study(config: str | Path | Study, run_dir: str | Path | None = None, *, 
     return run_dir
 
 
-def _check_run_folder(run_dir: Path, *, several_models: bool) -> None:
+def _check_run_folder(run_dir: Path, *, several_models: bool) -> dict | None:
     """Refuse a folder neurospec run did not make, or one that holds a run of the other shape (one model vs
-    several), before anything is written into it."""
+    several), before anything is written into it; the folder's study.json when it has one."""
     record = run_dir / STUDY_FILE
     if run_dir.is_dir() and not record.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise NeurospecError(f"run folder {run_dir} is not empty and holds no {STUDY_FILE} of neurospec run (a run "
                              "replaces its steps' outputs in it); choose a new or empty folder with --run-dir")
-    if record.exists():
-        try:
-            models = json.loads(record.read_text(encoding="utf-8")).get("models")
-        except (OSError, ValueError, AttributeError):
-            return  # RunState names what is wrong with it
-        if bool(models) != several_models:
-            held = "several models" if models else "one model"
-            raise NeurospecError(f"run folder {run_dir} holds a study of {held}, this config names "
-                                 f"{'several models' if several_models else 'one'}; choose another --run-dir")
+    if not record.exists():
+        return None
+    document = read_study_record(run_dir)
+    models = document.get("models")
+    if bool(models) != several_models:
+        held = "several models" if models else "one model"
+        raise NeurospecError(f"run folder {run_dir} holds a study of {held}, this config names "
+                             f"{'several models' if several_models else 'one'}; choose another --run-dir")
+    return document
 
 
 def _run_models(study: Study, run_dir: Path, *, force: Iterable[str], dry_run: bool,
@@ -275,13 +279,11 @@ def _run_models(study: Study, run_dir: Path, *, force: Iterable[str], dry_run: b
         return run_dir
     for single in study.per_model.values():
         _forced(single, force)  # an unknown --force name, before anything runs
-    _check_run_folder(run_dir, several_models=True)
+    earlier = _check_run_folder(run_dir, several_models=True) or {}
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(run_dir, "neurospec run"):
         record = run_dir / STUDY_FILE
-        created = _now()
-        if record.exists():
-            created = json.loads(record.read_text(encoding="utf-8")).get("created", created)
+        created = earlier.get("created", _now())
         document = {"format": FORMAT, "version": VERSION, "title": study.title, "config": CONFIG_FILE,
                     "config_source": str(study.path.resolve()), "created": created, "versions": versions(),
                     "models": [{"name": name, "model": single.model.label, "out": name}
